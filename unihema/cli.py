@@ -1,0 +1,253 @@
+"""The ``unihema`` command.
+
+    unihema demo [--quick]                       the end-to-end demo on synthetic smears
+    unihema data list | info KEY                 registered datasets
+    unihema data generate --out DIR              write a synthetic smear dataset
+    unihema data check KEY --root DIR            validate a dataset, counts and problems
+    unihema data preview KEY --root DIR --out grid.png
+    unihema config show [FILE] [key=value ...]   the resolved config
+    unihema config schema                        every config key, type, default and meaning
+
+Run ``unihema COMMAND --help`` for the options of each command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+logger = logging.getLogger("unihema")
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+
+
+# --------------------------------------------------------------------------------- data
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from unihema.data.catalog import ADAPTERS
+
+    rows = [("key", "tasks", "license")]
+    for name, cls in ADAPTERS.items():
+        rows.append((name, ",".join(cls.tasks), cls.license))
+    print(_table(rows))
+    print(f"\n{len(rows) - 1} dataset adapter(s). `unihema data info KEY` for details.")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    from unihema.data.catalog import ADAPTERS
+
+    info = ADAPTERS.get(args.key).info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key in ("name", "tasks", "splits", "license", "url", "citation"):
+        value = info[key]
+        print(f"{key:9s} {', '.join(value) if isinstance(value, list) else value}")
+    for task, names in info["classes"].items():
+        print(f"classes  [{task}] {', '.join(names)}")
+    print(f"\nexpected layout:\n{info['layout']}")
+    return 0
+
+
+def _synth_config(args: argparse.Namespace):
+    from unihema.config import load_config
+
+    overrides = list(args.set or [])
+    for key in ("train", "val", "test", "size", "seed", "domain", "workers"):
+        value = getattr(args, key, None)
+        if value is not None:
+            overrides.append(f"synth.{key}={value}")
+    return load_config(args.config, overrides).synth
+
+
+def cmd_data_generate(args: argparse.Namespace) -> int:
+    from unihema.synth import generate_dataset
+
+    cfg = _synth_config(args)
+    t0 = time.perf_counter()
+    manifest = generate_dataset(args.out, cfg, progress=not args.no_progress)
+    dt = time.perf_counter() - t0
+    n = sum(manifest["splits"].values())
+    print(f"wrote {n} fields ({manifest['splits']}) to {args.out} in {dt:.1f} s "
+          f"({n / max(dt, 1e-9):.0f} fields/s)")
+    print(f"next: unihema data check synthetic_smear --root {args.out}")
+    return 0
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    from unihema.data.check import check_dataset
+
+    report = check_dataset(args.key, args.root, args.split or None, deep=args.deep,
+                           progress=not args.no_progress)
+    print(report.format(max_problems=args.max_problems))
+    if args.json:
+        report.write_json(args.json)
+        print(f"\nwrote {args.json}")
+    return 0 if report.ok else 1
+
+
+def cmd_data_preview(args: argparse.Namespace) -> int:
+    from unihema.data.catalog import get_adapter
+    from unihema.data.preview import pick_samples, preview_grid
+
+    adapter = get_adapter(args.key, args.root)
+    split = args.split or adapter.splits[0]
+    samples = adapter.load(split)
+    picked = pick_samples(samples, args.n, seed=args.seed)
+    out = preview_grid(picked, args.out, cols=args.cols, tile=args.tile)
+    print(f"wrote {out} ({len(picked)} of {len(samples)} {split} samples)")
+    return 0
+
+
+# --------------------------------------------------------------------------------- config
+def cmd_config_show(args: argparse.Namespace) -> int:
+    from unihema.config import load_config, to_yaml
+
+    print(to_yaml(load_config(args.file, args.overrides)), end="")
+    return 0
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    from unihema.config import schema_table
+
+    rows = [("key", "type", "default", "meaning")] + schema_table()
+    print(_table(rows))
+    return 0
+
+
+# --------------------------------------------------------------------------------- demo
+def cmd_demo(args: argparse.Namespace) -> int:
+    from unihema.demo import run_demo
+
+    return run_demo(args.out, quick=args.quick, config=args.config, overrides=args.set or [])
+
+
+# --------------------------------------------------------------------------------- helpers
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    rows = [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="unihema",
+        description="unihema: one vision-language model for blood-smear images "
+        "(detect, classify, segment, morphology, masked report filling, VQA).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n  unihema demo --quick\n  unihema data generate --out data/synth\n"
+        "  unihema data check synthetic_smear --root data/synth\n"
+        "  unihema config show configs/quick/synthetic.yaml train.lr=1e-3",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="end-to-end demo on built-in synthetic smears",
+                          description="Generate synthetic smears, check them, draw a preview "
+                          "and write a report under --out.")
+    demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
+    demo.add_argument("--quick", action="store_true", help="small data, about a minute")
+    demo.add_argument("--config", default=None, help="YAML config to start from")
+    demo.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    demo.set_defaults(func=cmd_demo)
+
+    data = sub.add_parser("data", help="datasets: list, info, generate, check, preview")
+    dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
+
+    d = dsub.add_parser("list", help="registered dataset adapters")
+    d.set_defaults(func=cmd_data_list)
+
+    d = dsub.add_parser("info", help="citation, license, classes and layout of a dataset")
+    d.add_argument("key", help="adapter key (see `unihema data list`)")
+    d.add_argument("--json", action="store_true", help="print JSON")
+    d.set_defaults(func=cmd_data_info)
+
+    d = dsub.add_parser("generate", help="write a synthetic smear dataset",
+                        description="Write train/val/test splits of procedurally generated "
+                        "blood-smear fields with supervision for all six tasks.")
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--config", default=None, help="YAML config whose synth section is used")
+    for key, typ, hlp in (("train", int, "training fields (default 800)"),
+                          ("val", int, "validation fields (default 100)"),
+                          ("test", int, "test fields (default 100)"),
+                          ("size", int, "field side in pixels (default 256)"),
+                          ("seed", int, "base seed (default 0)"),
+                          ("domain", float, "domain shift 0..1 (default 0)"),
+                          ("workers", int, "processes (default: one per core)")):
+        d.add_argument(f"--{key}", type=typ, default=None, help=hlp)
+    d.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config overrides")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_data_generate)
+
+    d = dsub.add_parser("check", help="validate a dataset: counts per task/class and problems",
+                        description="Read every split through its adapter, verify images and "
+                        "masks, print counts and every problem with file and reason. "
+                        "Exits 1 when any problem is found.")
+    d.add_argument("key", help="adapter key")
+    d.add_argument("--root", required=True, help="dataset folder")
+    d.add_argument("--split", nargs="*", help="splits to check (default: all)")
+    d.add_argument("--deep", action="store_true", help="decode every image in full")
+    d.add_argument("--json", default=None, help="also write the report as JSON here")
+    d.add_argument("--max-problems", type=int, default=50, help="problems to print")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_data_check)
+
+    d = dsub.add_parser("preview", help="draw a grid of samples with their labels")
+    d.add_argument("key", help="adapter key")
+    d.add_argument("--root", required=True, help="dataset folder")
+    d.add_argument("--out", required=True, help="PNG to write")
+    d.add_argument("--split", default=None, help="split (default: the first)")
+    d.add_argument("--n", type=int, default=12, help="number of samples (default 12)")
+    d.add_argument("--cols", type=int, default=4, help="grid columns (default 4)")
+    d.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
+    d.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
+    d.set_defaults(func=cmd_data_preview)
+
+    cfg = sub.add_parser("config", help="show the resolved config or the schema")
+    csub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
+    cfg.set_defaults(func=lambda a: (cfg.print_help(), 2)[1])
+    c = csub.add_parser("show", help="print a config with _base_ and overrides resolved")
+    c.add_argument("file", nargs="?", default=None, help="YAML file (default: built-in defaults)")
+    c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides")
+    c.set_defaults(func=cmd_config_show)
+    c = csub.add_parser("schema", help="every key with type, default and meaning")
+    c.set_defaults(func=cmd_config_schema)
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    from unihema.config import ConfigError
+    from unihema.data.catalog import DataError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _setup_logging(args.verbose)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, DataError, KeyError, FileNotFoundError) as exc:
+        if args.verbose:
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,341 @@
+"""Load, merge, override, validate and dump configs.
+
+A config file is YAML. ``_base_`` (a path or a list of paths, relative to the file) names files
+merged first, in order; the file itself is merged on top. Merging is recursive for mappings;
+any other value (lists included) replaces what was there. A mapping holding ``_delete_: true``
+replaces its base instead of merging into it.
+
+Command-line overrides are dotted paths with YAML values: ``train.lr=3e-4``,
+``data.train.0.weight=2``, ``data.augment.scale=[0.5,2.0]``.
+
+Validation walks the typed schema (:mod:`unihema.config.schema`): unknown keys, wrong types and
+out-of-range values all raise one :class:`ConfigError` listing every problem, with the valid
+keys of the section concerned.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import os
+import tempfile
+import typing
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import yaml
+
+from unihema.config.schema import Config
+
+BASE_KEY = "_base_"
+DELETE_KEY = "_delete_"
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message lists every problem found."""
+
+
+# ------------------------------------------------------------------------------------- files
+def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read one YAML mapping (no ``_base_`` resolution)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file '{path}' does not exist")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def merge(base: Dict[str, Any], top: Dict[str, Any]) -> Dict[str, Any]:
+    """Recursive merge of ``top`` onto ``base`` (neither is modified)."""
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, dict) and value.get(DELETE_KEY):
+            out[key] = {k: v for k, v in value.items() if k != DELETE_KEY}
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def resolve_file(path: Union[str, Path], _stack: Tuple[Path, ...] = ()) -> Dict[str, Any]:
+    """Read ``path`` with its ``_base_`` chain merged in; cycles are errors."""
+    path = Path(path).resolve()
+    if path in _stack:
+        chain = " -> ".join(str(p) for p in _stack + (path,))
+        raise ConfigError(f"_base_ cycle: {chain}")
+    data = read_yaml(path)
+    bases = data.pop(BASE_KEY, [])
+    if isinstance(bases, str):
+        bases = [bases]
+    if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a path or a list of paths, got {bases!r}")
+    merged: Dict[str, Any] = {}
+    for base in bases:
+        base_path = (path.parent / base) if not os.path.isabs(base) else Path(base)
+        if not base_path.is_file():
+            raise ConfigError(f"{path}: {BASE_KEY} '{base}' not found (looked at {base_path})")
+        merged = merge(merged, resolve_file(base_path, _stack + (path,)))
+    return merge(merged, data)
+
+
+# ------------------------------------------------------------------------------------- overrides
+def apply_override(data: Dict[str, Any], override: str) -> Dict[str, Any]:
+    """Apply one ``dotted.key=value`` override to a raw config mapping (in place; returned)."""
+    if "=" not in override:
+        raise ConfigError(f"override '{override}' must look like key.path=value")
+    key, raw = override.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{override}': value is not valid YAML: {exc}") from exc
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"override '{override}': empty component in key '{key}'")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: i + 1])
+        if isinstance(node, list):
+            node = node[_index(part, node, where)]
+        else:
+            if part not in node or node[part] is None:
+                node[part] = {}
+            node = node[part]
+        if not isinstance(node, (dict, list)):
+            raise ConfigError(f"override '{override}': '{where}' is a value, not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(last, node, key)] = value
+    else:
+        node[last] = value
+    return data
+
+
+def _index(part: str, seq: list, where: str) -> int:
+    try:
+        i = int(part)
+    except ValueError:
+        raise ConfigError(f"'{where}' indexes a list; use a number, got '{part}'") from None
+    if not -len(seq) <= i < len(seq):
+        raise ConfigError(f"'{where}': index {i} out of range for a list of {len(seq)}")
+    return i
+
+
+# ------------------------------------------------------------------------------------- validation
+def from_dict(cls: type, data: Any, path: str = "", errors: Optional[List[str]] = None) -> Any:
+    """Build the dataclass ``cls`` from a mapping, collecting every problem into ``errors``."""
+    top = errors is None
+    errors = [] if errors is None else errors
+    value = _convert(cls, data, path, errors, None)
+    if top and errors:
+        raise ConfigError("invalid config:\n  " + "\n  ".join(errors))
+    return value
+
+
+def _convert(tp: Any, value: Any, path: str, errors: List[str], bounds) -> Any:
+    where = path or "<root>"
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            errors.append(f"{where}: expected a mapping (section {tp.__name__}), got {value!r}")
+            return tp()
+        hints = typing.get_type_hints(tp)
+        fields = {f.name: f for f in dataclasses.fields(tp)}
+        for key in value:
+            if key not in fields:
+                close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.5)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                errors.append(
+                    f"{_join(path, key)}: unknown key{hint}; valid keys of "
+                    f"{path or 'the top level'}: {', '.join(fields)}"
+                )
+        kwargs = {}
+        for name, f in fields.items():
+            if name in value:
+                kwargs[name] = _convert(
+                    hints[name], value[name], _join(path, name), errors, f.metadata.get("range")
+                )
+        try:
+            return tp(**kwargs)
+        except (TypeError, ValueError) as exc:
+            errors.append(f"{where}: {exc}")
+            return tp()
+    if origin is Union:
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, path, errors, bounds)
+    if origin is typing.Literal:
+        if value not in args:
+            errors.append(f"{where}: expected one of {list(args)}, got {value!r}")
+        return value
+    if origin in (list, List):
+        if not isinstance(value, list):
+            errors.append(f"{where}: expected a list, got {value!r}")
+            return []
+        return [_convert(args[0], v, f"{path}.{i}", errors, bounds) for i, v in enumerate(value)]
+    if origin in (tuple, Tuple):
+        if not isinstance(value, (list, tuple)):
+            errors.append(f"{where}: expected a list of {len(args)} values, got {value!r}")
+            return value
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(args[0], v, f"{path}.{i}", errors, bounds)
+                         for i, v in enumerate(value))
+        if len(value) != len(args):
+            errors.append(f"{where}: expected {len(args)} values, got {len(value)}: {value!r}")
+            return tuple(value)
+        out = tuple(_convert(a, v, f"{path}.{i}", errors, bounds)
+                    for i, (a, v) in enumerate(zip(args, value)))
+        if len(out) == 2 and all(isinstance(v, (int, float)) for v in out) and out[0] > out[1]:
+            errors.append(f"{where}: expected (min, max) with min <= max, got {list(out)}")
+        return out
+    if origin in (dict, Dict):
+        if not isinstance(value, dict):
+            errors.append(f"{where}: expected a mapping, got {value!r}")
+            return {}
+        return {
+            _convert(args[0], k, f"{path}.{k}", errors, None):
+            _convert(args[1], v, f"{path}.{k}", errors, bounds)
+            for k, v in value.items()
+        }
+    if tp is Any:
+        return value
+    return _scalar(tp, value, where, errors, bounds)
+
+
+def _scalar(tp: type, value: Any, where: str, errors: List[str], bounds) -> Any:
+    ok = False
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif tp is float:
+        if isinstance(value, str):  # YAML 1.1 reads "3e-4" (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif tp is str:
+        ok = isinstance(value, str)
+    if not ok:
+        errors.append(f"{where}: expected {tp.__name__}, got {type(value).__name__} {value!r}")
+        return value
+    if bounds is not None and tp in (int, float):
+        lo, hi = bounds
+        if not lo <= value <= hi:
+            errors.append(f"{where}: {value} is outside the allowed range [{lo}, {hi}]")
+    return value
+
+
+def _join(path: str, key: Any) -> str:
+    return f"{path}.{key}" if path else str(key)
+
+
+# ------------------------------------------------------------------------------------- public API
+def load_config(
+    path: Optional[Union[str, Path]] = None,
+    overrides: Sequence[str] = (),
+    schema: type = Config,
+) -> Any:
+    """Load a config: defaults <- ``path`` (with its ``_base_`` chain) <- ``overrides``.
+
+    Returns an instance of ``schema`` (:class:`~unihema.config.schema.Config` by default).
+    """
+    data = resolve_file(path) if path is not None else {}
+    for ov in overrides:
+        apply_override(data, ov)
+    try:
+        return from_dict(schema, data)
+    except ConfigError as exc:
+        source = f"'{path}'" if path is not None else "the defaults"
+        extra = f" with overrides {list(overrides)}" if overrides else ""
+        raise ConfigError(f"{source}{extra}: {exc}") from None
+
+
+def to_dict(cfg: Any) -> Dict[str, Any]:
+    """A plain, YAML-ready dict of a config dataclass (tuples become lists)."""
+
+    def plain(v: Any) -> Any:
+        if dataclasses.is_dataclass(v):
+            return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        if isinstance(v, (list, tuple)):
+            return [plain(x) for x in v]
+        if isinstance(v, dict):
+            return {k: plain(x) for k, x in v.items()}
+        return v
+
+    return plain(cfg)
+
+
+def to_yaml(cfg: Any) -> str:
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None, width=100)
+
+
+def atomic_write_text(path: Union[str, Path], text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def dump_config(cfg: Any, run_dir: Union[str, Path], name: str = "config.yaml") -> Path:
+    """Write the resolved config into the run folder (atomically); returns the file path."""
+    return atomic_write_text(Path(run_dir) / name, to_yaml(cfg))
+
+
+def schema_table(cls: type = Config, prefix: str = "") -> List[Tuple[str, str, str, str]]:
+    """Rows ``(key, type, default, help)`` for every key of the schema, sections expanded."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = _join(prefix, f.name)
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.append((key, "section", "", f.metadata.get("help", "")))
+            rows.extend(schema_table(tp, key))
+            continue
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = f.default_factory()
+        else:
+            default = ""
+        type_name = _type_name(tp)
+        rows.append((key, type_name, yaml.safe_dump(to_dict(default), default_flow_style=True)
+                     .strip().removesuffix("...").strip(), f.metadata.get("help", "")))
+        item = typing.get_args(tp)[0] if typing.get_origin(tp) in (list, List) else None
+        if item is not None and dataclasses.is_dataclass(item):
+            rows.extend(schema_table(item, key + ".N"))
+    return rows
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is None:
+        return getattr(tp, "__name__", str(tp))
+    args = ", ".join(_type_name(a) if a is not Ellipsis else "..." for a in typing.get_args(tp))
+    if origin is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(tp))
+    name = {list: "list", tuple: "tuple", dict: "dict", Union: "optional"}.get(origin, str(origin))
+    return f"{name}[{args}]"

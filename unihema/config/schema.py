@@ -1,0 +1,163 @@
+"""The configuration schema: every key, its type, its default and a one-line comment.
+
+A config file is YAML validated against these dataclasses (see :mod:`unihema.config.loader`).
+Unknown keys and wrong types are errors that list the valid keys. ``unihema config schema``
+prints this whole table; ``unihema config show FILE`` prints a resolved config.
+
+Each field is declared with :func:`opt`, whose ``help`` is the one-line comment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Literal, Optional, Tuple
+
+
+def opt(
+    default: Any = None,
+    help: str = "",
+    *,
+    factory: Any = None,
+    range: Optional[Tuple[float, float]] = None,
+) -> Any:
+    """A dataclass field with a one-line ``help`` comment (shown by ``unihema config schema``).
+
+    ``range=(lo, hi)`` bounds a number (or every number of a tuple) inclusively; the loader
+    rejects values outside it.
+    """
+    if not help:
+        raise ValueError("every config key needs a one-line help comment")
+    meta = {"help": help, "range": range}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    if isinstance(default, (list, dict, set)):
+        raise TypeError("mutable defaults need factory=...")
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class AugmentConfig:
+    """Training-time augmentations; boxes and masks always move with the pixels."""
+
+    hflip: float = opt(0.5, "probability of a horizontal flip", range=(0.0, 1.0))
+    vflip: float = opt(
+        0.5, "probability of a vertical flip (smears have no up or down)", range=(0.0, 1.0)
+    )
+    rot90: float = opt(
+        0.5, "probability of a rotation by a random multiple of 90 degrees", range=(0.0, 1.0)
+    )
+    scale: Tuple[float, float] = opt(
+        (0.8, 1.25), "random rescale factor range (min, max)", range=(0.05, 20.0)
+    )
+    crop: float = opt(0.3, "probability of a random crop", range=(0.0, 1.0))
+    crop_min: float = opt(
+        0.6, "smallest crop side as a fraction of the image side", range=(0.05, 1.0)
+    )
+    min_visibility: float = opt(
+        0.35,
+        "a box cut by a crop is kept when at least this fraction of its area remains",
+        range=(0.0, 1.0),
+    )
+    color_jitter: float = opt(0.1, "strength of brightness/contrast/saturation jitter (0 = off)")
+    hue: float = opt(0.02, "maximum hue shift, in fractions of the colour wheel")
+    stain_jitter: float = opt(
+        0.05, "std of the Romanowsky stain-channel perturbation (0 = off)", range=(0.0, 1.0)
+    )
+    blur: float = opt(0.1, "probability of a Gaussian blur", range=(0.0, 1.0))
+    blur_sigma: Tuple[float, float] = opt(
+        (0.3, 1.2), "Gaussian blur sigma range, in pixels", range=(0.0, 50.0)
+    )
+
+
+@dataclass
+class SynthConfig:
+    """The procedural blood-smear generator (the embedded default dataset)."""
+
+    size: int = opt(256, "side of a generated field of view, in pixels", range=(32, 4096))
+    seed: int = opt(0, "base seed; each split derives its own, so splits never share a field")
+    train: int = opt(800, "number of training fields")
+    val: int = opt(100, "number of validation fields")
+    test: int = opt(100, "number of test fields (held out, generated from a different seed)")
+    domain: float = opt(
+        0.0,
+        "domain shift in [0, 1]: 0 = reference stain/optics, 1 = strongly shifted",
+        range=(0.0, 1.0),
+    )
+    max_red_cells: int = opt(
+        60, "upper bound of red cells per field (0 up to this)", range=(0, 500)
+    )
+    white_cell_prob: float = opt(
+        0.9, "probability that a field holds at least one white cell", range=(0.0, 1.0)
+    )
+    parasite_prob: float = opt(
+        0.25, "probability that a field is infected with ring forms", range=(0.0, 1.0)
+    )
+    crop_size: int = opt(96, "side of the single-cell crops written beside each field")
+    workers: int = opt(0, "worker processes for generation (0 = one per CPU core)")
+
+
+TaskName = Literal["detect", "classify", "segment", "morphology", "mlm", "vqa"]
+
+
+@dataclass
+class DatasetEntry:
+    """One (dataset, split, tasks) source of the training or evaluation mixture."""
+
+    name: str = opt("synthetic_smear", "registered adapter key (see `unihema data list`)")
+    root: str = opt("", "dataset folder as downloaded; relative paths resolve from the CWD")
+    split: str = opt("train", "split to read")
+    tasks: List[TaskName] = opt(
+        help="tasks to draw from this dataset (empty = all it supports)", factory=list
+    )
+    weight: float = opt(1.0, "relative sampling weight of each (dataset, task) pair")
+
+
+@dataclass
+class DataConfig:
+    """What the model sees: datasets, image size, batching."""
+
+    train: List[DatasetEntry] = opt(help="training sources", factory=list)
+    val: List[DatasetEntry] = opt(help="validation sources (periodic evaluation)", factory=list)
+    test: List[DatasetEntry] = opt(help="held-out sources for the final evaluation",
+                                   factory=list)
+    image_size: int = opt(256, "longer image side after resizing, in pixels", range=(32, 8192))
+    batch_size: int = opt(8, "images per batch (per process)", range=(1, 1_000_000))
+    num_workers: int = opt(0, "DataLoader worker processes (0 = load in the main process)")
+    on_error: Literal["raise", "skip"] = opt(
+        "raise", "bad samples: 'raise' stops naming the file and reason, 'skip' reports them"
+    )
+    task_weights: Dict[TaskName, float] = opt(
+        help="multiplier of each task's sampling weight, e.g. {vqa: 2.0}", factory=dict
+    )
+    augment: AugmentConfig = opt(help="training augmentations", factory=AugmentConfig)
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and the run folder."""
+
+    output_dir: str = opt("runs/default", "run folder: resolved config, checkpoints, logs")
+    seed: int = opt(0, "global seed (Python, NumPy, torch, sampler)")
+    max_steps: int = opt(1000, "optimizer steps", range=(0, 10**9))
+    lr: float = opt(3e-4, "peak learning rate (AdamW)")
+    weight_decay: float = opt(0.05, "AdamW weight decay")
+    warmup_steps: int = opt(100, "linear warm-up steps before the cosine decay")
+    grad_clip: float = opt(1.0, "max gradient norm (0 = no clipping)")
+    eval_every: int = opt(500, "evaluate on data.val every N steps (0 = only at the end)")
+    save_every: int = opt(500, "write a checkpoint every N steps")
+    log_every: int = opt(10, "log losses every N steps")
+    loss_weights: Dict[str, float] = opt(
+        help="weight of each loss term, keyed loss_<task>_<term>; a loss without a weight is "
+        "an error",
+        factory=dict,
+    )
+
+
+@dataclass
+class Config:
+    """The root of every config file."""
+
+    name: str = opt("unihema", "run name, used in logs and reports")
+    data: DataConfig = opt(help="datasets and batching", factory=DataConfig)
+    train: TrainConfig = opt(help="optimisation and run folder", factory=TrainConfig)
+    synth: SynthConfig = opt(help="the synthetic smear generator", factory=SynthConfig)

@@ -1,0 +1,159 @@
+"""``unihema data check``: validate a dataset on disk and summarise it.
+
+The check reads a dataset through its adapter with ``on_error="skip"`` (so every problem is
+listed, not just the first), then verifies each sample against the files: the image exists and
+its stored size matches the record, the mask exists, has the image's size and only values the
+record maps. ``deep=True`` also decodes every image in full, which catches truncated files.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from unihema.data import io
+from unihema.data.catalog import ADAPTERS, DataError, Problem
+from unihema.data.sample import TASKS, UnifiedSample, summarize
+
+
+@dataclass
+class SplitReport:
+    split: str
+    summary: Dict[str, Any]
+    problems: List[Problem] = field(default_factory=list)
+
+
+@dataclass
+class CheckReport:
+    """The result of checking one dataset: a summary and the problems of each split."""
+
+    dataset: str
+    root: str
+    splits: List[SplitReport]
+
+    @property
+    def problems(self) -> List[Problem]:
+        return [p for s in self.splits for p in s.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def tasks(self) -> List[str]:
+        """Tasks with at least one sample in some split."""
+        return [t for t in TASKS if any(s.summary["tasks"].get(t, 0) for s in self.splits)]
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "root": self.root,
+            "ok": self.ok,
+            "splits": {
+                s.split: {"summary": s.summary, "problems": [str(p) for p in s.problems]}
+                for s in self.splits
+            },
+        }
+
+    def format(self, max_problems: int = 50) -> str:
+        """A human-readable report: per split, counts per task and class, then problems."""
+        lines = [f"dataset {self.dataset} at {self.root}"]
+        for s in self.splits:
+            sm = s.summary
+            lines.append(f"\n[{s.split}] {sm['samples']} samples")
+            tasks = ", ".join(f"{t} {n}" for t, n in sm["tasks"].items() if n)
+            lines.append(f"  tasks: {tasks or 'none'}")
+            for key, title in (
+                ("boxes_per_class", "boxes"),
+                ("labels", "labels"),
+                ("mask_classes", "mask classes (samples)"),
+                ("qa_types", "questions"),
+                ("attributes", "attributes (samples)"),
+            ):
+                if sm[key]:
+                    body = ", ".join(f"{k} {v}" for k, v in sm[key].items())
+                    lines.append(f"  {title}: {body}")
+            if s.problems:
+                lines.append(f"  problems: {len(s.problems)}")
+        problems = self.problems
+        if problems:
+            lines.append(f"\n{len(problems)} problem(s):")
+            for p in problems[:max_problems]:
+                lines.append(f"  {p}")
+            if len(problems) > max_problems:
+                lines.append(f"  ... and {len(problems) - max_problems} more (see --json)")
+        else:
+            lines.append("\nno problems found")
+        return "\n".join(lines)
+
+    def write_json(self, path: str | Path) -> None:
+        from unihema.config.loader import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+
+
+def check_sample_files(sample: UnifiedSample, deep: bool = False) -> List[Problem]:
+    """Problems of one sample's files (image and mask); empty when everything matches."""
+    problems: List[Problem] = []
+    try:
+        if deep:
+            img = io.read_image(sample.image_path)
+            size = (img.shape[1], img.shape[0])
+        else:
+            size = io.image_size(sample.image_path)
+    except DataError as exc:
+        return [Problem(sample.image_path, str(exc))]
+    if size != (sample.width, sample.height):
+        problems.append(Problem(
+            sample.image_path,
+            f"image is {size[0]}x{size[1]} but the record says {sample.width}x{sample.height}",
+        ))
+    if sample.mask_path is not None:
+        classes = sorted(set((sample.mask_values or {}).values()))
+        try:
+            mask = io.read_mask(sample.mask_path, sample.mask_values or {}, classes)
+        except DataError as exc:
+            problems.append(Problem(sample.mask_path, str(exc)))
+        else:
+            if mask.shape != (size[1], size[0]):
+                problems.append(Problem(
+                    sample.mask_path,
+                    f"mask is {mask.shape[1]}x{mask.shape[0]}, image is {size[0]}x{size[1]}",
+                ))
+            elif not np.any(mask >= 0):
+                problems.append(Problem(sample.mask_path, "mask holds no labelled pixel"))
+    return problems
+
+
+def check_dataset(
+    name: str,
+    root: str | Path,
+    splits: Optional[Sequence[str]] = None,
+    *,
+    deep: bool = False,
+    progress: bool = True,
+) -> CheckReport:
+    """Check every split (or the given ones) of dataset ``name`` stored at ``root``."""
+    adapter_cls = ADAPTERS.get(name)
+    adapter = adapter_cls(root, on_error="skip")
+    reports = []
+    for split in splits or adapter_cls.splits:
+        adapter.problems = []
+        try:
+            samples = adapter.load(split)
+        except DataError as exc:  # a split-level failure (missing index file, ...)
+            reports.append(SplitReport(split, summarize([]), [Problem(str(root), str(exc))]))
+            continue
+        problems = list(adapter.problems)
+        seen = set()
+        for s in tqdm(samples, desc=f"check {name}/{split}", disable=not progress, leave=False):
+            if s.sample_id in seen:
+                problems.append(Problem(s.image_path, f"duplicate sample_id '{s.sample_id}'"))
+            seen.add(s.sample_id)
+            problems.extend(check_sample_files(s, deep=deep))
+        reports.append(SplitReport(split, summarize(samples), problems))
+    return CheckReport(name, str(root), reports)

@@ -1,0 +1,1 @@
+"""The unified model: backbone, text encoder, Hema-Former fusion and task heads."""

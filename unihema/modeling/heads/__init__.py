@@ -1,0 +1,78 @@
+"""Task heads: the registry and the contract every head follows.
+
+A head turns the shared fused representation into one task's outputs. It is registered under
+its task key and built from the model config::
+
+    @HEADS.register("detect")
+    class DetectHead(TaskHead):
+        @classmethod
+        def from_config(cls, cfg): ...
+        def forward(self, fused, batch): ...          # -> dict of pred_* tensors
+        def loss(self, outputs, batch): ...           # -> {"loss_detect_cls": t, ...}
+        def postprocess(self, outputs, batch): ...    # -> list of per-image results
+
+Names are stable: outputs are ``pred_*``, targets in the batch ``gt_*`` (or the collate keys),
+loss terms ``loss_<task>_<term>``; every loss term needs a weight in ``train.loss_weights``
+(:func:`weigh_losses` enforces it).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping
+
+import torch
+from torch import nn
+
+from unihema.registry import Registry
+
+HEADS: Registry[type] = Registry(
+    "task head",
+    signature="cls.from_config(cfg) -> TaskHead; forward(fused, batch) -> dict[str, Tensor]; "
+    "loss(outputs, batch) -> dict['loss_<task>_<term>', Tensor]; "
+    "postprocess(outputs, batch) -> list[dict]",
+)
+
+
+class TaskHead(nn.Module):
+    """Base class of task heads; see the module docstring for the contract."""
+
+    task: str = ""
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "TaskHead":
+        raise NotImplementedError(f"{cls.__name__} must implement from_config(cfg)")
+
+    def forward(self, fused: Mapping[str, Any], batch: Mapping[str, Any]) -> Dict[str, Any]:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward")
+
+    def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+        raise NotImplementedError(f"{type(self).__name__} must implement loss")
+
+    def postprocess(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> List[Dict]:
+        raise NotImplementedError(f"{type(self).__name__} must implement postprocess")
+
+
+def weigh_losses(
+    losses: Mapping[str, torch.Tensor], weights: Mapping[str, float]
+) -> Dict[str, torch.Tensor]:
+    """Multiply each ``loss_<task>_<term>`` by its configured weight.
+
+    Raises:
+        KeyError: a loss term has no weight (it would otherwise be silently dropped or
+            silently weighted 1), or a name does not follow ``loss_<task>_<term>``.
+    """
+    out = {}
+    missing = []
+    for name, value in losses.items():
+        if not name.startswith("loss_") or name.count("_") < 2:
+            raise KeyError(f"loss name '{name}' must follow loss_<task>_<term>")
+        if name not in weights:
+            missing.append(name)
+            continue
+        out[name] = value * float(weights[name])
+    if missing:
+        raise KeyError(
+            f"no weight configured for {missing}; add them to train.loss_weights "
+            f"(configured: {sorted(weights) or 'none'})"
+        )
+    return out
