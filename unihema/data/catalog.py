@@ -98,11 +98,16 @@ class DatasetAdapter:
         if split not in self.splits:
             raise KeyError(f"{self.name} has no split '{split}'; splits: {', '.join(self.splits)}")
         out: List[UnifiedSample] = []
+        # the dataset's full class list is the prompt's class list (negatives included), not
+        # just the classes one image happens to contain
+        class_lists = {f"classes_{task}": list(names) for task, names in self.classes.items()}
         for sample in self._load(split):
             problems = sample.validate()
             if problems:
                 self.report(sample.image_path, "; ".join(problems))
                 continue
+            for key, names in class_lists.items():
+                sample.meta.setdefault(key, names)
             out.append(sample)
         return out
 

@@ -46,9 +46,9 @@ PROMPTS: Dict[str, TaskPrompts] = {
         "detect: {classes}",
         (
             "detect: {classes}",
-            "Find every {classes} in this blood smear.",
+            "Find every object of these kinds in this blood smear: {classes}.",
             "Locate all of the following cells: {classes}.",
-            "Draw a box around each {classes}.",
+            "Draw a box around each of: {classes}.",
         ),
     ),
     "segment": TaskPrompts(
@@ -57,7 +57,7 @@ PROMPTS: Dict[str, TaskPrompts] = {
         (
             "segment: {classes}",
             "Label every pixel as one of: {classes}.",
-            "Outline the {classes} in this image.",
+            "Outline each of these in the image: {classes}.",
         ),
     ),
     "classify": TaskPrompts(

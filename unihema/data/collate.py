@@ -1,0 +1,100 @@
+"""Batching items of one task: pad images and masks, keep ragged targets as lists.
+
+:func:`collate` takes the item dicts of :class:`~unihema.data.mapper.DatasetMapper` and returns::
+
+    task        str, shared by every item (the mixture sampler makes single-task batches)
+    images      float32 [B, 3, H, W]; item images at the top left, zeros elsewhere
+    pixel_mask  bool [B, H, W]; True on real pixels, False on padding
+    masks       int64 [B, H, W], padding = -1 (the ignore index)           (segment)
+    labels      int64 [B]                                                  (classify)
+    keys, orig_sizes, scales, prompts                                      lists of length B
+    classes, boxes, box_classes, box_attributes, attributes, targets,
+    questions, qtypes                                                      lists, when present
+
+H and W are the largest item sides rounded up to ``pad_to_multiple`` (32 by default, the
+backbone's largest stride, so feature maps tile the padded image exactly). Keys not listed
+above are passed through as lists under their own name.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence
+
+import torch
+
+#: item key -> batch key of the per-item values kept as lists.
+LIST_KEYS: Dict[str, str] = {
+    "key": "keys",
+    "orig_size": "orig_sizes",
+    "scale": "scales",
+    "prompt": "prompts",
+    "classes": "classes",
+    "boxes": "boxes",
+    "box_classes": "box_classes",
+    "box_attributes": "box_attributes",
+    "attributes": "attributes",
+    "target": "targets",
+    "question": "questions",
+    "qtype": "qtypes",
+}
+
+#: Value of padded mask pixels; losses and metrics ignore it.
+IGNORE_INDEX = -1
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def collate(batch: Sequence[Dict[str, Any]], pad_to_multiple: int = 32) -> Dict[str, Any]:
+    """Stack one task's items into a batch (see the module docstring for the keys).
+
+    Raises:
+        ValueError: empty batch, mixed tasks (names each item's task), items whose keys differ,
+            or ``pad_to_multiple < 1``.
+    """
+    if not batch:
+        raise ValueError("cannot collate an empty batch")
+    if pad_to_multiple < 1:
+        raise ValueError(f"pad_to_multiple must be >= 1, got {pad_to_multiple}")
+    tasks = [item["task"] for item in batch]
+    if len(set(tasks)) > 1:
+        detail = ", ".join(f"{item.get('key', i)}: {item['task']}" for i, item in enumerate(batch))
+        raise ValueError(f"a batch must hold one task, got {sorted(set(tasks))} ({detail})")
+    keys = set(batch[0])
+    for item in batch[1:]:
+        if set(item) != keys:
+            raise ValueError(
+                f"items of one batch must have the same keys; {item.get('key')} has "
+                f"{sorted(item)} but {batch[0].get('key')} has {sorted(keys)}"
+            )
+
+    b = len(batch)
+    height = _round_up(max(int(item["image"].shape[-2]) for item in batch), pad_to_multiple)
+    width = _round_up(max(int(item["image"].shape[-1]) for item in batch), pad_to_multiple)
+    images = torch.zeros((b, 3, height, width), dtype=torch.float32)
+    pixel_mask = torch.zeros((b, height, width), dtype=torch.bool)
+    masks = None
+    if "mask" in keys:
+        masks = torch.full((b, height, width), IGNORE_INDEX, dtype=torch.int64)
+    for i, item in enumerate(batch):
+        h, w = item["image"].shape[-2:]
+        images[i, :, :h, :w] = item["image"]
+        pixel_mask[i, :h, :w] = True
+        if masks is not None:
+            if tuple(item["mask"].shape) != (h, w):
+                raise ValueError(
+                    f"{item.get('key')}: mask {tuple(item['mask'].shape)} does not match image "
+                    f"{(h, w)}"
+                )
+            masks[i, :h, :w] = item["mask"]
+
+    out: Dict[str, Any] = {"task": tasks[0], "images": images, "pixel_mask": pixel_mask}
+    if masks is not None:
+        out["masks"] = masks
+    if "label" in keys:
+        out["labels"] = torch.tensor([int(item["label"]) for item in batch], dtype=torch.int64)
+    for key in sorted(keys - {"task", "image", "mask", "label"}):
+        values: List[Any] = [item[key] for item in batch]
+        out[LIST_KEYS.get(key, key)] = values
+    return out

@@ -1,0 +1,298 @@
+"""Decoding images and semantic masks from disk, strictly.
+
+Every reader returns plain numpy arrays in one convention, whatever the file holds:
+
+* :func:`read_image` -> ``uint8 [H, W, 3]`` RGB. Grayscale is replicated to three channels,
+  transparency is composited over white (a smear's empty glass is bright), palettes are expanded,
+  and deeper samples are scaled by their *bit depth* (16-bit: ``round(v / 257)``), never by the
+  image's own maximum, so one intensity means one colour across a dataset.
+* :func:`read_mask` -> ``int64 [H, W]`` indices into a class list.
+* :func:`image_size` -> ``(width, height)`` from the header only.
+
+The stored pixel layout is returned as is: EXIF orientation is NOT applied, because annotations
+(boxes, masks, points) refer to the pixels as stored, and a viewer's rotation would silently
+misplace them.
+
+Anything that cannot be read (missing, unreadable, corrupt or truncated file, unexpected layout)
+raises :class:`ImageReadError` naming the file and the reason. Truncated files are errors even if
+some other code has set Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES``: a half-grey image with full
+annotations is a wrong training sample, not a recoverable one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from pathlib import Path
+from typing import Dict, Iterator, Mapping, Sequence, Tuple, Union
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from unihema.data.catalog import DataError
+
+PathLike = Union[str, Path]
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+
+
+class ImageReadError(DataError):
+    """An image or mask file could not be decoded; the message names the file and the reason."""
+
+
+# ----------------------------------------------------------------------------- helpers
+_strict_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _strict_pillow() -> Iterator[None]:
+    """Decode with ``LOAD_TRUNCATED_IMAGES`` off, restoring the caller's setting afterwards.
+
+    The flag is a Pillow global; it is only touched (under a lock) when some other code turned
+    it on, so the usual case costs nothing and never serialises decoding threads.
+    """
+    if not ImageFile.LOAD_TRUNCATED_IMAGES:
+        yield
+        return
+    with _strict_lock:
+        previous = ImageFile.LOAD_TRUNCATED_IMAGES
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+        try:
+            yield
+        finally:
+            ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise ImageReadError(f"{path}: file not found")
+    if not path.is_file():
+        raise ImageReadError(f"{path}: not a regular file")
+
+
+def _fail(path: Path, err: BaseException) -> ImageReadError:
+    reason = str(err) or type(err).__name__
+    return ImageReadError(f"{path}: cannot decode image ({type(err).__name__}: {reason})")
+
+
+def _to_uint8(arr: np.ndarray, path: Path) -> np.ndarray:
+    """Scale samples to 8 bits by their bit depth (floats are taken to lie in [0, 1])."""
+    if arr.dtype == np.uint8:
+        return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * 255
+    if arr.dtype == np.uint16:
+        # 65535 / 257 == 255 exactly, so this maps the full 16-bit range onto the 8-bit one.
+        return np.round(arr.astype(np.float32) / 257.0).astype(np.uint8)
+    if arr.dtype.kind in "ui":
+        # Signed or 32-bit integer images (Pillow mode "I") hold 16-bit data in practice.
+        return np.round(np.clip(arr, 0, 65535).astype(np.float32) / 257.0).astype(np.uint8)
+    if arr.dtype.kind == "f":
+        return np.round(np.clip(np.nan_to_num(arr), 0.0, 1.0) * 255.0).astype(np.uint8)
+    raise ImageReadError(f"{path}: unsupported sample type {arr.dtype}")
+
+
+def _to_rgb(arr: np.ndarray, path: Path) -> np.ndarray:
+    """``[H, W]``, ``[H, W, 1|2|3|4]`` of any depth -> ``uint8 [H, W, 3]``; alpha over white."""
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 2, 3, 4):
+        raise ImageReadError(
+            f"{path}: unsupported pixel layout {arr.shape} (expected gray, gray+alpha, RGB or RGBA)"
+        )
+    arr = _to_uint8(arr, path)
+    if arr.shape[2] in (2, 4):
+        colour = arr[:, :, :-1].astype(np.float32)
+        alpha = arr[:, :, -1:].astype(np.float32) / 255.0
+        arr = np.round(colour * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)
+    arr = np.ascontiguousarray(arr)
+    # Pillow's buffers are read-only; callers (torch.from_numpy) expect to own the array.
+    return arr if arr.flags.writeable else arr.copy()
+
+
+def _pil_array(img: Image.Image) -> np.ndarray:
+    """Pixels of a loaded Pillow image, keeping the depth of 16-bit and float modes."""
+    mode = img.mode
+    if mode in ("RGB", "RGBA", "L", "LA") or mode.startswith("I;16"):
+        return np.asarray(img)
+    if mode in ("I", "F"):
+        return np.asarray(img)
+    if mode in ("P", "PA"):
+        return np.asarray(img.convert("RGBA"))
+    if mode == "1":
+        return np.asarray(img.convert("L"))
+    if mode in ("RGBa", "RGBX"):
+        return np.asarray(img.convert("RGBA"))
+    if mode == "La":
+        return np.asarray(img.convert("LA"))
+    return np.asarray(img.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
+
+
+def _tiff_array(path: Path) -> np.ndarray:
+    """First image of a TIFF as ``[H, W]`` or ``[H, W, S]`` (planar layouts made interleaved)."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        arr = series.asarray()
+        axes = series.axes
+    # Keep the first plane of any leading extra axis (pages, time, depth): one field per file.
+    while arr.ndim > 2 and axes[0] not in "YX" and not (arr.ndim == 3 and axes[0] in "SC"):
+        arr, axes = arr[0], axes[1:]
+    if arr.ndim == 3 and axes[0] in "SC":  # planar configuration: samples first
+        arr = np.moveaxis(arr, 0, -1)
+    return arr
+
+
+# ----------------------------------------------------------------------------- images
+def read_image(path: PathLike) -> np.ndarray:
+    """Decode an image file to ``uint8 [H, W, 3]`` RGB, as stored (no EXIF rotation).
+
+    Supports JPEG, PNG, BMP, TIFF and anything else Pillow opens, in modes RGB, RGBA
+    (composited over white), L, LA, P, 1, I;16, I and F (grayscale replicated to 3 channels).
+    16-bit samples are scaled by bit depth, ``round(v / 257)``; 32-bit integer samples are
+    clipped to the 16-bit range first; float samples are taken to lie in ``[0, 1]``. TIFF files
+    are read with tifffile (multi-sample and 16-bit RGB images), falling back to Pillow for
+    compressions tifffile cannot decode without optional codecs.
+
+    Raises:
+        ImageReadError: missing, unreadable, corrupt or truncated file; unsupported layout.
+    """
+    path = Path(path)
+    _check_file(path)
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        try:
+            return _to_rgb(_tiff_array(path), path)
+        except ImageReadError:
+            raise
+        except Exception as tiff_err:  # noqa: BLE001 - Pillow may still decode it
+            try:
+                return _read_pil(path)
+            except ImageReadError as pil_err:
+                raise ImageReadError(
+                    f"{path}: cannot decode TIFF (tifffile: {type(tiff_err).__name__}: "
+                    f"{tiff_err}; Pillow: {pil_err})"
+                ) from tiff_err
+    return _read_pil(path)
+
+
+def _read_pil(path: Path) -> np.ndarray:
+    try:
+        with _strict_pillow(), Image.open(path) as img:
+            img.load()  # decode now, inside the try: a truncated file fails here
+            arr = _pil_array(img)
+    except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file
+        raise _fail(path, err) from err
+    return _to_rgb(arr, path)
+
+
+def image_size(path: PathLike) -> Tuple[int, int]:
+    """``(width, height)`` of an image, reading only its header.
+
+    Raises:
+        ImageReadError: the file is missing or not a recognisable image.
+    """
+    path = Path(path)
+    _check_file(path)
+    try:
+        with Image.open(path) as img:
+            return int(img.size[0]), int(img.size[1])
+    except Exception as pil_err:  # noqa: BLE001
+        if path.suffix.lower() not in _TIFF_SUFFIXES:
+            raise _fail(path, pil_err) from pil_err
+    try:  # TIFF layouts Pillow does not open (16-bit RGB): the page header gives the shape
+        import tifffile
+
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return int(page.imagewidth), int(page.imagelength)
+    except Exception as err:  # noqa: BLE001
+        raise _fail(path, err) from err
+
+
+# ----------------------------------------------------------------------------- masks
+def _mask_array(path: Path) -> np.ndarray:
+    """Raw integer values of a mask file, ``[H, W]`` (palette indices for P-mode images)."""
+    if path.suffix.lower() in _TIFF_SUFFIXES:
+        try:
+            arr = _tiff_array(path)
+        except Exception:  # noqa: BLE001 - fall back to Pillow below
+            arr = None
+        if arr is not None:
+            return _single_channel(arr, path)
+    try:
+        with _strict_pillow(), Image.open(path) as img:
+            img.load()
+            mode = img.mode
+            if mode == "1":
+                arr = np.asarray(img.convert("L"))
+            elif mode in ("L", "P", "I", "RGB", "RGBA", "LA", "PA") or mode.startswith("I;16"):
+                arr = np.asarray(img)  # P: the palette index is the class value
+            else:
+                raise ImageReadError(
+                    f"{path}: mask mode '{mode}' is not supported; use L, P, I;16 or "
+                    f"RGB with equal channels"
+                )
+    except ImageReadError:
+        raise
+    except Exception as err:  # noqa: BLE001
+        raise _fail(path, err) from err
+    return _single_channel(arr, path)
+
+
+def _single_channel(arr: np.ndarray, path: Path) -> np.ndarray:
+    if arr.ndim == 3:
+        if arr.shape[2] in (2, 4):  # alpha carries no class; drop it
+            arr = arr[:, :, :-1]
+        if arr.shape[2] > 1 and not all(np.array_equal(arr[..., 0], arr[..., c])
+                                        for c in range(1, arr.shape[2])):
+            raise ImageReadError(
+                f"{path}: colour mask with unequal channels; masks must hold one class value "
+                f"per pixel (L, P, I;16, or RGB with R == G == B)"
+            )
+        arr = arr[..., 0]
+    if arr.ndim != 2 or arr.dtype.kind not in "uib":
+        raise ImageReadError(
+            f"{path}: mask must be a 2-D integer image, got {arr.dtype} {arr.shape}"
+        )
+    return arr.astype(np.int64) if arr.dtype.kind == "b" else arr
+
+
+def read_mask(path: PathLike, values: Mapping[int, str], classes: Sequence[str]) -> np.ndarray:
+    """Decode a semantic mask to ``int64 [H, W]`` indices into ``classes``.
+
+    Args:
+        path: mask image: L, P (palette indices are the values), I;16, RGB/RGBA with equal
+            colour channels, or an integer TIFF. Values are read raw, never rescaled.
+        values: pixel value -> class name (``{0: "background", 255: "nucleus"}``).
+        classes: the class list the returned indices point into.
+
+    Raises:
+        ImageReadError: unreadable file, or a pixel value absent from ``values`` (the message
+            lists the unexpected values found and the expected ones; nothing is silently
+            background).
+        ValueError: a class named in ``values`` is not in ``classes``.
+    """
+    path = Path(path)
+    class_index: Dict[str, int] = {c: i for i, c in enumerate(classes)}
+    missing = sorted({name for name in values.values() if name not in class_index})
+    if missing:
+        raise ValueError(
+            f"{path}: mask classes {missing} are not in the class list {list(classes)}"
+        )
+    _check_file(path)
+    raw = _mask_array(path)
+    found = np.unique(raw)
+    unexpected = [int(v) for v in found if int(v) not in values]
+    if unexpected:
+        shown = unexpected[:20] + (["..."] if len(unexpected) > 20 else [])
+        raise ImageReadError(
+            f"{path}: mask holds pixel values {shown} that are not in its value map; expected "
+            f"only {sorted(int(k) for k in values)} ({dict(sorted(values.items()))})"
+        )
+    out = np.empty(raw.shape, dtype=np.int64)
+    for v in found:
+        out[raw == v] = class_index[values[int(v)]]
+    return out
