@@ -88,7 +88,7 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from unihema.data.check import check_dataset
 
-    report = check_dataset(args.key, args.root, args.split or None, deep=args.deep,
+    report = check_dataset(args.key, args.root, args.split or None, fast=args.fast,
                            progress=not args.no_progress)
     print(report.format(max_problems=args.max_problems))
     if args.json:
@@ -200,7 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("key", help="adapter key")
     d.add_argument("--root", required=True, help="dataset folder")
     d.add_argument("--split", nargs="*", help="splits to check (default: all)")
-    d.add_argument("--deep", action="store_true", help="decode every image in full")
+    d.add_argument("--fast", action="store_true",
+                   help="read image headers only (default: decode every image in full, which "
+                   "also catches truncated files)")
     d.add_argument("--json", default=None, help="also write the report as JSON here")
     d.add_argument("--max-problems", type=int, default=50, help="problems to print")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")

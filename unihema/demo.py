@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -77,7 +78,13 @@ def run_demo(
     else:
         logger.info("generating synthetic smears into %s", data_dir)
         t0 = time.perf_counter()
-        generate_dataset(data_dir, cfg.synth)
+        # generate beside the old folder and swap, so no stale file of an older generation
+        # survives and an interrupted run leaves the previous data intact
+        staging = out / "data.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        generate_dataset(staging, cfg.synth)
+        shutil.rmtree(data_dir, ignore_errors=True)
+        staging.rename(data_dir)
         gen_s = time.perf_counter() - t0
     # 2. check
     report = check_dataset("synthetic_smear", data_dir)

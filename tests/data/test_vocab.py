@@ -114,3 +114,14 @@ def test_attribute_schema_checks():
     bad = vocab.check_attributes({"nucleus_shape": "square", "colour": "red"})
     assert any("nucleus_shape='square'" in p for p in bad)
     assert any("unknown attribute 'colour'" in p for p in bad)
+
+
+def test_hierarchy():
+    assert vocab.ancestors("segmented neutrophil") == ["neutrophil", "white blood cell"]
+    assert vocab.is_a("target cell", "red blood cell")
+    assert vocab.is_a("ring form", "malaria parasite")
+    assert vocab.is_a("platelet", "platelet")
+    assert not vocab.is_a("erythroblast", "red blood cell")  # precursors are not counted as RBCs
+    assert not vocab.is_a("lymphocyte", "neutrophil")
+    with pytest.raises(UnknownLabelError):
+        vocab.ancestors("red cell thing")

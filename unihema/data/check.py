@@ -3,7 +3,8 @@
 The check reads a dataset through its adapter with ``on_error="skip"`` (so every problem is
 listed, not just the first), then verifies each sample against the files: the image exists and
 its stored size matches the record, the mask exists, has the image's size and only values the
-record maps. ``deep=True`` also decodes every image in full, which catches truncated files.
+record maps. Every image is decoded in full by default, which catches truncated files;
+``fast=True`` reads only the image headers.
 """
 
 from __future__ import annotations
@@ -96,15 +97,15 @@ class CheckReport:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
 
-def check_sample_files(sample: UnifiedSample, deep: bool = False) -> List[Problem]:
+def check_sample_files(sample: UnifiedSample, fast: bool = False) -> List[Problem]:
     """Problems of one sample's files (image and mask); empty when everything matches."""
     problems: List[Problem] = []
     try:
-        if deep:
+        if fast:
+            size = io.image_size(sample.image_path)
+        else:
             img = io.read_image(sample.image_path)
             size = (img.shape[1], img.shape[0])
-        else:
-            size = io.image_size(sample.image_path)
     except DataError as exc:
         return [Problem(sample.image_path, str(exc))]
     if size != (sample.width, sample.height):
@@ -134,7 +135,7 @@ def check_dataset(
     root: str | Path,
     splits: Optional[Sequence[str]] = None,
     *,
-    deep: bool = False,
+    fast: bool = False,
     progress: bool = True,
 ) -> CheckReport:
     """Check every split (or the given ones) of dataset ``name`` stored at ``root``."""
@@ -154,6 +155,6 @@ def check_dataset(
             if s.sample_id in seen:
                 problems.append(Problem(s.image_path, f"duplicate sample_id '{s.sample_id}'"))
             seen.add(s.sample_id)
-            problems.extend(check_sample_files(s, deep=deep))
+            problems.extend(check_sample_files(s, fast=fast))
         reports.append(SplitReport(split, summarize(samples), problems))
     return CheckReport(name, str(root), reports)

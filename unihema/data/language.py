@@ -127,18 +127,26 @@ def describe_field(
     *,
     infected: int = 0,
     white_cells: Sequence[str] = (),
+    red_morphologies: Optional[Mapping[str, int]] = None,
 ) -> str:
     """A short report of a field of view: what is there and how many.
 
     Args:
-        counts: canonical class -> number of objects (zero counts are skipped).
+        counts: canonical class -> number of objects (zero counts are skipped); group terms
+            (``"red blood cell"``) count every member of the group.
         infected: number of red cells carrying a parasite.
         white_cells: canonical types of the white cells present, in reading order.
+        red_morphologies: abnormal red-cell morphology -> count, listed after the totals.
     """
     parts = [f"{n} {plural(name, n)}" for name, n in counts.items() if n > 0]
     if not parts:
         return "This field contains no cells."
     text = f"This field shows {join_words(parts)}."
+    abnormal = [(k, n) for k, n in (red_morphologies or {}).items() if n > 0]
+    if abnormal:
+        verb = "is" if len(abnormal) == 1 and abnormal[0][1] == 1 else "are"
+        listed = join_words([f"{n} {plural(k, n)}" for k, n in abnormal])
+        text += f" Among the red cells {verb} {listed}."
     if white_cells:
         kinds = sorted(set(white_cells), key=list(white_cells).index)
         text += f" The white {'cell is' if len(white_cells) == 1 else 'cells are'} "

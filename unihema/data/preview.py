@@ -2,7 +2,8 @@
 
 Each tile shows the image with the semantic mask blended in (one colour per class), boxes
 outlined in their class colour with the class name, and a caption with the sample id, the
-image label and, for single-cell crops, the attributes. A legend row lists the colours.
+image label and, for single-cell crops, the attributes. A legend lists box colours (outlines)
+and mask colours (filled squares).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import colorsys
 import hashlib
 import textwrap
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -21,26 +22,38 @@ from unihema.data.sample import UnifiedSample
 
 Color = Tuple[int, int, int]
 
-#: Fixed colours for the most common classes, so previews look the same from run to run.
-_FIXED: Dict[str, Color] = {
-    "background": (0, 0, 0),
-    "red blood cell": (230, 60, 60),
-    "white blood cell": (60, 90, 230),
-    "nucleus": (110, 40, 200),
-    "cytoplasm": (60, 170, 230),
-    "platelet": (240, 180, 30),
-    "malaria parasite": (30, 200, 60),
-    "ring form": (30, 200, 60),
+#: Mask colours: chosen to contrast with stained cells (a red overlay on red cells shows nothing).
+MASK_COLORS: Dict[str, Color] = {
+    "red blood cell": (250, 225, 50),
+    "nucleus": (125, 40, 230),
+    "cytoplasm": (40, 200, 235),
+    "cell": (40, 200, 235),
+    "white blood cell": (40, 200, 235),
+    "platelet": (255, 130, 0),
+    "malaria parasite": (0, 210, 90),
 }
 
+#: Box colours, assigned to classes in order of first appearance in a grid (tab20 without its
+#: pale half, so every class stays readable on a light background).
+PALETTE: Tuple[Color, ...] = (
+    (31, 119, 180), (214, 39, 40), (44, 160, 44), (255, 127, 14), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (23, 190, 207), (188, 189, 34), (127, 127, 127),
+    (0, 0, 128), (128, 0, 0), (0, 128, 128), (128, 128, 0), (75, 0, 130), (255, 0, 255),
+    (0, 100, 0), (205, 92, 92), (70, 130, 180), (210, 105, 30),
+)
 
-def class_color(name: str) -> Color:
-    """A stable, saturated colour for a class name."""
-    if name in _FIXED:
-        return _FIXED[name]
+
+def class_color(name: str, index: Optional[int] = None) -> Color:
+    """Box colour of a class: ``PALETTE[index]`` when given, else a stable hashed colour."""
+    if index is not None:
+        return PALETTE[index % len(PALETTE)]
     h = int(hashlib.md5(name.encode()).hexdigest()[:6], 16) / 0xFFFFFF
-    r, g, b = colorsys.hsv_to_rgb(h, 0.75, 0.95)
+    r, g, b = colorsys.hsv_to_rgb(h, 0.85, 0.8)
     return int(r * 255), int(g * 255), int(b * 255)
+
+
+def mask_color(name: str) -> Color:
+    return MASK_COLORS.get(name) or class_color(name)
 
 
 def _font(size: int) -> ImageFont.ImageFont:
@@ -50,8 +63,19 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def render_sample(sample: UnifiedSample, tile: int = 256, alpha: float = 0.45) -> Image.Image:
-    """One tile: image (+ mask blend, boxes, labels) resized to fit ``tile`` x ``tile``."""
+def render_sample(
+    sample: UnifiedSample,
+    tile: int = 256,
+    alpha: float = 0.4,
+    colors: Optional[Dict[str, Color]] = None,
+) -> Image.Image:
+    """One tile: image (+ mask blend, boxes, labels) resized to fit ``tile`` x ``tile``.
+
+    ``colors`` maps box classes to colours (see :data:`PALETTE`); unknown classes get a hashed
+    colour. Plain red blood cells get thin unlabelled boxes so dozens of them do not bury the
+    rarer classes.
+    """
+    colors = colors or {}
     img = io.read_image(sample.image_path).astype(np.float32)
     if sample.mask_path is not None:
         values = sample.mask_values or {}
@@ -59,9 +83,8 @@ def render_sample(sample: UnifiedSample, tile: int = 256, alpha: float = 0.45) -
         mask = io.read_mask(sample.mask_path, values, classes)
         over = img.copy()
         for i, name in enumerate(classes):
-            if name == "background":
-                continue
-            over[mask == i] = class_color(name)
+            if name != "background":
+                over[mask == i] = mask_color(name)
         img = (1 - alpha) * img + alpha * over
     scale = tile / max(sample.width, sample.height)
     w, h = max(1, round(sample.width * scale)), max(1, round(sample.height * scale))
@@ -71,11 +94,15 @@ def render_sample(sample: UnifiedSample, tile: int = 256, alpha: float = 0.45) -
     draw = ImageDraw.Draw(canvas)
     font = _font(10)
     if sample.boxes is not None:
-        for box, name in zip(sample.boxes.tolist(), sample.box_labels or []):
-            x0, y0, x1, y1 = (v * scale for v in box)
-            color = class_color(name)
-            draw.rectangle([x0, y0, x1, y1], outline=color, width=2)
-            if name != "red blood cell":  # dozens of plain red cells would bury the picture
+        order = sorted(range(sample.num_boxes),
+                       key=lambda i: (sample.box_labels or [])[i] != "red blood cell")
+        for i in order:
+            name = (sample.box_labels or [])[i]
+            x0, y0, x1, y1 = (v * scale for v in sample.boxes[i].tolist())
+            color = colors.get(name) or class_color(name)
+            plain = name == "red blood cell"
+            draw.rectangle([x0, y0, x1, y1], outline=color, width=1 if plain else 2)
+            if not plain:
                 draw.text((x0 + 2, y0 + 1), name, fill=color, font=font,
                           stroke_width=2, stroke_fill=(255, 255, 255))
     return canvas
@@ -108,27 +135,37 @@ def preview_grid(
     """Draw ``samples`` into a grid PNG at ``out`` (written atomically); returns the path."""
     if not samples:
         raise ValueError("nothing to preview: the selection holds no samples")
-    caption_h = 84
+    caption_h = 112
     rows = (len(samples) + cols - 1) // cols
-    classes: Dict[str, None] = {}
+    box_classes: Dict[str, None] = {}
+    mask_classes: Dict[str, None] = {}
     for s in samples:
-        for name in list(s.box_labels or []) + list((s.mask_values or {}).values()):
-            classes.setdefault(name)
-    classes.pop("background", None)
-    legend_h = 18 * ((len(classes) + 3) // 4) + 10
+        for name in s.box_labels or []:
+            box_classes.setdefault(name)
+        for name in (s.mask_values or {}).values():
+            mask_classes.setdefault(name)
+    mask_classes.pop("background", None)
+    colors = {name: class_color(name, i) for i, name in enumerate(box_classes)}
+    legend = [("box", n, colors[n]) for n in box_classes]
+    legend += [("mask", n, mask_color(n)) for n in mask_classes]
+    per_row = 4
+    legend_h = 18 * ((len(legend) + per_row - 1) // per_row) + 10
     grid = Image.new("RGB", (cols * tile, rows * (tile + caption_h) + legend_h), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
     font = _font(11)
     for k, s in enumerate(samples):
         x, y = (k % cols) * tile, (k // cols) * (tile + caption_h)
-        grid.paste(render_sample(s, tile), (x, y))
-        for j, line in enumerate(_caption(s, tile // 6)):
+        grid.paste(render_sample(s, tile, colors=colors), (x, y))
+        for j, line in enumerate(_caption(s, tile // 6)[: caption_h // 12]):
             draw.text((x + 4, y + tile + 2 + 12 * j), line, fill=(20, 20, 20), font=font)
     y0 = rows * (tile + caption_h) + 4
-    for k, name in enumerate(classes):
-        x, y = 6 + (k % 4) * (cols * tile // 4), y0 + 18 * (k // 4)
-        draw.rectangle([x, y + 2, x + 12, y + 14], fill=class_color(name))
-        draw.text((x + 18, y + 2), name, fill=(20, 20, 20), font=font)
+    for k, (kind, name, color) in enumerate(legend):
+        x, y = 6 + (k % per_row) * (cols * tile // per_row), y0 + 18 * (k // per_row)
+        if kind == "box":
+            draw.rectangle([x, y + 2, x + 12, y + 14], outline=color, width=2)
+        else:
+            draw.rectangle([x, y + 2, x + 12, y + 14], fill=color)
+        draw.text((x + 18, y + 2), f"{name} ({kind})", fill=(20, 20, 20), font=font)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")

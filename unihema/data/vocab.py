@@ -79,6 +79,8 @@ TERMS: Tuple[Term, ...] = (
     _t("erythroblast", "red cell", "ebo", "nucleated red blood cell", "nrbc",
        "normoblast", "erythroblasts"),
     _t("proerythroblast", "red cell", "peb", "pronormoblast"),
+    _t("nucleated red cell precursor", "red cell", "erythroid precursor",
+       description="erythroblasts at any stage (not counted as red blood cells)"),
     # ---------------------------------------------------------------- white cells
     _t("white blood cell", "white cell", "wbc", "wbcs", "leukocyte", "leucocyte", "white cell",
        "leukocytes"),
@@ -184,6 +186,45 @@ ATTRIBUTES: Dict[str, Tuple[str, ...]] = {
 }
 
 
+#: Is-a hierarchy: term -> its broader term. Counting "red blood cells" counts every red cell
+#: whatever its morphology; a detection prompt naming "white blood cell" covers every type.
+PARENTS: Dict[str, str] = {
+    **{n: "red blood cell" for n in (
+        "macrocyte", "microcyte", "spherocyte", "target cell", "stomatocyte", "ovalocyte",
+        "elliptocyte", "teardrop cell", "burr cell", "acanthocyte", "schistocyte", "sickle cell",
+        "hypochromic cell", "poikilocyte", "unclassified red blood cell",
+        "infected red blood cell")},
+    **{n: "white blood cell" for n in (
+        "neutrophil", "lymphocyte", "monocyte", "eosinophil", "basophil", "blast",
+        "promyelocyte", "myelocyte", "metamyelocyte", "immature granulocyte", "plasma cell",
+        "hairy cell", "faggot cell", "smudge cell", "promonocyte")},
+    "segmented neutrophil": "neutrophil",
+    "band neutrophil": "neutrophil",
+    "atypical lymphocyte": "lymphocyte",
+    "immature lymphocyte": "lymphocyte",
+    "prolymphocyte": "lymphocyte",
+    "large granular lymphocyte": "lymphocyte",
+    "abnormal eosinophil": "eosinophil",
+    "myeloblast": "blast",
+    "lymphoblast": "blast",
+    "monoblast": "blast",
+    "bilobed promyelocyte": "promyelocyte",
+    "erythroblast": "nucleated red cell precursor",
+    "proerythroblast": "nucleated red cell precursor",
+    "giant platelet": "platelet",
+    "platelet clump": "platelet",
+    **{n: "malaria parasite" for n in (
+        "ring form", "trophozoite", "schizont", "gametocyte", "plasmodium falciparum",
+        "plasmodium vivax", "plasmodium malariae", "plasmodium ovale")},
+    "thalassemia": "anemia",
+    "iron deficiency anemia": "anemia",
+    "megaloblastic anemia": "anemia",
+    "hereditary elliptocytosis": "anemia",
+    "hereditary spherocytosis": "anemia",
+    "acute promyelocytic leukemia": "acute myeloid leukemia",
+}
+
+
 class UnknownLabelError(KeyError):
     """A raw label has no canonical term; the message suggests the closest terms."""
 
@@ -207,6 +248,9 @@ def _build() -> Tuple[Dict[str, Term], Dict[str, str]]:
         if term.name in by_name:
             raise ValueError(f"canonical term '{term.name}' is listed twice")
         by_name[term.name] = term
+    for child, parent in PARENTS.items():
+        if child not in by_name or parent not in by_name:
+            raise ValueError(f"PARENTS entry {child!r} -> {parent!r} names a non-canonical term")
     for term in TERMS:
         for spelling in (term.name,) + term.synonyms:
             key = normalize(spelling)
@@ -288,3 +332,19 @@ def check_attributes(attrs: Dict[str, str]) -> List[str]:
         elif v not in ATTRIBUTES[k]:
             problems.append(f"attribute {k}='{v}' is not one of {ATTRIBUTES[k]}")
     return problems
+
+
+def ancestors(name: str) -> List[str]:
+    """Broader terms of ``name``, nearest first: ``"segmented neutrophil"`` ->
+    ``["neutrophil", "white blood cell"]``."""
+    term(name)
+    out: List[str] = []
+    while name in PARENTS:
+        name = PARENTS[name]
+        out.append(name)
+    return out
+
+
+def is_a(name: str, other: str) -> bool:
+    """True when ``name`` is ``other`` or a narrower term of it."""
+    return name == other or other in ancestors(name)

@@ -24,10 +24,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
-RED_MORPHOLOGIES = ("red blood cell", "target cell", "spherocyte", "elliptocyte", "sickle cell",
-                    "schistocyte", "teardrop cell")
-WHITE_TYPES = ("segmented neutrophil", "band neutrophil", "lymphocyte", "monocyte", "eosinophil",
-               "basophil", "myeloblast", "promyelocyte", "atypical lymphocyte")
+# Re-exported: callers draw and sample from one module.
+from unihema.synth.profiles import (GRANULES_OVER_NUCLEUS, RED_MORPHOLOGIES,  # noqa: F401
+                                    WHITE_PROFILES, WHITE_TYPES, sample_white_attributes)
 
 # Semantic mask values (the on-disk mask PNG); names are canonical vocabulary terms.
 BACKGROUND, RED, NUCLEUS, CYTOPLASM, PLATELET, PARASITE = range(6)
@@ -42,94 +41,9 @@ RING_CHROMATIN = np.array([82.0, 16.0, 86.0])
 VACUOLE = np.array([244.0, 240.0, 242.0])
 CYTO_COLOUR = {"light blue": (214.0, 214.0, 238.0), "blue": (132.0, 160.0, 224.0),
                "purple blue": (170.0, 146.0, 212.0)}
-GRANULE_COLOUR = {"pink": (214.0, 118.0, 176.0), "red": (222.0, 78.0, 58.0),
+GRANULE_COLOUR = {"pink": (214.0, 118.0, 176.0), "red": (226.0, 96.0, 70.0),
                   "purple": (70.0, 18.0, 98.0)}
 CHROMATIN = {"densely": (84.0, 36.0, 118.0), "loosely": (150.0, 108.0, 190.0)}
-
-# Per-type attribute distributions. "granules" is joint over (granularity, type, colour) so that
-# "no granularity" always comes with "nil" type and colour. Probabilities follow textbook
-# descriptions (Bain, Blood Cells) sharpened so that the type stays readable from the pixels.
-_G0 = ("no", "nil", "nil")
-WHITE_PROFILES: Dict[str, Dict[str, Dict]] = {
-    "segmented neutrophil": dict(
-        cell_size={"big": .75, "small": .25}, cell_shape={"round": .9, "irregular": .1},
-        nucleus_shape={"segmented-multilobed": .7, "segmented-bilobed": .3},
-        nuclear_cytoplasmic_ratio={"low": .95, "high": .05},
-        chromatin_density={"densely": .95, "loosely": .05},
-        cytoplasm_vacuole={"no": .9, "yes": .1}, cytoplasm_texture={"clear": .8, "frosted": .2},
-        cytoplasm_colour={"light blue": .85, "blue": .05, "purple blue": .1},
-        granules={("yes", "small", "pink"): .85, ("yes", "small", "purple"): .05, _G0: .1}),
-    "band neutrophil": dict(
-        cell_size={"big": .75, "small": .25}, cell_shape={"round": .9, "irregular": .1},
-        nucleus_shape={"unsegmented-band": .9, "unsegmented-indented": .1},
-        nuclear_cytoplasmic_ratio={"low": .9, "high": .1},
-        chromatin_density={"densely": .9, "loosely": .1},
-        cytoplasm_vacuole={"no": .9, "yes": .1}, cytoplasm_texture={"clear": .8, "frosted": .2},
-        cytoplasm_colour={"light blue": .85, "blue": .05, "purple blue": .1},
-        granules={("yes", "small", "pink"): .85, ("yes", "small", "purple"): .05, _G0: .1}),
-    "lymphocyte": dict(
-        cell_size={"small": .9, "big": .1}, cell_shape={"round": .9, "irregular": .1},
-        nucleus_shape={"unsegmented-round": .85, "unsegmented-indented": .15},
-        nuclear_cytoplasmic_ratio={"high": .9, "low": .1},
-        chromatin_density={"densely": .9, "loosely": .1},
-        cytoplasm_vacuole={"no": .95, "yes": .05}, cytoplasm_texture={"clear": .9, "frosted": .1},
-        cytoplasm_colour={"blue": .55, "light blue": .45},
-        granules={_G0: .92, ("yes", "small", "pink"): .08}),
-    "monocyte": dict(
-        cell_size={"big": .95, "small": .05}, cell_shape={"irregular": .45, "round": .55},
-        nucleus_shape={"unsegmented-indented": .55, "irregular": .3, "unsegmented-band": .1,
-                       "unsegmented-round": .05},
-        nuclear_cytoplasmic_ratio={"low": .75, "high": .25},
-        chromatin_density={"loosely": .8, "densely": .2},
-        cytoplasm_vacuole={"yes": .45, "no": .55}, cytoplasm_texture={"frosted": .8, "clear": .2},
-        cytoplasm_colour={"purple blue": .7, "blue": .2, "light blue": .1},
-        granules={_G0: .75, ("yes", "small", "pink"): .15, ("yes", "small", "purple"): .1}),
-    "eosinophil": dict(
-        cell_size={"big": .8, "small": .2}, cell_shape={"round": .9, "irregular": .1},
-        nucleus_shape={"segmented-bilobed": .8, "segmented-multilobed": .15,
-                       "unsegmented-band": .05},
-        nuclear_cytoplasmic_ratio={"low": .95, "high": .05},
-        chromatin_density={"densely": .9, "loosely": .1},
-        cytoplasm_vacuole={"no": .95, "yes": .05}, cytoplasm_texture={"clear": .9, "frosted": .1},
-        cytoplasm_colour={"light blue": .8, "blue": .2},
-        granules={("yes", "round", "red"): .8, ("yes", "coarse", "red"): .15,
-                  ("yes", "round", "pink"): .05}),
-    "basophil": dict(
-        cell_size={"small": .6, "big": .4}, cell_shape={"round": .8, "irregular": .2},
-        nucleus_shape={"irregular": .5, "segmented-bilobed": .25, "unsegmented-indented": .25},
-        nuclear_cytoplasmic_ratio={"low": .7, "high": .3},
-        chromatin_density={"densely": .8, "loosely": .2},
-        cytoplasm_vacuole={"no": .9, "yes": .1}, cytoplasm_texture={"clear": .8, "frosted": .2},
-        cytoplasm_colour={"light blue": .6, "purple blue": .4},
-        granules={("yes", "coarse", "purple"): .95, ("yes", "round", "purple"): .05}),
-    "myeloblast": dict(
-        cell_size={"big": .85, "small": .15}, cell_shape={"round": .85, "irregular": .15},
-        nucleus_shape={"unsegmented-round": .8, "unsegmented-indented": .15, "irregular": .05},
-        nuclear_cytoplasmic_ratio={"high": .9, "low": .1},
-        chromatin_density={"loosely": .9, "densely": .1},
-        cytoplasm_vacuole={"no": .9, "yes": .1}, cytoplasm_texture={"clear": .8, "frosted": .2},
-        cytoplasm_colour={"blue": .85, "purple blue": .1, "light blue": .05},
-        granules={_G0: .85, ("yes", "small", "purple"): .15}),
-    "promyelocyte": dict(
-        cell_size={"big": .95, "small": .05}, cell_shape={"round": .85, "irregular": .15},
-        nucleus_shape={"unsegmented-round": .55, "unsegmented-indented": .4, "irregular": .05},
-        nuclear_cytoplasmic_ratio={"high": .55, "low": .45},
-        chromatin_density={"loosely": .75, "densely": .25},
-        cytoplasm_vacuole={"no": .85, "yes": .15}, cytoplasm_texture={"clear": .75, "frosted": .25},
-        cytoplasm_colour={"blue": .6, "purple blue": .3, "light blue": .1},
-        granules={("yes", "coarse", "purple"): .75, ("yes", "round", "purple"): .15,
-                  ("yes", "small", "purple"): .05, ("yes", "coarse", "red"): .05}),
-    "atypical lymphocyte": dict(
-        cell_size={"big": .85, "small": .15}, cell_shape={"irregular": .75, "round": .25},
-        nucleus_shape={"irregular": .4, "unsegmented-indented": .35, "unsegmented-round": .25},
-        nuclear_cytoplasmic_ratio={"low": .7, "high": .3},
-        chromatin_density={"loosely": .55, "densely": .45},
-        cytoplasm_vacuole={"no": .8, "yes": .2}, cytoplasm_texture={"clear": .75, "frosted": .25},
-        cytoplasm_colour={"blue": .8, "light blue": .1, "purple blue": .1},
-        granules={_G0: .85, ("yes", "small", "pink"): .15}),
-}
-#: Types whose granules overlie the nucleus too (basophil granules obscure it).
-GRANULES_OVER_NUCLEUS = ("basophil",)
 
 
 @dataclass
@@ -147,20 +61,6 @@ class Patch:
     rgb: np.ndarray
     sem: np.ndarray
     info: Dict[str, float] = field(default_factory=dict)
-
-
-def _pick(rng: np.random.Generator, dist: Dict) -> object:
-    keys = list(dist)
-    p = np.array([dist[k] for k in keys], dtype=np.float64)
-    return keys[int(rng.choice(len(keys), p=p / p.sum()))]
-
-
-def sample_white_attributes(rng: np.random.Generator, cell_type: str) -> Dict[str, str]:
-    """Attributes of one white cell of ``cell_type``, drawn from its profile (all 11 keys)."""
-    prof = WHITE_PROFILES[cell_type]
-    out = {k: str(_pick(rng, v)) for k, v in prof.items() if k != "granules"}
-    out["granularity"], out["granule_type"], out["granule_colour"] = _pick(rng, prof["granules"])
-    return out
 
 
 def _frame(cy: float, cx: float, extent: float) -> Tuple[int, int, np.ndarray, np.ndarray]:
@@ -246,7 +146,7 @@ def draw_red_cell(rng: np.random.Generator, morphology: str, cy: float, cx: floa
     a = radius * rng.uniform(0.95, 1.05)
     b = a * rng.uniform(0.88, 1.0)
     if morphology in ("red blood cell", "target cell"):
-        outline, amp = _harmonics(rng, (2, 3), (0.0, 0.025))
+        outline, _ = _harmonics(rng, (2, 3), (0.0, 0.025))
         target = morphology == "target cell"
         pallor = rng.uniform(0.5, 0.6) if target else pallor
     elif morphology == "spherocyte":
@@ -264,10 +164,10 @@ def draw_red_cell(rng: np.random.Generator, morphology: str, cy: float, cx: floa
             return 1.0 + tail * np.exp(-0.5 * (d / width) ** 2)
         pallor = rng.uniform(0.3, 0.4)
     elif morphology == "sickle cell":
-        a, b = radius * rng.uniform(1.25, 1.45), radius * rng.uniform(0.5, 0.6)
-        # A crescent: the cell ellipse minus a slightly smaller one shifted along the minor axis.
-        shift = b * rng.uniform(0.6, 0.75)
-        cut = ("ellipse", shift, a * 0.92, b * 1.0)
+        a, b = radius * rng.uniform(1.25, 1.45), radius * rng.uniform(0.62, 0.72)
+        # A crescent: the cell ellipse minus the same ellipse shifted along the minor axis,
+        # which leaves a banana about a third as wide as it is long, with pointed ends.
+        cut = ("ellipse", b * rng.uniform(0.95, 1.1), a, b)
         pallor, shade = 0.0, 0.88
     elif morphology == "schistocyte":
         a = b = radius * rng.uniform(0.78, 0.92)
@@ -341,3 +241,173 @@ def draw_ring_form(rng: np.random.Generator, cy: float, cx: float) -> Patch:
     _paint(rgb, dots, RING_CHROMATIN)
     sem = np.full(mask.shape, PARASITE, np.uint8)
     return Patch(y0, x0, mask, rgb, sem, {"radius": float(rr), "dots": n_dots})
+
+
+# ----------------------------------------------------------------------------- white cells
+# Farthest nucleus pixel from its centre, in units of the nucleus radius (harmonics included).
+_NUCLEUS_EXTENT = {"unsegmented-round": 1.08, "unsegmented-indented": 1.08,
+                   "unsegmented-band": 0.98, "segmented-bilobed": 1.2,
+                   "segmented-multilobed": 1.18, "irregular": 1.35}
+
+
+def _segment(dy, dx, p, q, half_width: float) -> np.ndarray:
+    """Pixels within ``half_width`` of segment p-q (points ``(y, x)``): a chromatin strand."""
+    vy, vx = q[0] - p[0], q[1] - p[1]
+    L2 = vy * vy + vx * vx + 1e-9
+    s = np.clip(((dy - p[0]) * vy + (dx - p[1]) * vx) / L2, 0.0, 1.0)
+    ey, ex = dy - p[0] - s * vy, dx - p[1] - s * vx
+    return ey * ey + ex * ex < half_width * half_width
+
+
+def _lobes(rng, dy, dx, centres: List[Tuple[float, float]], rl: float) -> np.ndarray:
+    """Separate oval lobes joined by 1-px strands (so lobes are countable after one erosion)."""
+    out = np.zeros(np.broadcast_shapes(dy.shape, dx.shape), bool)
+    for cy, cx in centres:
+        out |= _radial(dy - cy, dx - cx, rl, rl * rng.uniform(0.85, 0.95),
+                       rng.uniform(0, np.pi)) < 1.0
+    for p, q in zip(centres[:-1], centres[1:]):
+        out |= _segment(dy, dx, p, q, 0.5)
+    return out
+
+
+def _nucleus(rng, shape: str, dy, dx, rn: float) -> Tuple[np.ndarray, int]:
+    """Nucleus mask of ``shape`` centred on the (already offset) grid, and its lobe count."""
+    psi = rng.uniform(0, 2 * np.pi)
+    if shape in ("unsegmented-round", "unsegmented-indented"):
+        outline, _ = _harmonics(rng, (2, 3), (0.0, 0.03))
+        nuc = _radial(dy, dx, rn, rn * rng.uniform(0.85, 1.0), psi, outline) < 1.0
+        if shape == "unsegmented-indented":  # kidney shape: a circular bite from one side
+            d, rb = rn * rng.uniform(0.85, 1.0), rn * rng.uniform(0.5, 0.62)
+            nuc &= (dy - d * np.sin(psi)) ** 2 + (dx - d * np.cos(psi)) ** 2 >= rb * rb
+        return nuc, 1
+    if shape == "irregular":
+        outline, _ = _harmonics(rng, (2, 3, 4, 5), (0.05, 0.08))
+        return _radial(dy, dx, rn, rn * rng.uniform(0.8, 1.0), psi, outline) < 1.0, 1
+    if shape == "unsegmented-band":  # a C-shaped band of even thickness, no constrictions
+        rc, w = rn * rng.uniform(0.62, 0.7), rn * rng.uniform(0.5, 0.58)
+        half = rng.uniform(1.8, 2.2)
+        rho = np.sqrt(dy * dy + dx * dx)
+        gap = np.abs(np.angle(np.exp(1j * (np.arctan2(dy, dx) - psi))))
+        nuc = (np.abs(rho - rc) < w / 2) & (gap < half)
+        for s in (-1, 1):
+            ey, ex = rc * np.sin(psi + s * half), rc * np.cos(psi + s * half)
+            nuc |= (dy - ey) ** 2 + (dx - ex) ** 2 < (w / 2) ** 2
+        return nuc, 1
+    if shape == "segmented-bilobed":
+        rl = rn * rng.uniform(0.52, 0.58)
+        d = rl + rng.uniform(0.7, 1.2)
+        c = [(d * np.sin(psi), d * np.cos(psi)), (-d * np.sin(psi), -d * np.cos(psi))]
+        return _lobes(rng, dy, dx, c, rl), 2
+    if shape == "segmented-multilobed":
+        # Plump lobes on an arc, neighbours 1-2 px apart: the classic 3-5 lobed neutrophil.
+        ra, gap = rn * rng.uniform(0.62, 0.7), rng.uniform(1.0, 1.6)
+        span = rng.uniform(1.1, 1.5) * np.pi
+        n = int(rng.integers(3, 6))
+        rl = min(rn * 0.5, ra * np.sin(span / (2 * (n - 1))) - gap / 2)
+        while n > 3 and rl < 2.6:
+            n -= 1
+            rl = min(rn * 0.5, ra * np.sin(span / (2 * (n - 1))) - gap / 2)
+        rl = max(rl, 2.6)  # every lobe must survive a 1-px erosion (it stays countable)
+        chord = 2 * rl + gap
+        # open arc while its two ends stay farther apart than neighbours (n steps < 2 pi)
+        if chord < 2 * ra * np.sin(0.85 * np.pi / n):
+            step = 2 * np.arcsin(chord / (2 * ra))
+            ang = psi + (np.arange(n) - (n - 1) / 2) * step
+        else:  # no room on an open arc (small cells): a closed cloverleaf of n lobes
+            ra = chord / (2 * np.sin(np.pi / n))
+            ang = psi + np.arange(n) * 2 * np.pi / n
+        c = [(ra * np.sin(a), ra * np.cos(a)) for a in ang]
+        return _lobes(rng, dy, dx, c, rl), n
+    raise ValueError(f"unknown nucleus_shape '{shape}'")
+
+
+def _grow(m: np.ndarray) -> np.ndarray:
+    """One-pixel 4-neighbour dilation of a bool mask."""
+    out = m.copy()
+    out[1:] |= m[:-1]
+    out[:-1] |= m[1:]
+    out[:, 1:] |= m[:, :-1]
+    out[:, :-1] |= m[:, 1:]
+    return out
+
+
+def draw_white_cell(rng: np.random.Generator, cell_type: str, attrs: Dict[str, str],
+                    cy: float, cx: float) -> Patch:
+    """A white cell of ``cell_type`` whose look follows ``attrs`` (all 11 schema keys).
+
+    Radius: ``small`` 10.5-12.5 px, ``big`` 16-19.5 px. ``high`` N:C gives a nucleus of
+    0.74-0.82 of the cell radius, ``low`` 0.48-0.58 (segmented nuclei split that into lobes).
+    """
+    R = rng.uniform(16.0, 19.5) if attrs["cell_size"] == "big" else rng.uniform(10.5, 12.5)
+    angle = rng.uniform(0, np.pi)
+    if attrs["cell_shape"] == "round":
+        a, b = R, R * rng.uniform(0.93, 1.0)
+        outline, amp = _harmonics(rng, (3,), (0.0, 0.02))
+    else:  # pseudopod-like bulges and an oval body
+        a, b = R * 1.05, R * rng.uniform(0.74, 0.84)
+        outline, amp = _harmonics(rng, (2, 3, 4, 5), (0.035, 0.06))
+    y0, x0, dy, dx = _frame(cy, cx, max(a, b) * (1 + amp))
+    t = _radial(dy, dx, a, b, angle, outline)
+    cell = t < 1.0
+    # The nucleus must fit inside the smallest inscribed radius with a cytoplasm rim left.
+    r_in = 0.9 * min(a, b) * (1 - amp)
+    shape = attrs["nucleus_shape"]
+    ext = _NUCLEUS_EXTENT[shape]
+    frac = (rng.uniform(0.74, 0.82) if attrs["nuclear_cytoplasmic_ratio"] == "high"
+            else rng.uniform(0.48, 0.58))
+    if shape.startswith("segmented"):  # lobes spread wider than a round nucleus of equal area
+        frac *= 1.25
+    rn = min(frac * np.sqrt(a * b), r_in / ext)
+    off = rng.uniform(0.2, 1.0) * max(0.0, r_in - rn * ext)
+    phi = rng.uniform(0, 2 * np.pi)
+    ndy, ndx = dy - off * np.sin(phi), dx - off * np.cos(phi)
+    nuc, lobes = _nucleus(rng, shape, ndy, ndx, rn)
+    nuc &= cell & (t < 0.94)
+    h, w = cell.shape
+
+    rgb = np.empty((h, w, 3), np.float32)
+    rgb[:] = np.asarray(CYTO_COLOUR[attrs["cytoplasm_colour"]]) * rng.uniform(0.97, 1.03, 3)
+    frosted = attrs["cytoplasm_texture"] == "frosted"
+    # Frosted (ground-glass) cytoplasm: speckle ~1.5 px wide, coarse enough to survive the blur.
+    rgb += (smooth_noise(rng, h, w, 1.5) * (20.0 if frosted else 2.0))[..., None]
+    rgb *= (1.0 - 0.1 * np.clip((t - 0.88) / 0.12, 0, 1))[..., None]  # denser membrane edge
+
+    dense = attrs["chromatin_density"] == "densely"
+    base = np.asarray(CHROMATIN[attrs["chromatin_density"]]) * rng.uniform(0.95, 1.05, 3)
+    # Dense chromatin is clumped (coarse dark blotches); loose chromatin is fine and even.
+    tex = smooth_noise(rng, h, w, 2.5 if dense else 1.2) * (20.0 if dense else 8.0)
+    rgb[nuc] = base + tex[nuc][:, None]
+    if not dense and attrs["cell_size"] == "big" and rng.random() < 0.6:
+        core = nuc & (np.sqrt(ndy * ndy + ndx * ndx) < 0.55 * rn)
+        _paint(rgb, _dots(rng, core, int(rng.integers(1, 3)), (1.3, 2.0)), (182, 152, 212))
+
+    cyto_only = cell & ~nuc
+    vac = np.zeros_like(cell)
+    if attrs["cytoplasm_vacuole"] == "yes":
+        region = cyto_only & (t < 0.86)
+        if region.sum() < 4:
+            region = cyto_only
+        n_vac = int(rng.integers(2, 6)) if R > 14 else int(rng.integers(1, 4))
+        vac = _dots(rng, region, n_vac, (1.4, 2.4))
+        # A thin darker rim outlines each hole, so vacuoles show even in pale cytoplasm.
+        rim = cyto_only & ~vac & (_grow(vac) & ~vac)
+        rgb[rim] *= 0.82
+        _paint(rgb, vac, VACUOLE)
+        cyto_only = cyto_only & ~vac
+    gran_px = 0
+    if attrs["granularity"] == "yes":
+        over = cell_type in GRANULES_OVER_NUCLEUS
+        region = (cell & (t < 0.95) & ~vac) if over else cyto_only
+        area = float(region.sum())
+        kind = attrs["granule_type"]
+        density, radius = {"small": (0.22, (0.5, 0.7)), "round": (0.12, (1.1, 1.45)),
+                           "coarse": (0.07, (1.4, 1.9))}[kind]
+        g = _dots(rng, region, int(density * area), radius)
+        colour = np.asarray(GRANULE_COLOUR[attrs["granule_colour"]])
+        shade = rng.uniform(0.85, 1.1, size=(int(g.sum()), 1))
+        rgb[g] = colour * shade
+        gran_px = int(g.sum())
+    sem = np.where(nuc, NUCLEUS, CYTOPLASM).astype(np.uint8)
+    info = {"radius": float(R), "lobes": lobes, "vacuole_px": int(vac.sum()),
+            "granule_px": gran_px}
+    return Patch(y0, x0, cell, rgb, sem, info)
