@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 from typing import List, Optional, Sequence
 
+from unihema.tables import plain_table
+
 logger = logging.getLogger("unihema")
 
 
@@ -39,7 +41,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     rows = [("key", "tasks", "license")]
     for name, cls in ADAPTERS.items():
         rows.append((name, ",".join(cls.tasks), cls.license))
-    print(_table(rows))
+    print(plain_table(rows, right_align_numbers=False))
     print(f"\n{len(rows) - 1} dataset adapter(s). `unihema data info KEY` for details.")
     return 0
 
@@ -122,7 +124,7 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     from unihema.config import schema_table
 
     rows = [("key", "type", "default", "meaning")] + schema_table()
-    print(_table(rows))
+    print(plain_table(rows, right_align_numbers=False))
     return 0
 
 
@@ -133,15 +135,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.out, quick=args.quick, config=args.config, overrides=args.set or [])
 
 
-# --------------------------------------------------------------------------------- helpers
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
+# --------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="unihema",

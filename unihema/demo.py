@@ -17,6 +17,7 @@ from typing import Dict, List, Optional, Sequence
 from unihema.config import dump_config, load_config, to_dict
 from unihema.config.loader import atomic_write_text
 from unihema.data.sample import TASKS
+from unihema.tables import markdown_table, plain_table
 
 logger = logging.getLogger(__name__)
 
@@ -33,22 +34,6 @@ def _reuse(data_dir: Path, synth_cfg) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return old.get("config") == to_dict(synth_cfg)
-
-
-def _markdown_table(rows: Sequence[Sequence[str]]) -> str:
-    head, *body = [[str(c) for c in r] for r in rows]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
-    lines += ["| " + " | ".join(r) + " |" for r in body]
-    return "\n".join(lines)
-
-
-def _plain_table(rows: Sequence[Sequence[str]]) -> str:
-    rows = [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    out = ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths)))
-           for r in rows]
-    out.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(out)
 
 
 def run_demo(
@@ -112,11 +97,11 @@ def run_demo(
         "",
         "## Supervision per task (samples)",
         "",
-        _markdown_table(rows),
+        markdown_table(rows),
         "",
         "## Objects per class",
         "",
-        _markdown_table(class_rows),
+        markdown_table(class_rows),
         "",
         f"## Data check: {'no problems' if report.ok else f'{len(report.problems)} problem(s)'}",
         "",
@@ -130,7 +115,7 @@ def run_demo(
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
 
     print("\nsupervision per task (samples):")
-    print(_plain_table(rows))
+    print(plain_table(rows))
     print(f"\ndata check: {'no problems' if report.ok else f'{len(report.problems)} problem(s)'}")
     for p in report.problems[:20]:
         print(f"  {p}")
