@@ -154,10 +154,85 @@ class TrainConfig:
 
 
 @dataclass
+class BackboneConfig:
+    """The convolutional trunk (torchvision ResNet) returning C2..C5."""
+
+    depth: Literal[18, 34, 50, 101] = opt(50, "ResNet depth (torchvision layouts)")
+    width: int = opt(64, "channels of the first stage (64 = standard ResNet; 16 for tiny CPU "
+                     "configs)", range=(8, 256))
+    pretrained: str = opt("", "local torchvision ResNet state dict (.pth/.safetensors); '' = "
+                          "random init")
+    norm: Literal["batch", "frozen_batch", "group"] = opt(
+        "batch", "normalisation layers of the trunk")
+
+
+@dataclass
+class VisualEncoderConfig:
+    """The transformer over multi-scale visual tokens (after projection to model.d_model)."""
+
+    layers: int = opt(6, "transformer encoder layers", range=(0, 48))
+    heads: int = opt(8, "attention heads", range=(1, 64))
+    ffn: int = opt(1024, "feed-forward width", range=(16, 16384))
+    levels: List[Literal["C3", "C4", "C5"]] = opt(
+        help="pyramid levels whose tokens enter the transformer", factory=lambda: ["C4", "C5"])
+
+
+@dataclass
+class TextConfig:
+    """The T5 text model: its encoder reads prompts, its decoder writes answers."""
+
+    tokenizer: str = opt("", "SentencePiece/T5 tokenizer directory; '' = the one shipped with "
+                         "unihema")
+    pretrained: str = opt("", "local Hugging Face T5 directory to load; '' = random init from "
+                          "the sizes below")
+    d_model: int = opt(768, "T5 hidden size", range=(16, 8192))
+    d_kv: int = opt(64, "T5 size per attention head", range=(4, 1024))
+    d_ff: int = opt(2048, "T5 feed-forward width", range=(16, 65536))
+    num_layers: int = opt(12, "T5 encoder layers", range=(1, 64))
+    num_decoder_layers: int = opt(12, "T5 decoder layers", range=(1, 64))
+    num_heads: int = opt(12, "T5 attention heads", range=(1, 128))
+    dropout: float = opt(0.0, "T5 dropout rate (0 keeps the fast CPU attention path)",
+                         range=(0.0, 0.9))
+    max_prompt_tokens: int = opt(96, "prompts are cut to this many tokens", range=(8, 4096))
+    max_target_tokens: int = opt(64, "answers are cut to (and generated up to) this many tokens",
+                                 range=(4, 4096))
+
+
+@dataclass
+class FusionConfig:
+    """The Hema-Former: token-, query- and global-level fusion of image and prompt."""
+
+    layers: int = opt(2, "bidirectional cross-attention blocks per pyramid level", range=(0, 24))
+    heads: int = opt(8, "attention heads in fusion blocks", range=(1, 64))
+    levels: List[Literal["C2", "C3", "C4", "C5"]] = opt(
+        help="pyramid levels fused with the prompt at token level",
+        factory=lambda: ["C3", "C4", "C5"])
+    queries: int = opt(32, "learned queries resampling fused visual tokens (decoder memory, "
+                       "classification, morphology)", range=(1, 1024))
+    query_layers: int = opt(2, "query-level attention layers", range=(1, 24))
+
+
+@dataclass
+class ModelConfig:
+    """The unified model; `unihema config schema` lists every size."""
+
+    d_model: int = opt(256, "width of visual tokens, fusion and heads", range=(16, 4096))
+    tasks: List[TaskName] = opt(
+        help="heads to build", factory=lambda: ["detect", "classify", "segment", "morphology",
+                                                "mlm", "vqa"])
+    pretrained: str = opt("", "a unihema checkpoint directory to initialise from ('' = none)")
+    backbone: BackboneConfig = opt(help="convolutional trunk", factory=BackboneConfig)
+    encoder: VisualEncoderConfig = opt(help="visual transformer", factory=VisualEncoderConfig)
+    text: TextConfig = opt(help="T5 text encoder/decoder", factory=TextConfig)
+    fusion: FusionConfig = opt(help="Hema-Former fusion", factory=FusionConfig)
+
+
+@dataclass
 class Config:
     """The root of every config file."""
 
     name: str = opt("unihema", "run name, used in logs and reports")
+    model: ModelConfig = opt(help="the unified model", factory=ModelConfig)
     data: DataConfig = opt(help="datasets and batching", factory=DataConfig)
     train: TrainConfig = opt(help="optimisation and run folder", factory=TrainConfig)
     synth: SynthConfig = opt(help="the synthetic smear generator", factory=SynthConfig)
