@@ -126,7 +126,10 @@ def test_classify_and_morphology(cell):
     mapper = DatasetMapper(image_size=SIZE, augment=None, train=False)
     item = mapper(cell, "classify", np.random.default_rng(0))
     _check_common(item, "classify", cell.key)
-    assert item["image"].shape == (3, SIZE, SIZE)
+    # a crop smaller than image_size keeps its native magnification unless upscale is asked
+    assert item["image"].shape == (3, cell.height, cell.width) and item["scale"] == 1.0
+    up = DatasetMapper(image_size=SIZE, augment=None, train=False, upscale=True)
+    assert up(cell, "classify", np.random.default_rng(0))["image"].shape == (3, SIZE, SIZE)
     assert item["classes"] == cell.label_set and item["label"] == 2
     assert item["prompt"] == "classify: lymphocyte; monocyte; neutrophil"
     item = mapper(cell, "morphology", np.random.default_rng(0))

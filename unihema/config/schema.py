@@ -121,6 +121,8 @@ class DataConfig:
     test: List[DatasetEntry] = opt(help="held-out sources for the final evaluation",
                                    factory=list)
     image_size: int = opt(256, "longer image side after resizing, in pixels", range=(32, 8192))
+    upscale: bool = opt(False, "also enlarge images smaller than image_size (off: crops keep "
+                        "their native magnification)")
     batch_size: int = opt(8, "images per batch (per process)", range=(1, 1_000_000))
     num_workers: int = opt(0, "DataLoader worker processes (0 = load in the main process)")
     on_error: Literal["raise", "skip"] = opt(
@@ -213,6 +215,21 @@ class FusionConfig:
 
 
 @dataclass
+class HeadsConfig:
+    """Sizes and decoding settings of the task heads."""
+
+    dense_dim: int = opt(64, "channels of the detection and segmentation towers", range=(8, 1024))
+    embed_dim: int = opt(64, "joint space where pixels and class names are compared",
+                         range=(8, 1024))
+    detect_topk: int = opt(300, "peaks kept per image before NMS", range=(1, 10000))
+    detect_score_threshold: float = opt(0.02, "detections below this score are dropped",
+                                        range=(0.0, 1.0))
+    detect_nms_iou: float = opt(0.6, "IoU of torchvision batched NMS after peak picking",
+                                range=(0.0, 1.0))
+    num_beams: int = opt(1, "beam width of text generation (1 = greedy)", range=(1, 32))
+
+
+@dataclass
 class ModelConfig:
     """The unified model; `unihema config schema` lists every size."""
 
@@ -225,6 +242,7 @@ class ModelConfig:
     encoder: VisualEncoderConfig = opt(help="visual transformer", factory=VisualEncoderConfig)
     text: TextConfig = opt(help="T5 text encoder/decoder", factory=TextConfig)
     fusion: FusionConfig = opt(help="Hema-Former fusion", factory=FusionConfig)
+    heads: HeadsConfig = opt(help="task heads", factory=HeadsConfig)
 
 
 @dataclass

@@ -5,7 +5,8 @@ enumerates the items of one task over a list of samples, with reproducible per-i
 
 Item dict (every task)::
 
-    image       float32 [3, H, W] in [0, 1]; max(H, W) == image_size at evaluation and, in
+    image       float32 [3, H, W] in [0, 1]; max(H, W) == image_size at evaluation (or the
+                native size of a smaller image unless ``upscale``) and, in
                 training, H, W <= image_size (a random rescale s < 1 or a crop shrinks it;
                 collate pads)
     task        the task key
@@ -88,15 +89,20 @@ class DatasetMapper:
 
     Args:
         image_size: longer image side after resizing, in pixels.
+        upscale: also enlarge images smaller than ``image_size`` (off by default: a 96-pixel
+            cell crop keeps its native magnification, so cell size means the same in crops
+            and fields, and small images cost less).
         augment: training augmentations; ``None`` disables them.
         train: training mode (random prompt templates, augmentation, random QA pair) or
             evaluation mode (fixed template, no augmentation, reproducible masking).
     """
 
-    def __init__(self, *, image_size: int, augment: Optional[AugmentConfig], train: bool) -> None:
+    def __init__(self, *, image_size: int, augment: Optional[AugmentConfig], train: bool,
+                 upscale: bool = False) -> None:
         if image_size <= 0:
             raise ValueError(f"image_size must be positive, got {image_size}")
         self.image_size = int(image_size)
+        self.upscale = bool(upscale)
         self.train = bool(train)
         self.augment = augment
         self._augments: Dict[str, Augment] = {}
@@ -110,7 +116,8 @@ class DatasetMapper:
     def from_config(cls, cfg: Any, *, train: bool) -> "DatasetMapper":
         """From a root ``Config`` or its ``DataConfig``: ``data.image_size``, ``data.augment``."""
         data = getattr(cfg, "data", cfg)
-        return cls(image_size=data.image_size, augment=data.augment, train=train)
+        return cls(image_size=data.image_size, augment=data.augment, train=train,
+                   upscale=data.upscale)
 
     # ------------------------------------------------------------------ entry point
     def __call__(
@@ -154,7 +161,12 @@ class DatasetMapper:
                 )
 
         tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-        tensor, boxes_t, mask_t, scale = resize_longest(tensor, boxes, mask, self.image_size)
+        if self.upscale or max(h, w) > self.image_size:
+            tensor, boxes_t, mask_t, scale = resize_longest(tensor, boxes, mask, self.image_size)
+        else:
+            boxes_t = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
+            mask_t = None if mask is None else torch.as_tensor(mask)
+            scale = 1.0
         keep = np.arange(boxes_t.shape[0])
         if task in self._augments:
             r = self._augments[task].apply(tensor, boxes_t, mask_t, rng)

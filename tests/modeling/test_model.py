@@ -1,0 +1,166 @@
+"""The unified model with a tiny config: shapes, losses, gradients, checkpoints, open vocabulary."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unihema.config import load_config
+from unihema.config.schema import ModelConfig
+from unihema.data.catalog import load_dataset
+from unihema.data.collate import collate
+from unihema.data.mapper import DatasetMapper, TaskDataset
+from unihema.data.sample import TASKS, UnifiedSample
+from unihema.modeling.heads import weigh_losses
+from unihema.modeling.model import UniHema
+
+TINY = [
+    "model.d_model=32", "model.backbone.depth=18", "model.backbone.width=8",
+    "model.backbone.norm=group", "model.encoder.layers=1", "model.encoder.heads=2",
+    "model.encoder.ffn=64", "model.text.d_model=32", "model.text.d_kv=8", "model.text.d_ff=64",
+    "model.text.num_layers=1", "model.text.num_decoder_layers=1", "model.text.num_heads=2",
+    "model.text.max_target_tokens=12", "model.fusion.heads=2", "model.fusion.queries=4",
+    "model.fusion.query_layers=1", "model.heads.dense_dim=16", "model.heads.embed_dim=16",
+    "data.image_size=128",
+]
+WEIGHTS = {k: 1.0 for k in ("loss_detect_heatmap", "loss_detect_box", "loss_segment_ce",
+                             "loss_segment_dice", "loss_classify_ce", "loss_morphology_attr",
+                             "loss_morphology_text", "loss_mlm_ce", "loss_vqa_ce")}
+
+
+@pytest.fixture(scope="module")
+def cfg():
+    return load_config(None, TINY)
+
+
+@pytest.fixture(scope="module")
+def model(cfg):
+    torch.manual_seed(0)
+    return UniHema.from_config(cfg)
+
+
+@pytest.fixture(scope="module")
+def batches(cfg, synth_root):
+    samples = load_dataset("synthetic_smear", synth_root, "train")
+    mapper = DatasetMapper.from_config(cfg, train=True)
+    out = {}
+    for task in TASKS:
+        ds = TaskDataset([s for s in samples if task in s.tasks()], task, mapper, train=True)
+        out[task] = collate([ds[i] for i in range(3)])
+    return out
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_losses_are_finite_and_named(model, batches, task):
+    losses = model(batches[task])
+    assert losses and all(k.startswith(f"loss_{task}_") for k in losses)
+    assert all(torch.isfinite(v) and v.ndim == 0 for v in losses.values())
+
+
+def test_prediction_shapes(model, batches):
+    b = batches["detect"]
+    for p in model.predict(b):
+        n = p["boxes"].shape[0]
+        assert p["boxes"].shape == (n, 4) and p["scores"].shape == (n,)
+        assert p["classes"].shape == (n,) and (p["scores"] >= 0).all()
+    b = batches["segment"]
+    for p, m in zip(model.predict(b), b["masks"]):
+        assert p["mask"].shape == m.shape and p["mask"].max() < len(b["classes"][0])
+    for p, cl in zip(model.predict(batches["classify"]), batches["classify"]["classes"]):
+        assert p["probs"].shape == (len(cl),)
+        assert torch.isclose(p["probs"].sum(), torch.tensor(1.0), atol=1e-5)
+    p = model.predict(batches["morphology"])[0]
+    assert set(p["attributes"]) >= {"nucleus_shape", "granularity"} and isinstance(p["text"], str)
+    for task in ("vqa", "mlm"):
+        assert all(isinstance(p["text"], str) for p in model.predict(batches[task]))
+
+
+def test_empty_targets(model, batches, synth_root):
+    b = dict(batches["detect"])
+    b["boxes"] = [torch.zeros((0, 4)) for _ in b["boxes"]]
+    b["box_classes"] = [torch.zeros((0,), dtype=torch.long) for _ in b["box_classes"]]
+    losses = model(b)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert losses["loss_detect_box"].detach().item() == 0.0
+
+
+def test_gradient_reaches_every_trainable_parameter(cfg, batches):
+    torch.manual_seed(1)
+    m = UniHema.from_config(cfg)
+    m.zero_grad()
+    total = 0.0
+    for task in TASKS:
+        total = total + sum(weigh_losses(m(batches[task]), WEIGHTS).values())
+    total.backward()
+    dead = [n for n, p in m.named_parameters() if p.requires_grad and
+            (p.grad is None or not torch.any(p.grad != 0))]
+    assert not dead, dead
+
+
+def test_save_load_round_trip_is_identical(model, batches, tmp_path):
+    model.eval()
+    path = model.save_pretrained(tmp_path / "ckpt", extra={"note": "test"})
+    assert {"config.json", "model.safetensors"} <= {p.name for p in path.iterdir()}
+    again = UniHema.from_pretrained(path).eval()
+    assert again.checkpoint_meta["note"] == "test"
+    for task in ("detect", "classify", "vqa"):
+        a, b = model.predict(batches[task]), again.predict(batches[task])
+        for x, y in zip(a, b):
+            for k in x:
+                if torch.is_tensor(x[k]):
+                    assert torch.equal(x[k], y[k]), (task, k)
+                else:
+                    assert x[k] == y[k], (task, k)
+    # a save over an existing checkpoint replaces it atomically and leaves no temp folders
+    model.save_pretrained(tmp_path / "ckpt")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+
+
+def test_missing_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a unihema checkpoint"):
+        UniHema.from_pretrained(tmp_path)
+
+
+def test_local_resnet_state_dict_loads(cfg, tmp_path):
+    from torchvision.models import resnet18
+
+    tv = resnet18()
+    torch.save(tv.state_dict(), tmp_path / "r18.pth")
+    mcfg = load_config(None, TINY + ["model.backbone.width=64", "model.backbone.norm=batch",
+                                     f"model.backbone.pretrained={tmp_path / 'r18.pth'}"]).model
+    m = UniHema.from_config(mcfg)
+    assert torch.equal(m.trunk.layer3[0].conv1.weight, tv.layer3[0].conv1.weight)
+    bad = load_config(None, TINY + [f"model.backbone.pretrained={tmp_path / 'r18.pth'}"]).model
+    with pytest.raises(ValueError, match="not a matching torchvision ResNet"):
+        UniHema.from_config(bad)  # width 8 does not match a standard ResNet-18
+
+
+def test_local_t5_directory_loads(cfg, tmp_path):
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from unihema.modeling.text import load_tokenizer
+
+    tok = load_tokenizer()
+    t5 = T5ForConditionalGeneration(T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64,
+                                             num_layers=1, num_decoder_layers=1, num_heads=2,
+                                             pad_token_id=0, eos_token_id=1,
+                                             decoder_start_token_id=0))
+    t5.save_pretrained(tmp_path / "t5")
+    mcfg = load_config(None, TINY + [f"model.text.pretrained={tmp_path / 't5'}"]).model
+    m = UniHema.from_config(mcfg)
+    assert torch.equal(m.text.t5.shared.weight, t5.shared.weight)
+    m.save_pretrained(tmp_path / "ckpt")
+    again = UniHema.from_pretrained(tmp_path / "ckpt")
+    assert torch.equal(again.text.t5.shared.weight, t5.shared.weight)
+
+
+def test_open_vocabulary_class_never_seen(model, batches):
+    b = dict(batches["detect"])
+    b["classes"] = [list(c) + ["giant platelet"] for c in b["classes"]]
+    preds = model.predict(b)
+    k = len(b["classes"][0])
+    assert all(p["classes"].numel() == 0 or int(p["classes"].max()) < k for p in preds)
+    seg = dict(batches["segment"])
+    seg["classes"] = [["background", "hairy cell"] + list(c[1:]) for c in seg["classes"]]
+    assert model.predict(seg)[0]["mask"].max() < len(seg["classes"][0])

@@ -1,0 +1,1 @@
+"""Training: the data mixture, the optimisation loop, logging and checkpoints."""

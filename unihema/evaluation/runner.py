@@ -1,0 +1,98 @@
+"""Run a model over (dataset, split, task) sources and score it with the task evaluators.
+
+Returns ``{task: {dataset: {metric: value}}}``. ``shuffle_images=True`` pairs every prompt with
+the image of another item of the same source (a fixed permutation): the drop in VQA or MLM
+accuracy it causes measures how much the answers depend on the image.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Subset
+from tqdm import tqdm
+
+from unihema.config.schema import Config, DatasetEntry
+from unihema.data.collate import collate
+from unihema.engine.data import TaskSplit, build_task_splits
+from unihema.evaluation import EVALUATORS
+from unihema.evaluation import tasks as _register  # noqa: F401  (registers the evaluators)
+
+logger = logging.getLogger(__name__)
+
+
+class ShuffledImages(Dataset):
+    """Item ``i`` with the image (and image-derived sizes) of item ``perm[i]``."""
+
+    def __init__(self, base: Dataset, seed: int = 0) -> None:
+        self.base = base
+        n = len(base)  # type: ignore[arg-type]
+        rng = np.random.default_rng(seed)
+        perm = rng.permutation(n)
+        # a derangement, so no item keeps its own image
+        for i in range(n):
+            if perm[i] == i and n > 1:
+                j = (i + 1) % n
+                perm[i], perm[j] = perm[j], perm[i]
+        self.perm = perm
+
+    def __len__(self) -> int:
+        return len(self.perm)
+
+    def __getitem__(self, i: int) -> Dict[str, Any]:
+        item = dict(self.base[i])
+        other = self.base[int(self.perm[i])]
+        item["image"] = other["image"]
+        return item
+
+
+def evaluate_split(
+    model,
+    split: TaskSplit,
+    *,
+    batch_size: int = 16,
+    limit: Optional[int] = None,
+    shuffle_images: bool = False,
+    evaluator_options: Optional[Dict[str, Any]] = None,
+    progress: bool = True,
+) -> Dict[str, float]:
+    """Score ``model`` on one task split (first ``limit`` items)."""
+    ds: Dataset = split.dataset
+    if limit is not None and limit < len(ds):
+        # an evenly spread subset, not the first items (those may all be one kind)
+        idx = np.linspace(0, len(ds) - 1, limit).round().astype(int).tolist()
+        ds = Subset(ds, idx)
+    if shuffle_images:
+        ds = ShuffledImages(ds)
+    evaluator = EVALUATORS.get(split.task)(**(evaluator_options or {}))
+    evaluator.reset()
+    loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    for batch in tqdm(loader, desc=f"eval {split.name}{' (shuffled)' if shuffle_images else ''}",
+                      disable=not progress, leave=False):
+        evaluator.process(batch, model.predict(batch))
+    return evaluator.evaluate()
+
+
+def evaluate(
+    model,
+    cfg: Config,
+    entries: Sequence[DatasetEntry],
+    *,
+    tasks: Optional[Sequence[str]] = None,
+    limit: Optional[int] = None,
+    shuffle_images: bool = False,
+    options: Optional[Dict[str, Dict[str, Any]]] = None,
+    progress: bool = True,
+) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """``{task: {dataset: metrics}}`` over every (entry, task) the model supports."""
+    results: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for split in build_task_splits(entries, cfg, train=False, tasks=tasks or model.config.tasks):
+        metrics = evaluate_split(model, split, batch_size=cfg.data.batch_size * 2, limit=limit,
+                                 shuffle_images=shuffle_images,
+                                 evaluator_options=(options or {}).get(split.task),
+                                 progress=progress)
+        results.setdefault(split.task, {})[split.entry.name] = metrics
+    return results

@@ -1,0 +1,216 @@
+"""The visual trunk: a torchvision ResNet returning C2..C5, plus a transformer over tokens.
+
+:class:`ResNetTrunk` keeps torchvision's module names (``conv1``, ``bn1``, ``layer1`` ..
+``layer4``), so a torchvision state dict loads into it unchanged, while its width is
+configurable (``width=16`` gives a 4x narrower network for tiny CPU configs).
+
+:class:`VisualEncoder` projects C2..C5 to ``d`` channels, runs a transformer encoder over the
+tokens of the configured levels (2-D sine positions + a level embedding, padding masked) and
+rebuilds a top-down pyramid P2..P5, all ``[B, d, H/s, W/s]`` with strides 4, 8, 16, 32.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Callable, Dict, List, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models.resnet import BasicBlock, Bottleneck
+from torchvision.ops import FrozenBatchNorm2d
+
+logger = logging.getLogger(__name__)
+
+LAYOUTS = {18: (BasicBlock, (2, 2, 2, 2)), 34: (BasicBlock, (3, 4, 6, 3)),
+           50: (Bottleneck, (3, 4, 6, 3)), 101: (Bottleneck, (3, 4, 23, 3))}
+STRIDES = {"C2": 4, "C3": 8, "C4": 16, "C5": 32}
+#: ImageNet statistics: torchvision weights expect them, and they are a fine default otherwise.
+PIXEL_MEAN = (0.485, 0.456, 0.406)
+PIXEL_STD = (0.229, 0.224, 0.225)
+
+
+def norm_factory(kind: str) -> Callable[[int], nn.Module]:
+    """``batch`` (trainable BN), ``frozen_batch`` (fixed statistics, for fine-tuning pretrained
+    weights with small batches) or ``group`` (batch-size independent, the multi-task default:
+    crop batches and field batches have different statistics)."""
+    if kind == "batch":
+        return nn.BatchNorm2d
+    if kind == "frozen_batch":
+        return FrozenBatchNorm2d
+    if kind == "group":
+        return lambda c: nn.GroupNorm(max(1, min(32, c // 8)), c)
+    raise ValueError(f"unknown norm '{kind}'; valid: batch, frozen_batch, group")
+
+
+class ResNetTrunk(nn.Module):
+    """ResNet-{18,34,50,101} with a configurable base width; returns C1 (stem) and C2..C5.
+
+    Output channels: :attr:`channels` (``{"C1": w, "C2": w*e, ...}`` with ``e = 1`` for basic
+    blocks and ``4`` for bottlenecks).
+    """
+
+    def __init__(self, *, depth: int = 50, width: int = 64, norm: str = "batch") -> None:
+        super().__init__()
+        if depth not in LAYOUTS:
+            raise ValueError(f"ResNet depth {depth} is not one of {sorted(LAYOUTS)}")
+        block, layers = LAYOUTS[depth]
+        norm_layer = norm_factory(norm)
+        self._norm_layer = norm_layer
+        self.inplanes = width
+        self.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = norm_layer(width)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        self.layer1 = self._make_layer(block, width, layers[0], 1)
+        self.layer2 = self._make_layer(block, width * 2, layers[1], 2)
+        self.layer3 = self._make_layer(block, width * 4, layers[2], 2)
+        self.layer4 = self._make_layer(block, width * 8, layers[3], 2)
+        e = block.expansion
+        self.channels = {"C1": width, "C2": width * e, "C3": width * 2 * e,
+                         "C4": width * 4 * e, "C5": width * 8 * e}
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+    def _make_layer(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
+        # torchvision's layout and names, so its state dicts load
+        downsample = None
+        if stride != 1 or self.inplanes != planes * block.expansion:
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * block.expansion, 1, stride=stride, bias=False),
+                self._norm_layer(planes * block.expansion),
+            )
+        mods = [block(self.inplanes, planes, stride, downsample, norm_layer=self._norm_layer)]
+        self.inplanes = planes * block.expansion
+        mods += [block(self.inplanes, planes, norm_layer=self._norm_layer)
+                 for _ in range(1, blocks)]
+        return nn.Sequential(*mods)
+
+    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``x``: normalised images ``[B, 3, H, W]`` -> ``{"C1": [B, c, H/2, W/2], ...,
+        "C5": [B, c, H/32, W/32]}``."""
+        c1 = self.relu(self.bn1(self.conv1(x)))
+        c2 = self.layer1(self.maxpool(c1))
+        c3 = self.layer2(c2)
+        c4 = self.layer3(c3)
+        c5 = self.layer4(c4)
+        return {"C1": c1, "C2": c2, "C3": c3, "C4": c4, "C5": c5}
+
+    def load_torchvision(self, path: str | Path) -> None:
+        """Load a torchvision ResNet state dict (``.pth``/``.pt`` or ``.safetensors``).
+
+        The classifier (``fc.*``) is dropped; any other missing or unexpected key is an error
+        listing the keys (a silently half-loaded backbone wastes a training run).
+        """
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"backbone.pretrained: '{path}' does not exist")
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            # weights_only refuses arbitrary pickled objects: tensors and containers only
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            if isinstance(state, dict) and "state_dict" in state:
+                state = state["state_dict"]
+        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        try:
+            result = self.load_state_dict(state, strict=False)
+        except RuntimeError as exc:  # shape mismatches: another depth or width
+            raise ValueError(f"{path}: not a matching torchvision ResNet state dict for "
+                             f"this trunk ({type(self).__name__}, channels {self.channels}): "
+                             f"{str(exc).splitlines()[1].strip()} ...") from None
+        # FrozenBatchNorm2d has no num_batches_tracked; that key is harmless to skip
+        unexpected = [k for k in result.unexpected_keys if not k.endswith("num_batches_tracked")]
+        if result.missing_keys or unexpected:
+            raise ValueError(
+                f"{path}: not a matching torchvision ResNet state dict; missing "
+                f"{result.missing_keys[:8]}{'...' if len(result.missing_keys) > 8 else ''}, "
+                f"unexpected {unexpected[:8]}{'...' if len(unexpected) > 8 else ''}"
+            )
+        logger.info("loaded backbone weights from %s", path)
+
+
+def sine_positions(h: int, w: int, d: int, device: torch.device) -> torch.Tensor:
+    """2-D sine/cosine position codes ``[h*w, d]`` (DETR style, coordinates normalised to 1)."""
+    if d % 4:
+        raise ValueError(f"d_model must be a multiple of 4 for 2-D positions, got {d}")
+    q = d // 4
+    freq = 1.0 / (10000 ** (torch.arange(q, device=device, dtype=torch.float32) / q))
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) / h * 2 * math.pi
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) / w * 2 * math.pi
+    py = ys[:, None] * freq[None]
+    px = xs[:, None] * freq[None]
+    pos = torch.cat([
+        py.sin()[:, None].expand(h, w, q), py.cos()[:, None].expand(h, w, q),
+        px.sin()[None].expand(h, w, q), px.cos()[None].expand(h, w, q),
+    ], dim=-1)
+    return pos.reshape(h * w, d)
+
+
+def downsample_mask(pixel_mask: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
+    """``[B, H, W]`` bool (True = real pixel) -> ``[B, h, w]`` bool at a feature stride."""
+    return F.interpolate(pixel_mask[:, None].float(), size=tuple(size), mode="nearest")[:, 0] > 0
+
+
+class VisualEncoder(nn.Module):
+    """Projection to ``d``, transformer over multi-scale tokens, top-down pyramid P2..P5."""
+
+    def __init__(
+        self,
+        *,
+        in_channels: Dict[str, int],
+        d_model: int,
+        layers: int,
+        heads: int,
+        ffn: int,
+        levels: Sequence[str],
+    ) -> None:
+        super().__init__()
+        unknown = [lv for lv in levels if lv not in STRIDES or lv == "C2"]
+        if unknown:
+            raise ValueError(f"encoder levels {unknown} invalid; choose from C3, C4, C5")
+        self.levels = list(levels)
+        self.proj = nn.ModuleDict({
+            lv: nn.Sequential(nn.Conv2d(in_channels[lv], d_model, 1),
+                              nn.GroupNorm(max(1, min(32, d_model // 8)), d_model))
+            for lv in STRIDES
+        })
+        self.level_embed = nn.Parameter(torch.zeros(len(self.levels), d_model))
+        self.encoder = None
+        if layers > 0:
+            layer = nn.TransformerEncoderLayer(d_model, heads, ffn, dropout=0.0,
+                                               batch_first=True, norm_first=True)
+            self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.smooth = nn.ModuleDict({
+            lv: nn.Conv2d(d_model, d_model, 3, padding=1) for lv in ("C2", "C3", "C4")
+        })
+
+    def forward(self, feats: Dict[str, torch.Tensor], pixel_mask: torch.Tensor
+                ) -> Dict[str, torch.Tensor]:
+        """``feats`` from :class:`ResNetTrunk`, ``pixel_mask`` ``[B, H, W]`` ->
+        ``{"P2": [B, d, H/4, W/4], ..., "P5": [B, d, H/32, W/32]}``."""
+        x = {lv: self.proj[lv](feats[lv]) for lv in STRIDES}
+        if self.encoder is not None:
+            tokens, pads, shapes = [], [], []
+            for i, lv in enumerate(self.levels):
+                b, d, h, w = x[lv].shape
+                pos = sine_positions(h, w, d, x[lv].device) + self.level_embed[i]
+                tokens.append(x[lv].flatten(2).transpose(1, 2) + pos)
+                pads.append(~downsample_mask(pixel_mask, (h, w)).flatten(1))
+                shapes.append((h, w))
+            out = self.encoder(torch.cat(tokens, 1), src_key_padding_mask=torch.cat(pads, 1))
+            start = 0
+            for lv, (h, w) in zip(self.levels, shapes):
+                n = h * w
+                x[lv] = out[:, start:start + n].transpose(1, 2).reshape(-1, out.shape[-1], h, w)
+                start += n
+        p = {"P5": x["C5"]}
+        for lv, up in (("C4", "P5"), ("C3", "P4"), ("C2", "P3")):
+            top = F.interpolate(p[up], size=x[lv].shape[-2:], mode="nearest")
+            p["P" + lv[1]] = self.smooth[lv](x[lv] + top)
+        return p

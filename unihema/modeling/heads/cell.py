@@ -1,0 +1,134 @@
+"""Heads over the global joint embedding: classification and morphology.
+
+classify: the joint image-prompt embedding ``[B, d]`` is compared with the text embeddings of
+the item's candidate labels (cosine x learned scale), so each item may carry its own candidate
+list. Probabilities are a softmax divided by a temperature fitted on held-out data
+(:meth:`ClassifyHead.calibrate`), stored in the checkpoint.
+
+morphology: one linear layer per attribute of ``vocab.ATTRIBUTES`` over the joint embedding;
+the descriptive sentence is written by the shared text decoder (``loss_morphology_text``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unihema.data.vocab import ATTRIBUTES
+from unihema.modeling.heads import HEADS, TaskHead
+
+
+@HEADS.register("classify")
+class ClassifyHead(TaskHead):
+    task = "classify"
+
+    def __init__(self, *, d_model: int, d_text: int, embed_dim: int) -> None:
+        super().__init__()
+        self.image_proj = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(),
+                                        nn.Linear(d_model, embed_dim))
+        self.class_proj = nn.Linear(d_text, embed_dim)
+        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        # fitted after training on held-out data; 1.0 = uncalibrated
+        self.register_buffer("temperature", torch.tensor(1.0))
+
+    @classmethod
+    def from_config(cls, cfg) -> "ClassifyHead":
+        return cls(d_model=cfg.d_model, d_text=cfg.text.d_model, embed_dim=cfg.heads.embed_dim)
+
+    def forward(self, fused, batch) -> Dict[str, Any]:
+        names: Dict[str, None] = {}
+        for cl in batch["classes"]:
+            for n in cl:
+                names.setdefault(n)
+        names_l = list(names)
+        c = F.normalize(self.class_proj(fused["embed_phrases"](names_l)), dim=-1)
+        v = F.normalize(self.image_proj(fused["joint"]), dim=-1)
+        sims = v @ c.t() * self.log_scale.exp()  # [B, N]
+        index = {n: i for i, n in enumerate(names_l)}
+        logits = [sims[b, [index[n] for n in cl]] for b, cl in enumerate(batch["classes"])]
+        return {"pred_logits": logits}
+
+    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
+        losses = [F.cross_entropy(lg[None], batch["labels"][b:b + 1])
+                  for b, lg in enumerate(outputs["pred_logits"])]
+        return {"loss_classify_ce": torch.stack(losses).mean()}
+
+    @torch.no_grad()
+    def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
+        out = []
+        for lg in outputs["pred_logits"]:
+            probs = (lg / self.temperature).softmax(-1)
+            out.append({"probs": probs, "label": int(probs.argmax())})
+        return out
+
+    @torch.no_grad()
+    def calibrate(self, logits: Sequence[torch.Tensor], labels: Sequence[int]) -> float:
+        """Fit the softmax temperature minimising held-out NLL (grid + refinement)."""
+        if not logits:
+            return float(self.temperature)
+
+        def nll(t: float) -> float:
+            return float(sum(F.cross_entropy(lg[None] / t, torch.tensor([y]))
+                             for lg, y in zip(logits, labels)) / len(logits))
+
+        grid = [0.25 * 1.25 ** i for i in range(20)]
+        best = min(grid, key=nll)
+        for step in (0.05, 0.01):
+            cands = [best * (1 + step * k) for k in range(-4, 5)]
+            best = min(cands, key=nll)
+        self.temperature.fill_(best)
+        return best
+
+
+@HEADS.register("morphology")
+class MorphologyHead(TaskHead):
+    task = "morphology"
+
+    def __init__(self, *, d_model: int) -> None:
+        super().__init__()
+        self.attributes = list(ATTRIBUTES)
+        self.hidden = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU())
+        self.out = nn.ModuleDict({a: nn.Linear(d_model, len(ATTRIBUTES[a]))
+                                  for a in self.attributes})
+
+    @classmethod
+    def from_config(cls, cfg) -> "MorphologyHead":
+        return cls(d_model=cfg.d_model)
+
+    def forward(self, fused, batch) -> Dict[str, Any]:
+        h = self.hidden(fused["joint"])
+        out: Dict[str, Any] = {"pred_attributes": {a: self.out[a](h) for a in self.attributes}}
+        if self.training:
+            out["pred_text_loss"] = fused["decoder_loss"](batch["targets"])
+        else:
+            out["pred_text"] = fused["generate"]()
+        return out
+
+    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
+        terms = []
+        for a, logits in outputs["pred_attributes"].items():
+            values = ATTRIBUTES[a]
+            target = torch.tensor([values.index(attrs[a]) if a in attrs else -1
+                                   for attrs in batch["attributes"]], dtype=torch.long)
+            if (target >= 0).any():
+                terms.append(F.cross_entropy(logits, target, ignore_index=-1))
+        attr = torch.stack(terms).mean() if terms else outputs["pred_attributes"][
+            self.attributes[0]].sum() * 0.0
+        return {"loss_morphology_attr": attr, "loss_morphology_text": outputs["pred_text_loss"]}
+
+    @torch.no_grad()
+    def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
+        n = len(batch["keys"])
+        preds = []
+        for b in range(n):
+            attrs = {a: ATTRIBUTES[a][int(lg[b].argmax())]
+                     for a, lg in outputs["pred_attributes"].items()}
+            item = {"attributes": attrs}
+            if "pred_text" in outputs:
+                item["text"] = outputs["pred_text"][b]
+            preds.append(item)
+        return preds

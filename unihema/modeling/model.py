@@ -1,0 +1,203 @@
+"""The unified model, top to bottom.
+
+    image  [B, 3, H, W] --ResNetTrunk--> C1..C5 --VisualEncoder--> pyramid P2..P5   (d channels)
+    prompt [B] strings --T5 encoder--> prompt tokens [B, T, d_text] --Linear--> [B, T, d]
+    HemaFormer(pyramid, prompt) --> fused P3..P5 (token level), queries [B, Q, d] (query level),
+                                    joint [B, d] (global level); a top-down pass carries the
+                                    fused maps down to P2
+    heads[task](fused, batch)    --> pred_* (+ loss_<task>_<term> in training)
+
+Text answers (mlm, vqa, the morphology sentence) come from the T5 decoder cross-attending to
+``memory = [queries ; prompt tokens enriched by fusion]`` projected to ``d_text``: the image
+reaches the answer through both halves.
+
+Every batch holds one task (the mixture sampler guarantees it); the trunk, the text encoder and
+the fusion run once per batch and only that task's head runs after them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Union
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unihema import __version__
+from unihema.config.loader import from_dict, to_dict
+from unihema.config.schema import Config, ModelConfig
+from unihema.modeling.backbone import PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder
+from unihema.modeling.fusion import HemaFormer
+from unihema.modeling.heads import HEADS
+from unihema.modeling.text import TextModel, load_tokenizer
+
+# importing the head modules registers them
+from unihema.modeling.heads import cell, dense, text as _text_heads  # noqa: F401,E402
+
+logger = logging.getLogger(__name__)
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+
+
+class UniHema(nn.Module):
+    """One model, six tasks. Build with :meth:`from_config` or :meth:`from_pretrained`."""
+
+    def __init__(self, *, config: ModelConfig, tokenizer: Any,
+                 t5_config: Optional[Dict[str, Any]] = None) -> None:
+        super().__init__()
+        self.config = config
+        self.tokenizer = tokenizer
+        d = config.d_model
+        self.trunk = ResNetTrunk(depth=config.backbone.depth, width=config.backbone.width,
+                                 norm=config.backbone.norm)
+        if config.backbone.pretrained:
+            self.trunk.load_torchvision(config.backbone.pretrained)
+        enc = config.encoder
+        self.visual = VisualEncoder(in_channels=self.trunk.channels, d_model=d, layers=enc.layers,
+                                    heads=enc.heads, ffn=enc.ffn, levels=enc.levels)
+        # t5_config: the exact T5 architecture of a saved model (a T5 loaded from a Hugging Face
+        # folder may differ from what the size settings describe)
+        self.text = TextModel.from_config(config.text, tokenizer, t5_config=t5_config)
+        d_text = self.text.d_model
+        self.text_in = nn.Linear(d_text, d)
+        fu = config.fusion
+        self.fusion = HemaFormer(d_model=d, heads=fu.heads, layers=fu.layers, levels=fu.levels,
+                                 queries=fu.queries, query_layers=fu.query_layers)
+        self.topdown = nn.ModuleDict({k: nn.Conv2d(d, d, 3, padding=1) for k in ("P2", "P3",
+                                                                                  "P4")})
+        self.query_out = nn.Linear(d, d_text)
+        self.prompt_out = nn.Linear(d, d_text)
+        nn.init.zeros_(self.prompt_out.weight)  # start from the plain T5 prompt encoding
+        nn.init.zeros_(self.prompt_out.bias)
+        self.heads = nn.ModuleDict({task: HEADS.get(task).from_config(config)
+                                    for task in config.tasks})
+        self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
+
+    @classmethod
+    def from_config(cls, cfg: Union[Config, ModelConfig], tokenizer: Any = None) -> "UniHema":
+        mcfg = cfg.model if isinstance(cfg, Config) else cfg
+        return cls(config=mcfg, tokenizer=tokenizer or load_tokenizer(mcfg.text.tokenizer))
+
+    # ------------------------------------------------------------------ shared trunk
+    def encode(self, images: torch.Tensor, pixel_mask: torch.Tensor, prompts: List[str]
+               ) -> Dict[str, Any]:
+        """Run trunk, text encoder and fusion once: ``images [B, 3, H, W]`` in [0, 1],
+        ``pixel_mask [B, H, W]``, ``B`` prompt strings -> the fused representation."""
+        feats = self.trunk((images - self.pixel_mean) / self.pixel_std)
+        pyramid = self.visual(feats, pixel_mask)
+        ids, am = self.text.tokenize(prompts, self.config.text.max_prompt_tokens)
+        t_raw = self.text.encode(ids, am)
+        fused = self.fusion(pyramid, pixel_mask, self.text_in(t_raw), am.bool())
+        for fine, coarse in (("P4", "P5"), ("P3", "P4"), ("P2", "P3")):
+            up = F.interpolate(fused[coarse], size=fused[fine].shape[-2:], mode="nearest")
+            fused[fine] = fused[fine] + self.topdown[fine](up)
+        fused["C1"] = feats["C1"]
+        memory = torch.cat([self.query_out(fused["queries"]),
+                            t_raw + self.prompt_out(fused["text"])], 1)
+        memory_mask = torch.cat([am.new_ones(am.shape[0], fused["queries"].shape[1]), am], 1)
+        text_cfg = self.config.text
+        fused["embed_phrases"] = self.text.embed_phrases
+        fused["decoder_loss"] = lambda targets: self.text.decoder_loss(
+            memory, memory_mask, list(targets))
+        fused["generate"] = lambda: self.text.generate(
+            memory, memory_mask, max_new_tokens=text_cfg.max_target_tokens,
+            num_beams=self.config.heads.num_beams)
+        return fused
+
+    def _run(self, batch: Mapping[str, Any]):
+        task = batch["task"]
+        if task not in self.heads:
+            raise KeyError(f"this model has no '{task}' head; it has {list(self.heads)}")
+        fused = self.encode(batch["images"], batch["pixel_mask"], list(batch["prompts"]))
+        head = self.heads[task]
+        return head, head(fused, batch)
+
+    # ------------------------------------------------------------------ train / predict
+    def forward(self, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+        """Raw (unweighted) losses ``{"loss_<task>_<term>": scalar}`` of a one-task batch."""
+        head, outputs = self._run(batch)
+        return head.loss(outputs, batch)
+
+    @torch.no_grad()
+    def predict(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
+        """Per-item predictions of a one-task batch (formats in ``unihema.evaluation``)."""
+        was_training = self.training
+        self.eval()
+        try:
+            head, outputs = self._run(batch)
+            return head.postprocess(outputs, batch)
+        finally:
+            self.train(was_training)
+
+    # ------------------------------------------------------------------ checkpoints
+    def save_pretrained(self, directory: Union[str, Path], extra: Optional[Dict] = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` + tokenizer files, atomically.
+
+        The folder is assembled under a temporary name beside ``directory`` and renamed into
+        place, so a crash never leaves a half-written checkpoint under the final name.
+        """
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
+        try:
+            cfg = to_dict(self.config)
+            cfg["backbone"]["pretrained"] = ""  # weights are in model.safetensors
+            cfg["text"]["pretrained"] = ""
+            cfg["text"]["tokenizer"] = ""
+            meta = {"unihema_version": __version__, "model": cfg,
+                    "t5_config": self.text.architecture(), **(extra or {})}
+            (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
+            save_model(self, str(tmp / WEIGHTS_NAME))
+            self.tokenizer.save_pretrained(str(tmp))
+            old = directory.with_name(f".{directory.name}.old")
+            if directory.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: Union[str, Path], map_location: str = "cpu"
+                        ) -> "UniHema":
+        """Rebuild a model saved by :meth:`save_pretrained` (no pickle is ever loaded)."""
+        from safetensors.torch import load_model
+
+        directory = Path(directory)
+        cfg_path = directory / CONFIG_NAME
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"'{directory}' is not a unihema checkpoint: no {CONFIG_NAME}")
+        meta = json.loads(cfg_path.read_text())
+        if "model" not in meta:
+            raise ValueError(f"{cfg_path}: no 'model' section; not a unihema checkpoint")
+        config = from_dict(ModelConfig, meta["model"])
+        model = cls(config=config, tokenizer=load_tokenizer(str(directory)),
+                    t5_config=meta.get("t5_config"))
+        weights = directory / WEIGHTS_NAME
+        if not weights.is_file():
+            raise FileNotFoundError(f"{directory}: {WEIGHTS_NAME} is missing")
+        missing, unexpected = load_model(model, str(weights), strict=False, device=map_location)
+        if missing or unexpected:
+            raise ValueError(f"{weights}: missing keys {missing[:8]}, unexpected {unexpected[:8]}")
+        model.checkpoint_meta = {k: v for k, v in meta.items() if k not in ("model", "t5_config")}
+        return model
+
+    def num_parameters(self) -> Dict[str, int]:
+        """Parameter counts per top-level part (for logs and benchmarks)."""
+        out = {name: sum(p.numel() for p in mod.parameters())
+               for name, mod in self.named_children()}
+        out["total"] = sum(p.numel() for p in self.parameters())
+        return out
