@@ -32,3 +32,21 @@ def synth_root(tmp_path_factory) -> Path:
     cfg = SynthConfig(size=160, train=10, val=3, test=3, seed=7, workers=1)
     generate_dataset(root, cfg, progress=False)
     return root
+
+
+#: A model small enough for unit tests on a CPU (seconds per test).
+TINY_MODEL = [
+    "model.d_model=32", "model.backbone.depth=18", "model.backbone.width=8",
+    "model.backbone.norm=group", "model.encoder.layers=1", "model.encoder.heads=2",
+    "model.encoder.ffn=64", "model.text.d_model=32", "model.text.d_kv=8", "model.text.d_ff=64",
+    "model.text.num_layers=1", "model.text.num_decoder_layers=1", "model.text.num_heads=2",
+    "model.text.max_target_tokens=12", "model.fusion.heads=2", "model.fusion.queries=4",
+    "model.fusion.query_layers=1", "model.heads.dense_dim=16", "model.heads.embed_dim=16",
+    "data.image_size=128",
+]
+
+
+@pytest.fixture(scope="session")
+def tiny():
+    """Config overrides of the tiny test model (a list of ``key=value``)."""
+    return list(TINY_MODEL)

@@ -92,23 +92,69 @@ def test_config_show_and_schema(tmp_path, capsys):
     assert "train.learning_rate: unknown key" in err and "valid keys of train" in err
 
 
-def test_demo_quick(tmp_path, capsys):
+def test_demo_data_only_reuses_and_regenerates(tmp_path, capsys):
     out_dir = tmp_path / "demo"
-    assert main(["demo", "--quick", "--out", str(out_dir), "--set", "synth.size=96",
-                 "synth.workers=1"]) == 0
+    args = ["demo", "--quick", "--data-only", "--out", str(out_dir), "--set", "synth.workers=1"]
+    assert main(args + ["synth.size=96"]) == 0
     out = capsys.readouterr().out
     assert "supervision per task" in out and "no problems" in out
     for name in ("report.md", "preview.png", "data_check.json", "config.yaml"):
         assert (out_dir / name).is_file(), name
-    report = (out_dir / "report.md").read_text()
-    assert "| split | samples |" in report and "preview.png" in report
+    assert "| split | samples |" in (out_dir / "report.md").read_text()
     # a second run reuses the generated data instead of writing it again
     manifest = out_dir / "data" / "manifest.json"
     stamp = manifest.stat().st_mtime_ns
-    assert main(["demo", "--quick", "--out", str(out_dir), "--set", "synth.size=96",
-                 "synth.workers=1"]) == 0
+    assert main(args + ["synth.size=96"]) == 0
     assert manifest.stat().st_mtime_ns == stamp
     # a different generator config regenerates
-    assert main(["demo", "--quick", "--out", str(out_dir), "--set", "synth.size=64",
-                 "synth.workers=1"]) == 0
+    assert main(args + ["synth.size=64"]) == 0
     assert json.loads(manifest.read_text())["config"]["size"] == 64
+
+
+@pytest.fixture(scope="module")
+def quick_demo(tmp_path_factory):
+    """The quick demo, run once: data, 60 training steps, evaluation, report, checkpoint."""
+    out_dir = tmp_path_factory.mktemp("quickdemo")
+    code = main(["demo", "--quick", "--out", str(out_dir), "--set", "synth.workers=1",
+                 "train.max_steps=30"])
+    return code, out_dir
+
+
+def test_demo_quick_trains_evaluates_and_reports(quick_demo):
+    code, out_dir = quick_demo
+    assert code == 0
+    for name in ("report.md", "metrics.json", "preview.png", "detect_0.png", "segment_0.png",
+                 "model/config.json", "model/model.safetensors", "metrics.jsonl"):
+        assert (out_dir / name).is_file(), name
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    assert set(metrics) == {"detect", "classify", "segment", "morphology", "mlm", "vqa"}
+    assert "shuffled_exact_match" in metrics["vqa"] and "grounding_gap" in metrics["mlm"]
+    report = (out_dir / "report.md").read_text()
+    assert "Held-out test metrics" in report and "VQA exact match" in report
+    assert "UniHemaPipeline.from_pretrained" in report
+
+
+def test_inference_commands(quick_demo, capsys, tmp_path):
+    _, out_dir = quick_demo
+    model = str(out_dir / "model")
+    image = str(sorted((out_dir / "data" / "test" / "images").glob("*.png"))[0])
+    crop = str(sorted((out_dir / "data" / "test" / "crops").glob("*.png"))[0])
+    question = "How many platelets are in the image?"
+    assert main(["ask", "--model", model, image, question]) == 0
+    from unihema.api import UniHemaPipeline
+
+    # the command prints exactly what the Python API answers (30 steps may give an empty one)
+    assert capsys.readouterr().out == UniHemaPipeline.from_pretrained(model).ask(
+        image, question) + "\n"
+    png = tmp_path / "det.png"
+    assert main(["detect", "--model", model, image, "--min-score", "0", "--out", str(png)]) == 0
+    assert "counts:" in capsys.readouterr().out and png.is_file()
+    png = tmp_path / "seg.png"
+    assert main(["segment", "--model", model, image, "--out", str(png)]) == 0
+    assert "background" in capsys.readouterr().out and png.is_file()
+    assert main(["classify", "--model", model, crop, "--labels", "lymphocyte", "monocyte"]) == 0
+    assert "label:" in capsys.readouterr().out
+    assert main(["describe", "--model", model, crop]) == 0
+    assert "nucleus_shape" in capsys.readouterr().out
+    assert main(["ask", "--model", str(tmp_path), image, "q?"]) == 2
+    assert "not a unihema checkpoint" in capsys.readouterr().err

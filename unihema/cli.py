@@ -1,6 +1,8 @@
 """The ``unihema`` command.
 
     unihema demo [--quick]                       the end-to-end demo on synthetic smears
+    unihema train --config FILE [key=value ...]  train the unified model
+    unihema ask --model DIR IMAGE "question"     (also detect, segment, classify, describe)
     unihema data list | info KEY                 registered datasets
     unihema data generate --out DIR              write a synthetic smear dataset
     unihema data check KEY --root DIR            validate a dataset, counts and problems
@@ -128,11 +130,85 @@ def cmd_config_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------- train
+def cmd_train(args: argparse.Namespace) -> int:
+    from unihema.config import load_config
+    from unihema.engine.trainer import Trainer
+
+    cfg = load_config(args.config, args.overrides)
+    trainer = Trainer(cfg, progress=not args.no_progress)
+    trainer.train()
+    print(f"wrote {trainer.out / 'model'} after {trainer.step} steps; "
+          f"losses in {trainer.out / 'metrics.jsonl'}")
+    return 0
+
+
+# --------------------------------------------------------------------------------- inference
+def _pipeline(args: argparse.Namespace):
+    from unihema.api import UniHemaPipeline
+
+    return UniHemaPipeline.from_pretrained(args.model)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    print(_pipeline(args).ask(args.image, args.question))
+    return 0
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from unihema.evaluation.visualize import draw_detections
+
+    pipe = _pipeline(args)
+    objects = pipe.detect(args.image, args.classes or None, min_score=args.min_score)
+    counts: dict = {}
+    for o in objects:
+        counts[o["label"]] = counts.get(o["label"], 0) + 1
+        print(f"{o['label']:24s} {o['score']:.3f}  {o['box']}")
+    print("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    if args.out:
+        draw_detections(args.image, objects).save(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from unihema.evaluation.visualize import draw_mask
+
+    pipe = _pipeline(args)
+    res = pipe.segment(args.image, args.classes or None)
+    total = res["mask"].size
+    for i, name in enumerate(res["classes"]):
+        print(f"{name:20s} {100.0 * np.count_nonzero(res['mask'] == i) / total:6.2f} %")
+    if args.out:
+        draw_mask(args.image, res["mask"], res["classes"]).save(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    res = _pipeline(args).classify(args.image, args.labels)
+    for name, p in sorted(res["probs"].items(), key=lambda kv: -kv[1]):
+        print(f"{name:24s} {p:.3f}")
+    print(f"label: {res['label']}")
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    res = _pipeline(args).describe(args.image)
+    for k, v in res["attributes"].items():
+        print(f"{k:28s} {v}")
+    print(res["text"])
+    return 0
+
+
 # --------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from unihema.demo import run_demo
 
-    return run_demo(args.out, quick=args.quick, config=args.config, overrides=args.set or [])
+    return run_demo(args.out, quick=args.quick, config=args.config, overrides=args.set or [],
+                    train=not args.data_only)
 
 
 # --------------------------------------------------------------------------------- parser
@@ -150,13 +226,46 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="end-to-end demo on built-in synthetic smears",
-                          description="Generate synthetic smears, check them, draw a preview "
-                          "and write a report under --out.")
+                          description="Generate synthetic smears, train the unified model on "
+                          "all six tasks, evaluate it on held-out fields and write a report, "
+                          "overlays and the checkpoint under --out.")
     demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    demo.add_argument("--quick", action="store_true", help="small data, about a minute")
-    demo.add_argument("--config", default=None, help="YAML config to start from")
+    demo.add_argument("--quick", action="store_true",
+                      help="small data and a short run (about two minutes): checks the path")
+    demo.add_argument("--data-only", action="store_true",
+                      help="generate, check and preview the data; skip the model")
+    demo.add_argument("--config", default=None,
+                      help="YAML config instead of the built-in preset (presets/demo.yaml)")
     demo.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="config overrides")
     demo.set_defaults(func=cmd_demo)
+
+    tr = sub.add_parser("train", help="train the unified model (all configured tasks, one run)",
+                        description="Train on the mixture in data.train; writes the run folder "
+                        "(config.yaml, metrics.jsonl, model/).")
+    tr.add_argument("--config", required=True, help="YAML config (see configs/)")
+    tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides")
+    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.set_defaults(func=cmd_train)
+
+    def inference(name: str, helptext: str, func) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=helptext, description=helptext)
+        q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
+        q.add_argument("image", help="image file (PNG, JPEG, TIFF, BMP)")
+        q.set_defaults(func=func)
+        return q
+
+    q = inference("ask", "answer a free-text question about an image", cmd_ask)
+    q.add_argument("question", help='e.g. "How many platelets are in the image?"')
+    q = inference("detect", "detect cells and parasites; optionally draw them", cmd_detect)
+    q.add_argument("--classes", nargs="*", help="class names to find (default: the model's)")
+    q.add_argument("--min-score", type=float, default=0.3, help="score threshold (default 0.3)")
+    q.add_argument("--out", default=None, help="overlay PNG to write")
+    q = inference("segment", "per-pixel classes; optionally draw them", cmd_segment)
+    q.add_argument("--classes", nargs="*", help="classes, background first (default: model's)")
+    q.add_argument("--out", default=None, help="overlay PNG to write")
+    q = inference("classify", "choose a label among candidates", cmd_classify)
+    q.add_argument("--labels", nargs="+", required=True, help="candidate labels")
+    inference("describe", "morphology attributes and a sentence for a cell image", cmd_describe)
 
     data = sub.add_parser("data", help="datasets: list, info, generate, check, preview")
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")

@@ -1,8 +1,17 @@
 """``unihema demo``: the end-to-end run on the embedded synthetic smears.
 
-Steps: generate train/val/test fields (reused when the folder already holds the same
-generation), check them, draw a preview grid, and write ``report.md`` beside a summary table.
-Every file lands under the run folder; nothing outside it is touched.
+1. data: generate train/val/test fields (reused when the folder holds the same generation),
+   check them, draw a preview grid;
+2. model: train the tiny unified model on all six tasks in one run (``presets/demo.yaml``),
+   fit the classifier's temperature on the validation split;
+3. evaluation on the held-out test split (its own seed), with VQA and MLM also scored with
+   the images shuffled across questions (the grounding gap);
+4. report: one table of metrics per task with the target bars, ``report.md``, overlay PNGs of
+   detection and segmentation, sample questions with the model's answers, and one answer
+   through the Python API.
+
+``--quick`` (``presets/demo_quick.yaml``) runs the same path on a small generation and a
+60-step training run: its numbers only show that everything runs.
 """
 
 from __future__ import annotations
@@ -12,7 +21,7 @@ import logging
 import shutil
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from unihema.config import dump_config, load_config, to_dict
 from unihema.config.loader import atomic_write_text
@@ -21,8 +30,24 @@ from unihema.tables import markdown_table, plain_table
 
 logger = logging.getLogger(__name__)
 
-#: ``--quick``: the same path on a small generation, for tests and a first look.
-QUICK_OVERRIDES = ("synth.train=48", "synth.val=12", "synth.test=12")
+PRESETS = Path(__file__).resolve().parent / "presets"
+WHITE_TYPES = ["segmented neutrophil", "band neutrophil", "lymphocyte", "monocyte", "eosinophil",
+               "basophil", "myeloblast", "promyelocyte", "atypical lymphocyte"]
+
+#: (task, metric, label, bar): the headline numbers and the targets the demo is held to.
+HEADLINES: List[Tuple[str, str, str, Optional[float]]] = [
+    ("detect", "mAP50", "detection mAP@0.5 (all classes)", 0.60),
+    ("detect", "mAP", "detection mAP@0.5:0.95", None),
+    ("classify", "macro_f1", "white-cell type macro-F1", 0.80),
+    ("classify", "ece", "classification ECE (calibrated)", None),
+    ("segment", "mean_dice_fg", "segmentation mean Dice (foreground)", 0.75),
+    ("morphology", "mean_attribute_accuracy", "morphology mean attribute accuracy", 0.80),
+    ("morphology", "rouge_l", "morphology sentence ROUGE-L", None),
+    ("vqa", "exact_match", "VQA exact match", 0.60),
+    ("mlm", "token_accuracy", "MLM masked-token accuracy", 0.60),
+]
+#: evaluation items per task (None = all); generation is the slow part on a CPU
+LIMITS = {"vqa": 800, "mlm": 400}
 
 
 def _reuse(data_dir: Path, synth_cfg) -> bool:
@@ -36,90 +61,181 @@ def _reuse(data_dir: Path, synth_cfg) -> bool:
     return old.get("config") == to_dict(synth_cfg)
 
 
+def prepare_data(out: Path, cfg) -> Tuple[Path, float]:
+    """Generate (or reuse) the synthetic dataset under ``out/data``; returns it and seconds."""
+    from unihema.synth import generate_dataset
+
+    data_dir = out / "data"
+    if _reuse(data_dir, cfg.synth):
+        logger.info("reusing the synthetic dataset in %s (same generator config)", data_dir)
+        return data_dir, 0.0
+    logger.info("generating synthetic smears into %s", data_dir)
+    t0 = time.perf_counter()
+    # generate beside the old folder and swap, so no stale file of an older generation
+    # survives and an interrupted run leaves the previous data intact
+    staging = out / "data.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    generate_dataset(staging, cfg.synth)
+    shutil.rmtree(data_dir, ignore_errors=True)
+    staging.rename(data_dir)
+    return data_dir, time.perf_counter() - t0
+
+
+def demo_config(out: Path, quick: bool, config: Optional[str], overrides: Sequence[str]):
+    preset = config or str(PRESETS / ("demo_quick.yaml" if quick else "demo.yaml"))
+    data = out / "data"
+    entries = [f"data.{s}=[{{name: synthetic_smear, root: '{data}', split: {s}}}]"
+               for s in ("train", "val", "test")]
+    return load_config(preset, entries + [f"train.output_dir={out}"] + list(overrides))
+
+
+def _evaluate(model, cfg) -> Dict[str, Dict[str, float]]:
+    from unihema.engine.data import build_task_splits
+    from unihema.evaluation.runner import evaluate_split
+
+    metrics: Dict[str, Dict[str, float]] = {}
+    for split in build_task_splits(cfg.data.test, cfg, train=False):
+        opts = {"restrict_to": WHITE_TYPES} if split.task == "classify" else {}
+        limit = LIMITS.get(split.task)
+        metrics[split.task] = evaluate_split(model, split, batch_size=16, limit=limit,
+                                             evaluator_options=opts)
+        if split.task in ("vqa", "mlm"):
+            shuffled = evaluate_split(model, split, batch_size=16, limit=limit,
+                                      shuffle_images=True)
+            key = "exact_match" if split.task == "vqa" else "token_accuracy"
+            metrics[split.task]["shuffled_" + key] = shuffled[key]
+            metrics[split.task]["grounding_gap"] = metrics[split.task][key] - shuffled[key]
+    return metrics
+
+
+def _headline_rows(metrics) -> List[List[str]]:
+    rows = [["task", "metric", "value", "target", "met"]]
+    for task, key, label, bar in HEADLINES:
+        if key in metrics.get(task, {}):
+            v = metrics[task][key]
+            rows.append([task, label, f"{v:.3f}", f">= {bar:.2f}" if bar else "",
+                         ("yes" if v >= bar else "NO") if bar else ""])
+    for task in ("vqa", "mlm"):
+        m = metrics.get(task, {})
+        if "grounding_gap" in m:
+            key = [k for k in m if k.startswith("shuffled_")][0]
+            rows.append([task, "with images shuffled", f"{m[key]:.3f}", "", ""])
+            rows.append([task, "grounding gap (drop)", f"{m['grounding_gap']:.3f}", ">= 0.20",
+                         "yes" if m["grounding_gap"] >= 0.20 else "NO"])
+    return rows
+
+
+def _showcase(model_dir: Path, data_dir: Path, out: Path, n: int = 2) -> Dict[str, Any]:
+    """Overlays of two test fields, sample answers, and one question through the API."""
+    from unihema.api import UniHemaPipeline
+    from unihema.data.catalog import load_dataset
+    from unihema.evaluation.visualize import draw_detections, draw_mask
+
+    pipe = UniHemaPipeline.from_pretrained(model_dir)
+    test = load_dataset("synthetic_smear", data_dir, "test")
+    fields = [s for s in test if s.meta.get("kind") == "field" and s.qa][:n]
+    files, qa_rows = [], [["image", "question", "truth", "model"]]
+    for i, s in enumerate(fields):
+        det, seg = out / f"detect_{i}.png", out / f"segment_{i}.png"
+        draw_detections(s.image_path, pipe.detect(s.image_path)).save(det)
+        res = pipe.segment(s.image_path)
+        draw_mask(s.image_path, res["mask"], res["classes"]).save(seg)
+        files += [det.name, seg.name]
+        for qa in s.qa[:6]:
+            qa_rows.append([s.sample_id, qa.question, qa.answer,
+                            pipe.ask(s.image_path, qa.question)])
+    question = "How many white blood cells are in the image?"
+    api = {"image": fields[0].image_path, "question": question,
+           "answer": pipe.ask(fields[0].image_path, question)} if fields else {}
+    return {"files": files, "qa": qa_rows, "api": api}
+
+
 def run_demo(
     out: str | Path,
     *,
     quick: bool = False,
     config: Optional[str] = None,
     overrides: Sequence[str] = (),
+    train: bool = True,
 ) -> int:
-    """Run the demo into ``out``; returns a process exit code (0 = everything checked out)."""
+    """Run the demo into ``out``; returns 0 when the data checked out and training finished."""
     from unihema.data.catalog import get_adapter
     from unihema.data.check import check_dataset
     from unihema.data.preview import pick_samples, preview_grid
-    from unihema.synth import generate_dataset
+    from unihema.engine.data import build_task_splits
+    from unihema.engine.trainer import Trainer
+    from unihema.evaluation.runner import fit_temperature
 
     t_start = time.perf_counter()
     out = Path(out)
-    cfg = load_config(config, list(QUICK_OVERRIDES if quick else ()) + list(overrides))
     out.mkdir(parents=True, exist_ok=True)
+    cfg = demo_config(out, quick, config, overrides)
     dump_config(cfg, out)
-    data_dir = out / "data"
-
-    # 1. data
-    if _reuse(data_dir, cfg.synth):
-        logger.info("reusing the synthetic dataset in %s (same generator config)", data_dir)
-        gen_s = 0.0
-    else:
-        logger.info("generating synthetic smears into %s", data_dir)
-        t0 = time.perf_counter()
-        # generate beside the old folder and swap, so no stale file of an older generation
-        # survives and an interrupted run leaves the previous data intact
-        staging = out / "data.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        generate_dataset(staging, cfg.synth)
-        shutil.rmtree(data_dir, ignore_errors=True)
-        staging.rename(data_dir)
-        gen_s = time.perf_counter() - t0
-    # 2. check
-    report = check_dataset("synthetic_smear", data_dir)
+    data_dir, gen_s = prepare_data(out, cfg)
+    report = check_dataset("synthetic_smear", data_dir, progress=False)
     report.write_json(out / "data_check.json")
-    # 3. preview
-    adapter = get_adapter("synthetic_smear", data_dir)
-    samples = adapter.load("train")
+    samples = get_adapter("synthetic_smear", data_dir).load("train")
     preview = preview_grid(pick_samples(samples, 12), out / "preview.png")
-
-    # 4. tables
-    rows: List[List[str]] = [["split", "samples", *TASKS]]
+    data_rows: List[List[str]] = [["split", "samples", *TASKS]]
     for s in report.splits:
-        rows.append([s.split, str(s.summary["samples"]),
-                     *(str(s.summary["tasks"].get(t, 0)) for t in TASKS)])
-    train_summary: Dict = report.splits[0].summary
-    class_rows = [["class", "boxes (train)"]] + [
-        [k, str(v)] for k, v in train_summary["boxes_per_class"].items()
-    ]
-    total_s = time.perf_counter() - t_start
-    md = [
-        "# unihema demo",
-        "",
-        f"Synthetic smears in `{data_dir}`, generated in {gen_s:.1f} s"
-        f" (size {cfg.synth.size}, seed {cfg.synth.seed}, domain {cfg.synth.domain}).",
-        "",
-        "## Supervision per task (samples)",
-        "",
-        markdown_table(rows),
-        "",
-        "## Objects per class",
-        "",
-        markdown_table(class_rows),
-        "",
-        f"## Data check: {'no problems' if report.ok else f'{len(report.problems)} problem(s)'}",
-        "",
-        *(f"- {p}" for p in report.problems[:50]),
-        "## Preview",
-        "",
-        f"![preview]({preview.name})",
-        "",
-        f"Total time {total_s:.1f} s.",
-    ]
-    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
-
+        data_rows.append([s.split, str(s.summary["samples"]),
+                          *(str(s.summary["tasks"].get(t, 0)) for t in TASKS)])
     print("\nsupervision per task (samples):")
-    print(plain_table(rows))
-    print(f"\ndata check: {'no problems' if report.ok else f'{len(report.problems)} problem(s)'}")
-    for p in report.problems[:20]:
-        print(f"  {p}")
-    print(f"\nwrote {out / 'report.md'}, {preview}, {out / 'data_check.json'}, "
-          f"{out / 'config.yaml'}")
+    print(plain_table(data_rows))
+    print(f"data check: {'no problems' if report.ok else f'{len(report.problems)} problem(s)'}")
+    if not report.ok:
+        for p in report.problems[:20]:
+            print(f"  {p}")
+        return 1
+
+    metrics: Dict[str, Dict[str, float]] = {}
+    show: Dict[str, Any] = {"files": [], "qa": [], "api": {}}
+    train_s = eval_s = 0.0
+    if train:
+        t0 = time.perf_counter()
+        trainer = Trainer(cfg)
+        trainer.train(save=False)  # saved below, with the fitted temperature
+        val = [s for s in build_task_splits(cfg.data.val, cfg, train=False)
+               if s.task == "classify"]
+        if val:
+            t = fit_temperature(trainer.model, val[0])
+            logger.info("classifier temperature fitted on val: %.3f", t)
+        model_dir = trainer.save(out / "model")
+        train_s = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        metrics = _evaluate(trainer.model, cfg)
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+        show = _showcase(model_dir, data_dir, out)
+        eval_s = time.perf_counter() - t0
+
+    total_s = time.perf_counter() - t_start
+    head = _headline_rows(metrics)
+    if metrics:
+        print("\nheld-out test metrics (synthetic_smear/test):")
+        print(plain_table(head, right_align_numbers=False))
+        if show["api"]:
+            print(f"\nPython API: UniHemaPipeline.from_pretrained('{out / 'model'}')"
+                  f".ask(image, \"{show['api']['question']}\") -> {show['api']['answer']!r}")
+    md = [
+        "# unihema demo", "",
+        f"Synthetic smears in `{data_dir}` (size {cfg.synth.size}, seed {cfg.synth.seed}), "
+        f"generated in {gen_s:.1f} s; training {train_s:.0f} s ({cfg.train.max_steps} steps), "
+        f"evaluation {eval_s:.0f} s, total {total_s:.0f} s.", "",
+        "## Held-out test metrics", "", markdown_table(head) if metrics else "(not trained)", "",
+        "Every task's full metrics: `metrics.json`.", "",
+        "## Supervision per task (samples)", "", markdown_table(data_rows), "",
+        f"Data check: {'no problems' if report.ok else f'{len(report.problems)} problem(s)'}.",
+        "", "## Pictures", "", f"![preview]({preview.name})", "",
+        *(f"![{f}]({f})" for f in show["files"]), "",
+    ]
+    if len(show["qa"]) > 1:
+        md += ["## Sample questions", "", markdown_table(show["qa"]), ""]
+    if show["api"]:
+        md += ["## Python API", "", "```python", "from unihema.api import UniHemaPipeline",
+               f"pipe = UniHemaPipeline.from_pretrained('{out / 'model'}')",
+               f"pipe.ask('{show['api']['image']}', '{show['api']['question']}')",
+               f"# -> {show['api']['answer']!r}", "```", ""]
+    atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    print(f"\nwrote {out / 'report.md'} (+ preview.png, overlays, metrics.json, model/)")
     print(f"demo finished in {total_s:.1f} s")
-    return 0 if report.ok else 1
+    return 0

@@ -58,12 +58,18 @@ def load_plugins(force: bool = False) -> List[str]:
     imported = []
     for name in dict.fromkeys(names):
         try:
-            importlib.import_module(name)
+            module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
             if exc.name == name and name == "dataset_adapters":
                 logger.debug("bundled dataset_adapters not importable: %s", exc)
                 continue
             raise
+        if getattr(module, "__file__", None) is None:
+            # a bare folder of the same name earlier on sys.path (tests/dataset_adapters, say)
+            # shadows the real package and would register nothing
+            raise ImportError(f"plugin '{name}' resolved to a namespace folder "
+                              f"{list(getattr(module, '__path__', []))}, not the package; a "
+                              f"folder of that name on sys.path shadows it")
         imported.append(name)
     return imported
 

@@ -66,3 +66,10 @@ def test_mixture_dataset_routes_indices():
     assert ds[(1, 0)] == "b0" and ds[(0, 1)] == "a1" and len(ds) == 3
     s = MixtureSampler([Source("x", "detect", 2), Source("y", "vqa", 1)], 2, num_batches=5)
     assert len(list(s)) == 5 and len(s) == 5
+
+
+def test_a_source_may_set_its_own_batch_size():
+    s = MixtureSampler([Source("crops", "classify", 100, 1.0, batch_size=16),
+                        Source("fields", "detect", 20, 1.0)], 4, seed=0)
+    sizes = {b[0][0]: len(b) for b in take(s, 50)}
+    assert sizes == {0: 16, 1: 4}

@@ -15,23 +15,14 @@ from unihema.data.sample import TASKS, UnifiedSample
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
 
-TINY = [
-    "model.d_model=32", "model.backbone.depth=18", "model.backbone.width=8",
-    "model.backbone.norm=group", "model.encoder.layers=1", "model.encoder.heads=2",
-    "model.encoder.ffn=64", "model.text.d_model=32", "model.text.d_kv=8", "model.text.d_ff=64",
-    "model.text.num_layers=1", "model.text.num_decoder_layers=1", "model.text.num_heads=2",
-    "model.text.max_target_tokens=12", "model.fusion.heads=2", "model.fusion.queries=4",
-    "model.fusion.query_layers=1", "model.heads.dense_dim=16", "model.heads.embed_dim=16",
-    "data.image_size=128",
-]
 WEIGHTS = {k: 1.0 for k in ("loss_detect_heatmap", "loss_detect_box", "loss_segment_ce",
                              "loss_segment_dice", "loss_classify_ce", "loss_morphology_attr",
                              "loss_morphology_text", "loss_mlm_ce", "loss_vqa_ce")}
 
 
 @pytest.fixture(scope="module")
-def cfg():
-    return load_config(None, TINY)
+def cfg(tiny):
+    return load_config(None, tiny)
 
 
 @pytest.fixture(scope="module")
@@ -122,21 +113,21 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         UniHema.from_pretrained(tmp_path)
 
 
-def test_local_resnet_state_dict_loads(cfg, tmp_path):
+def test_local_resnet_state_dict_loads(tiny, tmp_path):
     from torchvision.models import resnet18
 
     tv = resnet18()
     torch.save(tv.state_dict(), tmp_path / "r18.pth")
-    mcfg = load_config(None, TINY + ["model.backbone.width=64", "model.backbone.norm=batch",
+    mcfg = load_config(None, tiny + ["model.backbone.width=64", "model.backbone.norm=batch",
                                      f"model.backbone.pretrained={tmp_path / 'r18.pth'}"]).model
     m = UniHema.from_config(mcfg)
     assert torch.equal(m.trunk.layer3[0].conv1.weight, tv.layer3[0].conv1.weight)
-    bad = load_config(None, TINY + [f"model.backbone.pretrained={tmp_path / 'r18.pth'}"]).model
+    bad = load_config(None, tiny + [f"model.backbone.pretrained={tmp_path / 'r18.pth'}"]).model
     with pytest.raises(ValueError, match="not a matching torchvision ResNet"):
         UniHema.from_config(bad)  # width 8 does not match a standard ResNet-18
 
 
-def test_local_t5_directory_loads(cfg, tmp_path):
+def test_local_t5_directory_loads(tiny, tmp_path):
     from transformers import T5Config, T5ForConditionalGeneration
 
     from unihema.modeling.text import load_tokenizer
@@ -147,7 +138,7 @@ def test_local_t5_directory_loads(cfg, tmp_path):
                                              pad_token_id=0, eos_token_id=1,
                                              decoder_start_token_id=0))
     t5.save_pretrained(tmp_path / "t5")
-    mcfg = load_config(None, TINY + [f"model.text.pretrained={tmp_path / 't5'}"]).model
+    mcfg = load_config(None, tiny + [f"model.text.pretrained={tmp_path / 't5'}"]).model
     m = UniHema.from_config(mcfg)
     assert torch.equal(m.text.t5.shared.weight, t5.shared.weight)
     m.save_pretrained(tmp_path / "ckpt")

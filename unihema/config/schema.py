@@ -128,6 +128,10 @@ class DataConfig:
     on_error: Literal["raise", "skip"] = opt(
         "raise", "bad samples: 'raise' stops naming the file and reason, 'skip' reports them"
     )
+    task_batch_size: Dict[TaskName, int] = opt(
+        help="batch size of one task's batches, e.g. {classify: 32} (cell crops are small)",
+        factory=dict,
+    )
     task_weights: Dict[TaskName, float] = opt(
         help="multiplier of each task's sampling weight, e.g. {vqa: 2.0}", factory=dict
     )

@@ -24,12 +24,14 @@ import torch.utils.data
 
 @dataclass(frozen=True)
 class Source:
-    """One stream of training items: ``size`` items of one task with a sampling ``weight``."""
+    """One stream of training items: ``size`` items of one task with a sampling ``weight``;
+    ``batch_size`` overrides the sampler's (small cell crops afford larger batches)."""
 
     name: str
     task: str
     size: int
     weight: float = 1.0
+    batch_size: Optional[int] = None
 
 
 class MixtureSampler(torch.utils.data.Sampler):
@@ -37,7 +39,7 @@ class MixtureSampler(torch.utils.data.Sampler):
 
     Args:
         sources: the streams to mix; weights need not sum to one.
-        batch_size: items per batch on this rank.
+        batch_size: items per batch on this rank (unless a source sets its own).
         seed: base seed; two samplers with the same arguments yield the same batches.
         rank, world_size: this process's slot among ``world_size`` data-parallel processes.
         num_batches: length of one pass of ``iter()``; ``None`` = endless.
@@ -100,7 +102,8 @@ class MixtureSampler(torch.utils.data.Sampler):
         """The batch of the current step for this rank; advances the step."""
         rng = np.random.default_rng([self.seed, 0, self.step])
         src = int(rng.choice(len(self.sources), p=self.probs))
-        global_items = self._take(src, self.batch_size * self.world_size)
+        bs = self.sources[src].batch_size or self.batch_size
+        global_items = self._take(src, bs * self.world_size)
         mine = global_items[self.rank::self.world_size]
         self.step += 1
         return [(src, j) for j in mine]

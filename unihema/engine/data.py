@@ -86,7 +86,8 @@ def build_train_loader(cfg: Config, splits: Sequence[TaskSplit], *, max_steps: i
     Returns ``(loader, sampler)``; the sampler carries the position for resuming.
     """
     sources = [Source(s.name, s.task, len(s.dataset),
-                      s.entry.weight * cfg.data.task_weights.get(s.task, 1.0)) for s in splits]
+                      s.entry.weight * cfg.data.task_weights.get(s.task, 1.0),
+                      cfg.data.task_batch_size.get(s.task)) for s in splits]
     sampler = MixtureSampler(sources, cfg.data.batch_size, seed=cfg.train.seed, rank=rank,
                              world_size=world_size, num_batches=max_steps)
     loader = DataLoader(MixtureDataset([s.dataset for s in splits]), batch_sampler=sampler,

@@ -95,8 +95,10 @@ class Trainer:
                 raise KeyError(f"no train.loss_weights for task '{task}' (expected keys like "
                                f"loss_{task}_<term>); configured: {sorted(weights)}")
 
-    def train(self, on_eval: Optional[Callable[[int], Dict]] = None) -> Dict[str, float]:
-        """Run ``train.max_steps`` steps; returns the last running losses per task."""
+    def train(self, on_eval: Optional[Callable[[int], Dict]] = None, save: bool = True
+              ) -> Dict[str, float]:
+        """Run ``train.max_steps`` steps and (unless ``save=False``) write ``output_dir/model``;
+        returns the last running losses per task."""
         cfg = self.cfg
         model = self.model.train()
         log_path = self.out / "metrics.jsonl"
@@ -112,8 +114,8 @@ class Trainer:
                 total = sum(losses.values())
                 if not torch.isfinite(total):
                     skipped += 1
-                    logger.warning("step %d (%s): non-finite loss %s, step skipped",
-                                   self.step, task, {k: float(v) for k, v in losses.items()})
+                    logger.warning("step %d (%s): non-finite loss %s, step skipped", self.step,
+                                   task, {k: v.detach().item() for k, v in losses.items()})
                     self.optimizer.zero_grad(set_to_none=True)
                     if skipped > 20:
                         raise RuntimeError("more than 20 non-finite losses; stopping the run "
@@ -133,7 +135,7 @@ class Trainer:
                 if self.step % cfg.train.log_every == 0 or self.step == cfg.train.max_steps:
                     rec = {"step": self.step, "task": task, "lr": self.scheduler.get_last_lr()[0],
                            "elapsed_s": round(time.perf_counter() - t0, 2),
-                           **{k: round(float(v), 5) for k, v in losses.items()}}
+                           **{k: round(v.detach().item(), 5) for k, v in losses.items()}}
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
                 if on_eval and cfg.train.eval_every and self.step % cfg.train.eval_every == 0:
@@ -141,10 +143,28 @@ class Trainer:
                     log.write(json.dumps({"step": self.step, "eval": metrics}) + "\n")
                     model.train()
         bar.close()
-        self.save(self.out / "model")
+        if save:
+            self.save(self.out / "model")
         logger.info("trained %d steps in %.1f s (%d skipped)", self.step,
                     time.perf_counter() - t0, skipped)
         return running
 
+    def default_classes(self) -> Dict[str, List[str]]:
+        """Class lists of the first training source of each dense task: what the saved model
+        detects and segments when a user names no classes."""
+        out: Dict[str, List[str]] = {}
+        for s in self.splits:
+            if s.task in out or not s.samples:
+                continue
+            first = s.samples[0]
+            if s.task == "detect" and first.meta.get("classes_detect"):
+                out["detect"] = list(first.meta["classes_detect"])
+            elif s.task == "segment" and first.mask_values:
+                out["segment"] = [first.mask_values[v] for v in sorted(first.mask_values)]
+        return out
+
     def save(self, directory: Path) -> Path:
-        return self.model.save_pretrained(directory, extra={"train_steps": self.step})
+        """``save_pretrained`` plus what inference needs: image size and class lists."""
+        extra = {"train_steps": self.step, "image_size": self.cfg.data.image_size,
+                 "upscale": self.cfg.data.upscale, "classes": self.default_classes()}
+        return self.model.save_pretrained(directory, extra=extra)

@@ -96,3 +96,21 @@ def evaluate(
                                  progress=progress)
         results.setdefault(split.task, {})[split.entry.name] = metrics
     return results
+
+
+@torch.no_grad()
+def fit_temperature(model, split: TaskSplit, batch_size: int = 32,
+                    limit: Optional[int] = None) -> float:
+    """Fit the classification head's softmax temperature on ``split`` (held-out data)."""
+    head = model.heads["classify"]
+    logits: List[torch.Tensor] = []
+    labels: List[int] = []
+    model.eval()
+    ds: Dataset = split.dataset
+    if limit is not None and limit < len(ds):
+        ds = Subset(ds, range(limit))
+    for batch in DataLoader(ds, batch_size=batch_size, collate_fn=collate):
+        fused = model.encode(batch["images"], batch["pixel_mask"], list(batch["prompts"]))
+        logits.extend(head(fused, batch)["pred_logits"])
+        labels.extend(batch["labels"].tolist())
+    return head.calibrate(logits, labels)

@@ -10,7 +10,8 @@ Three levels, each feeding the next:
 2. **query** (:class:`QueryResampler`): a fixed set of learned queries attends to the fused
    visual tokens of every level and to the fused prompt, giving ``[B, Q, d]`` summaries (the
    memory of the text decoder, the input of the classification and morphology heads).
-3. **global**: the pooled queries and the pooled prompt make one joint embedding ``[B, d]``.
+3. **global**: the pooled fused image (P5 and P4), the pooled queries and the pooled prompt
+   make one joint embedding ``[B, d]``.
 
 Shapes: visual maps ``[B, d, h, w]``, prompt tokens ``[B, T, d]`` with ``text_mask [B, T]``
 (True = real token), ``pixel_mask [B, H, W]`` (True = real pixel).
@@ -108,8 +109,15 @@ class HemaFormer(nn.Module):
             for lv in self.levels
         })
         self.resampler = QueryResampler(d_model, heads, queries, query_layers)
-        self.joint = nn.Sequential(nn.LayerNorm(2 * d_model), nn.Linear(2 * d_model, d_model),
+        # pooled fused image (two levels) + pooled queries + pooled prompt
+        self.joint = nn.Sequential(nn.LayerNorm(4 * d_model), nn.Linear(4 * d_model, d_model),
                                    nn.GELU(), nn.Linear(d_model, d_model))
+
+    @staticmethod
+    def _masked_mean(fmap: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+        """Mean of ``[B, d, h, w]`` over real (unpadded) cells -> ``[B, d]``."""
+        m = downsample_mask(pixel_mask, fmap.shape[-2:]).unsqueeze(1).to(fmap.dtype)
+        return (fmap * m).sum((2, 3)) / m.sum((2, 3)).clamp(min=1)
 
     def forward(
         self,
@@ -140,5 +148,8 @@ class HemaFormer(nn.Module):
         pooled_text = (text * m).sum(1) / m.sum(1).clamp(min=1)
         out["text"] = text
         out["queries"] = queries
-        out["joint"] = self.joint(torch.cat([queries.mean(1), pooled_text], -1))
+        # a direct pooled-image path: early in training the queries attend almost uniformly
+        # and their mean barely differs between images, which starves the global heads
+        pooled = [self._masked_mean(out[k], pixel_mask) for k in ("P5", "P4")]
+        out["joint"] = self.joint(torch.cat(pooled + [queries.mean(1), pooled_text], -1))
         return out

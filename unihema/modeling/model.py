@@ -8,8 +8,8 @@
     heads[task](fused, batch)    --> pred_* (+ loss_<task>_<term> in training)
 
 Text answers (mlm, vqa, the morphology sentence) come from the T5 decoder cross-attending to
-``memory = [queries ; prompt tokens enriched by fusion]`` projected to ``d_text``: the image
-reaches the answer through both halves.
+``memory = [queries ; fused P5 tokens ; prompt tokens enriched by fusion]`` projected to
+``d_text``: the image reaches the answer through all three parts.
 
 Every batch holds one task (the mixture sampler guarantees it); the trunk, the text encoder and
 the fusion run once per batch and only that task's head runs after them.
@@ -32,7 +32,8 @@ from torch import nn
 from unihema import __version__
 from unihema.config.loader import from_dict, to_dict
 from unihema.config.schema import Config, ModelConfig
-from unihema.modeling.backbone import PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder
+from unihema.modeling.backbone import (PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder,
+                                       downsample_mask)
 from unihema.modeling.fusion import HemaFormer
 from unihema.modeling.heads import HEADS
 from unihema.modeling.text import TextModel, load_tokenizer
@@ -87,23 +88,41 @@ class UniHema(nn.Module):
         return cls(config=mcfg, tokenizer=tokenizer or load_tokenizer(mcfg.text.tokenizer))
 
     # ------------------------------------------------------------------ shared trunk
+    def encode_image(self, images: torch.Tensor, pixel_mask: torch.Tensor
+                     ) -> Dict[str, torch.Tensor]:
+        """The prompt-independent part: ``images [B, 3, H, W]`` in [0, 1] -> ``{"C1": stem
+        features, "P2".."P5": pyramid}``. Several prompts over one image can share it."""
+        feats = self.trunk((images - self.pixel_mean) / self.pixel_std)
+        return {"C1": feats["C1"], **self.visual(feats, pixel_mask)}
+
     def encode(self, images: torch.Tensor, pixel_mask: torch.Tensor, prompts: List[str]
                ) -> Dict[str, Any]:
         """Run trunk, text encoder and fusion once: ``images [B, 3, H, W]`` in [0, 1],
         ``pixel_mask [B, H, W]``, ``B`` prompt strings -> the fused representation."""
-        feats = self.trunk((images - self.pixel_mean) / self.pixel_std)
-        pyramid = self.visual(feats, pixel_mask)
+        return self.fuse(self.encode_image(images, pixel_mask), pixel_mask, prompts)
+
+    def fuse(self, visual: Dict[str, torch.Tensor], pixel_mask: torch.Tensor,
+             prompts: List[str]) -> Dict[str, Any]:
+        """Prompt encoding, Hema-Former fusion and the decoder memory for ``B`` prompts over
+        the output of :meth:`encode_image` (batch ``B``)."""
+        pyramid = {k: v for k, v in visual.items() if k.startswith("P")}
         ids, am = self.text.tokenize(prompts, self.config.text.max_prompt_tokens)
         t_raw = self.text.encode(ids, am)
         fused = self.fusion(pyramid, pixel_mask, self.text_in(t_raw), am.bool())
         for fine, coarse in (("P4", "P5"), ("P3", "P4"), ("P2", "P3")):
             up = F.interpolate(fused[coarse], size=fused[fine].shape[-2:], mode="nearest")
             fused[fine] = fused[fine] + self.topdown[fine](up)
-        fused["C1"] = feats["C1"]
-        memory = torch.cat([self.query_out(fused["queries"]),
+        fused["C1"] = visual["C1"]
+        # the decoder reads the image twice: through the resampled queries and through the
+        # fused coarsest map itself (a few dozen tokens), then the prompt enriched by fusion
+        p5 = fused["P5"].flatten(2).transpose(1, 2)
+        p5_mask = downsample_mask(pixel_mask, fused["P5"].shape[-2:]).flatten(1).to(am.dtype)
+        memory = torch.cat([self.query_out(fused["queries"]), self.query_out(p5),
                             t_raw + self.prompt_out(fused["text"])], 1)
-        memory_mask = torch.cat([am.new_ones(am.shape[0], fused["queries"].shape[1]), am], 1)
+        memory_mask = torch.cat([am.new_ones(am.shape[0], fused["queries"].shape[1]), p5_mask,
+                                 am], 1)
         text_cfg = self.config.text
+        fused["memory"], fused["memory_mask"] = memory, memory_mask
         fused["embed_phrases"] = self.text.embed_phrases
         fused["decoder_loss"] = lambda targets: self.text.decoder_loss(
             memory, memory_mask, list(targets))
