@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install demo test clean
+.PHONY: help install demo lint test clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,7 +28,10 @@ install: $(STAMP)  ## create .venv (if missing) and install unihema with its dep
 demo: install  ## run the end-to-end demo on the built-in synthetic smears (writes runs/demo/)
 	$(BIN)/unihema demo --out runs/demo
 
-test: install  ## run the whole test suite
+lint: install  ## static checks (unused or undefined names, line length)
+	$(BIN)/ruff check unihema dataset_adapters tools tests
+
+test: install lint  ## static checks, then the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:  ## remove generated runs and caches (keeps .venv)

@@ -122,8 +122,8 @@ def main() -> None:
     p.add_argument("--json", default=None, help="also write the results here")
     args = p.parse_args()
     results = [bench(m, args.size, args.repeats, args.threads) for m in args.models]
-    print(f"| model | params (M) | shared six-task forward (s) | six separate forwards (s) | "
-          f"speed-up |\n|---|---|---|---|---|")
+    print("| model | params (M) | shared six-task forward (s) | six separate forwards (s) | "
+          "speed-up |\n|---|---|---|---|---|")
     for r in results:
         lat = r["latency_s"]
         print(f"| {r['model']} | {r['params_m']['total']} | {lat['shared']} | {lat['separate']} "

@@ -20,8 +20,7 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 from unihema.tables import plain_table
 

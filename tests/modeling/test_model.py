@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
 from unihema.config import load_config
-from unihema.config.schema import ModelConfig
 from unihema.data.catalog import load_dataset
 from unihema.data.collate import collate
 from unihema.data.mapper import DatasetMapper, TaskDataset
-from unihema.data.sample import TASKS, UnifiedSample
+from unihema.data.sample import TASKS
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
 

@@ -127,7 +127,8 @@ def render(task: str, rng: Optional[random.Random] = None, **fields) -> str:
     extra = [f for f in fields if f not in spec.fields]
     if missing or extra:
         raise ValueError(
-            f"prompt '{task}' takes fields {list(spec.fields)}; missing {missing}, unexpected {extra}"
+            f"prompt '{task}' takes fields {list(spec.fields)}; "
+            f"missing {missing}, unexpected {extra}"
         )
     for f in spec.fields:
         if isinstance(fields[f], (list, tuple)) and not fields[f]:

@@ -52,6 +52,16 @@ class TaskHead(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement postprocess")
 
 
+def batch_class_names(batch: Mapping[str, Any]) -> List[str]:
+    """The union of the items' class lists (``batch["classes"]``), in first-seen order: the
+    names a head embeds once per batch."""
+    names: Dict[str, None] = {}
+    for item_classes in batch["classes"]:
+        for n in item_classes:
+            names.setdefault(n)
+    return list(names)
+
+
 def weigh_losses(
     losses: Mapping[str, torch.Tensor], weights: Mapping[str, float]
 ) -> Dict[str, torch.Tensor]:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unihema.data.vocab import ATTRIBUTES
-from unihema.modeling.heads import HEADS, TaskHead
+from unihema.modeling.heads import HEADS, TaskHead, batch_class_names
 
 
 @HEADS.register("classify")
@@ -40,11 +40,7 @@ class ClassifyHead(TaskHead):
         return cls(d_model=cfg.d_model, d_text=cfg.text.d_model, embed_dim=cfg.heads.embed_dim)
 
     def forward(self, fused, batch) -> Dict[str, Any]:
-        names: Dict[str, None] = {}
-        for cl in batch["classes"]:
-            for n in cl:
-                names.setdefault(n)
-        names_l = list(names)
+        names_l = batch_class_names(batch)
         c = F.normalize(self.class_proj(fused["embed_phrases"](names_l)), dim=-1)
         v = F.normalize(self.image_proj(fused["joint"]), dim=-1)
         sims = v @ c.t() * self.log_scale.exp()  # [B, N]

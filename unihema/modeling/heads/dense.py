@@ -15,7 +15,7 @@ compared per pixel with the class embeddings; the logits are upsampled to ``[B, 
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +23,7 @@ from torch import nn
 from torchvision.ops import batched_nms
 
 from unihema.modeling import losses
-from unihema.modeling.heads import HEADS, TaskHead
+from unihema.modeling.heads import HEADS, TaskHead, batch_class_names
 from unihema.modeling.targets import build_detect_targets, cell_centres, decode_ltrb
 
 
@@ -48,15 +48,6 @@ class ClassScorer(nn.Module):
         v = F.normalize(emb, dim=1)
         logits = torch.einsum("behw,ke->bkhw", v, c) * self.log_scale.exp()
         return logits + self.class_bias(names_emb).view(1, -1, 1, 1)
-
-
-def _batch_class_list(batch: Mapping[str, Any]) -> List[str]:
-    """The union of the items' class lists, in first-seen order (one heatmap per name)."""
-    names: Dict[str, None] = {}
-    for cl in batch["classes"]:
-        for n in cl:
-            names.setdefault(n)
-    return list(names)
 
 
 @HEADS.register("detect")
@@ -84,7 +75,7 @@ class DetectHead(TaskHead):
                    nms_iou=cfg.heads.detect_nms_iou)
 
     def forward(self, fused, batch) -> Dict[str, Any]:
-        names = _batch_class_list(batch)
+        names = batch_class_names(batch)
         x = self.tower(fused["P2"])
         logits = self.scorer(self.embed(x), fused["embed_phrases"](names))
         ltrb = F.softplus(self.box(x)) * self.stride * 4  # edge distances in pixels
@@ -163,7 +154,7 @@ class SegmentHead(TaskHead):
                    dense_dim=cfg.heads.dense_dim, embed_dim=cfg.heads.embed_dim)
 
     def forward(self, fused, batch) -> Dict[str, Any]:
-        names = _batch_class_list(batch)
+        names = batch_class_names(batch)
         x = self.reduce(fused["P2"])
         c1 = fused["C1"]
         x = F.interpolate(x, size=c1.shape[-2:], mode="bilinear", align_corners=False)
