@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
-import torch
 from torch.utils.data import DataLoader
 
 from unihema.config.schema import Config, DatasetEntry
@@ -95,11 +94,3 @@ def build_train_loader(cfg: Config, splits: Sequence[TaskSplit], *, max_steps: i
                         persistent_workers=cfg.data.num_workers > 0)
     return loader, sampler
 
-
-def eval_loader(split: TaskSplit, batch_size: int, limit: Optional[int] = None
-                ) -> Iterator[dict]:
-    """Sequential batches of one task split (at most ``limit`` items)."""
-    ds = split.dataset
-    n = len(ds) if limit is None else min(limit, len(ds))
-    subset = torch.utils.data.Subset(ds, range(n))
-    return iter(DataLoader(subset, batch_size=batch_size, shuffle=False, collate_fn=collate))

@@ -20,6 +20,7 @@ from torch import nn
 
 from unihema.data.vocab import ATTRIBUTES
 from unihema.modeling.heads import HEADS, TaskHead, batch_class_names
+from unihema.modeling.losses import ragged_cross_entropy
 
 
 @HEADS.register("classify")
@@ -49,9 +50,8 @@ class ClassifyHead(TaskHead):
         return {"pred_logits": logits}
 
     def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
-        losses = [F.cross_entropy(lg[None], batch["labels"][b:b + 1])
-                  for b, lg in enumerate(outputs["pred_logits"])]
-        return {"loss_classify_ce": torch.stack(losses).mean()}
+        return {"loss_classify_ce": ragged_cross_entropy(outputs["pred_logits"],
+                                                         batch["labels"].tolist())}
 
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
