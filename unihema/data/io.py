@@ -9,6 +9,12 @@ Every reader returns plain numpy arrays in one convention, whatever the file hol
 * :func:`read_mask` -> ``int64 [H, W]`` indices into a class list.
 * :func:`image_size` -> ``(width, height)`` from the header only.
 
+Images stored inside a NumPy ``.npz`` archive (MedMNIST) are addressed as
+``<file.npz>::<array>/<index>`` (``bloodmnist.npz::train_images/12``): both readers accept such a
+path; the array is ``uint8 [N, H, W]`` or ``[N, H, W, 3]`` and ``image_size`` reads only the
+array header. Decoded arrays are cached (the few most recent, keyed by file and modification
+time), so reading a split image by image does not re-read the archive.
+
 The stored pixel layout is returned as is: EXIF orientation is NOT applied, because annotations
 (boxes, masks, points) refer to the pixels as stored, and a viewer's rotation would silently
 misplace them.
@@ -22,9 +28,12 @@ annotations is a wrong training sample, not a recoverable one.
 from __future__ import annotations
 
 import contextlib
+import re
 import threading
+import zipfile
+from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Iterator, Mapping, Sequence, Tuple, Union
+from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageFile
@@ -146,6 +155,81 @@ def _tiff_array(path: Path) -> np.ndarray:
     return arr
 
 
+# ----------------------------------------------------------------------------- npz members
+_NPZ_PATH = re.compile(r"^(?P<file>.+\.npz)::(?P<array>[^/]+)/(?P<index>-?\d+)$", re.IGNORECASE)
+_NPZ_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_NPZ_CACHE_SIZE = 4
+_npz_lock = threading.Lock()
+
+
+def split_npz_path(path: PathLike) -> Optional[Tuple[Path, str, int]]:
+    """``(file, array, index)`` of a ``<file.npz>::<array>/<index>`` path, else ``None``."""
+    m = _NPZ_PATH.match(str(path))
+    if m is None:
+        return None
+    return Path(m.group("file")), m.group("array"), int(m.group("index"))
+
+
+def _npz_member(path: Path, array: str, spec: str) -> str:
+    _check_file(path)
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    except (OSError, zipfile.BadZipFile) as err:
+        raise ImageReadError(f"{spec}: {path} is not a readable .npz archive ({err})") from None
+    if array not in names:
+        raise ImageReadError(f"{spec}: no array '{array}' in {path}; arrays: {names}")
+    return array + ".npy"
+
+
+def _npz_shape(path: Path, array: str, spec: str) -> Tuple[int, ...]:
+    member = _npz_member(path, array, spec)
+    try:
+        with zipfile.ZipFile(path) as zf, zf.open(member) as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape, _, _ = read(f)
+    except Exception as err:  # noqa: BLE001 - any header failure is a bad archive
+        raise ImageReadError(f"{spec}: cannot read the header of '{array}' ({err})") from None
+    return tuple(int(v) for v in shape)
+
+
+def _npz_array(path: Path, array: str, spec: str) -> np.ndarray:
+    _npz_member(path, array, spec)
+    stat = path.stat()
+    key = (str(path.resolve()), array, stat.st_mtime_ns, stat.st_size)
+    with _npz_lock:
+        if key in _NPZ_CACHE:
+            _NPZ_CACHE.move_to_end(key)
+            return _NPZ_CACHE[key]
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arr = npz[array]
+    except Exception as err:  # noqa: BLE001
+        raise ImageReadError(f"{spec}: cannot read array '{array}' ({err})") from None
+    with _npz_lock:
+        _NPZ_CACHE[key] = arr
+        while len(_NPZ_CACHE) > _NPZ_CACHE_SIZE:
+            _NPZ_CACHE.popitem(last=False)
+    return arr
+
+
+def _npz_index(shape: Tuple[int, ...], index: int, spec: str) -> None:
+    if len(shape) not in (3, 4) or (len(shape) == 4 and shape[3] not in (1, 3, 4)):
+        raise ImageReadError(f"{spec}: array has shape {list(shape)}, expected [N, H, W] or "
+                             f"[N, H, W, 3]")
+    if not 0 <= index < shape[0]:
+        raise ImageReadError(f"{spec}: index {index} out of range (the array holds "
+                             f"{shape[0]} images)")
+
+
+def _read_npz_image(path: Path, array: str, index: int, spec: str) -> np.ndarray:
+    arr = _npz_array(path, array, spec)
+    _npz_index(arr.shape, index, spec)
+    return _to_rgb(np.asarray(arr[index]), Path(spec))
+
+
 # ----------------------------------------------------------------------------- images
 def read_image(path: PathLike) -> np.ndarray:
     """Decode an image file to ``uint8 [H, W, 3]`` RGB, as stored (no EXIF rotation).
@@ -160,6 +244,9 @@ def read_image(path: PathLike) -> np.ndarray:
     Raises:
         ImageReadError: missing, unreadable, corrupt or truncated file; unsupported layout.
     """
+    npz = split_npz_path(path)
+    if npz is not None:
+        return _read_npz_image(*npz, str(path))
     path = Path(path)
     _check_file(path)
     if path.suffix.lower() in _TIFF_SUFFIXES:
@@ -194,6 +281,11 @@ def image_size(path: PathLike) -> Tuple[int, int]:
     Raises:
         ImageReadError: the file is missing or not a recognisable image.
     """
+    npz = split_npz_path(path)
+    if npz is not None:
+        shape = _npz_shape(npz[0], npz[1], str(path))
+        _npz_index(shape, npz[2], str(path))
+        return int(shape[2]), int(shape[1])
     path = Path(path)
     _check_file(path)
     try:

@@ -246,7 +246,7 @@ def summarize(samples: Sequence[UnifiedSample]) -> Dict[str, Any]:
             box_classes[name] = box_classes.get(name, 0) + c
         if s.label is not None:
             labels[s.label] = labels.get(s.label, 0) + 1
-        for name in (s.mask_values or {}).values():
+        for name in set((s.mask_values or {}).values()):  # a class once per sample
             mask_classes[name] = mask_classes.get(name, 0) + 1
         for q in s.qa:
             qtypes[q.qtype] = qtypes.get(q.qtype, 0) + 1
