@@ -1,0 +1,408 @@
+"""The generic adapter: a user's own dataset described in YAML, no Python needed.
+
+``unihema data check generic --root DIR --spec my_dataset.yaml`` (or a config data entry with
+``name: generic`` and ``spec: my_dataset.yaml``). The spec names the format, where the files
+are, how raw class names map to canonical terms and how the splits are made::
+
+    format: voc                      # voc | coco | yolo | folder | csv | mask | points
+    images: JPEGImages/*.jpg         # glob under the root ({split} allowed)
+    annotations: Annotations/{stem}.xml   # per-image file ({stem}, {split}); coco/csv: a file
+    mapping: {RBC: red blood cell, WBC: white blood cell}   # raw -> canonical
+    splits:
+      files: {train: ImageSets/train.txt, test: ImageSets/test.txt}   # ids, one a line
+
+Keys (all paths relative to the root):
+
+``format``
+    required. What each format reads (readers of :mod:`unihema.data.formats`):
+
+    * ``voc``: ``images`` glob + ``annotations`` template of the XML per image. Task detect.
+      ``voc_one_based`` (default true): the devkit's 1-based indices, else 0-based edges.
+    * ``yolo``: ``images`` glob + ``annotations`` template of the txt per image; ``classes``
+      (index order) or ``names_file`` (classes.txt / data.yaml). Task detect.
+    * ``points``: ``images`` glob + ``annotations`` template of the point file per image;
+      ``point_with_class`` (default true: ``x y class``; false: ``x y`` and ``point_class``
+      names the one class), ``point_box_size`` (default 24 px). Task detect.
+    * ``mask``: ``images`` glob + ``annotations`` template of the mask per image;
+      ``mask_values`` {pixel value: class}. Task segment.
+    * ``coco``: ``annotations`` a COCO JSON file ({split} allowed); ``image_root`` the folder
+      ``file_name`` is relative to (default the root). Task detect.
+    * ``folder``: ``class_root`` a folder of class sub-folders ({split} allowed). Task
+      classify.
+    * ``csv``: ``table`` a CSV file ({split} allowed) with ``columns: {image: ..., label: ...}``
+      (optional ``split`` and ``patient`` columns); image paths relative to ``image_root``.
+      Task classify.
+
+``classes`` / ``mapping``
+    raw names to canonical terms: ``mapping`` {raw: canonical} is consulted first, then the
+    vocabulary's synonyms (``unihema.data.vocab.canonical``). ``classes`` lists the raw names
+    (for yolo, in index order). An unmapped raw name is a problem of the file that uses it.
+
+``splits``
+    one of: ``files: {split: id-list file}`` (image stem or root-relative path without suffix,
+    one a line); a ``{split}`` placeholder in the paths (``images: images/{split}/*.jpg``) with
+    ``names: [train, val, test]``; a ``split`` column (csv); or ``seeded: {fractions: {train:
+    0.7, val: 0.1, test: 0.2}, seed: 0}`` (the default when nothing else is given; see
+    :mod:`unihema.data.splits`). ``patient`` (a regular expression whose first group, searched in
+    the image's root-relative path, is the patient id) keeps each patient in one split.
+
+Every problem (a missing annotation, a bad line, an unknown label, a box outside the image) is
+reported with its file like any other adapter's; ``unihema data check`` lists them all.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+
+import numpy as np
+
+from unihema.data import formats as fmt
+from unihema.data import vocab
+from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
+from unihema.data.io import image_size
+from unihema.data.sample import UnifiedSample
+from unihema.data.splits import DEFAULT_FRACTIONS, seeded_split
+
+FORMATS = ("voc", "coco", "yolo", "folder", "csv", "mask", "points")
+_TASK = {"voc": "detect", "coco": "detect", "yolo": "detect", "points": "detect",
+         "mask": "segment", "folder": "classify", "csv": "classify"}
+_KEYS = {"format", "name", "images", "annotations", "classes", "mapping", "names_file",
+         "splits", "patient", "voc_one_based", "point_with_class", "point_class",
+         "point_box_size", "mask_values", "image_root", "class_root", "table", "columns",
+         "license", "citation"}
+#: the spec file looked for in the root when none is given
+DEFAULT_SPEC = "unihema_dataset.yaml"
+
+
+def load_spec(path: Union[str, Path]) -> Dict[str, Any]:
+    """Read and check a spec file; :class:`DataError` naming the file and the key."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataError(f"generic: spec file {p} not found")
+    try:
+        spec = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise DataError(f"generic: {p}: malformed YAML ({exc})") from None
+    if not isinstance(spec, dict):
+        raise DataError(f"generic: {p}: expected a mapping of keys, got {type(spec).__name__}")
+    unknown = sorted(set(spec) - _KEYS)
+    if unknown:
+        raise DataError(f"generic: {p}: unknown key(s) {unknown}; valid: {sorted(_KEYS)}")
+    if spec.get("format") not in FORMATS:
+        raise DataError(f"generic: {p}: format: expected one of {', '.join(FORMATS)}, got "
+                        f"{spec.get('format')!r}")
+    need = {"voc": ("images", "annotations"), "yolo": ("images", "annotations"),
+            "points": ("images", "annotations"), "mask": ("images", "annotations",
+                                                          "mask_values"),
+            "coco": ("annotations",), "folder": ("class_root",), "csv": ("table", "columns")}
+    missing = [k for k in need[spec["format"]] if k not in spec]
+    if missing:
+        raise DataError(f"generic: {p}: format {spec['format']} needs key(s) {missing}")
+    if spec["format"] == "yolo" and not (spec.get("classes") or spec.get("names_file")):
+        raise DataError(f"generic: {p}: format yolo needs 'classes' (index order) or "
+                        f"'names_file'")
+    return spec
+
+
+@register_adapter("generic")
+class GenericAdapter(DatasetAdapter):
+    """A user's dataset described by a YAML spec (see :mod:`unihema.data.generic`).
+
+    <root>/                          any layout the spec describes
+      unihema_dataset.yaml           the spec, when --spec / spec: is not given
+    """
+
+    tasks = ("detect", "segment", "classify")
+    splits = ("train", "val", "test")
+    license = "as declared by the dataset's owner (spec key 'license')"
+    citation = "as declared by the dataset's owner (spec key 'citation')"
+    url = "docs/adding_a_dataset.md"
+    access = "your own data: describe it in a YAML spec (docs/adding_a_dataset.md)"
+
+    def __init__(self, root: Union[str, Path], *, on_error: str = "raise",
+                 spec: Union[str, Path, Dict[str, Any], None] = None) -> None:
+        super().__init__(root, on_error=on_error)
+        if spec is None or spec == "":
+            spec = self.root / DEFAULT_SPEC
+        self.spec_path = None if isinstance(spec, dict) else Path(spec)
+        self.spec = dict(spec) if isinstance(spec, dict) else load_spec(spec)
+        self.format = self.spec["format"]
+        self.tasks = (_TASK[self.format],)
+        sp = self.spec.get("splits") or {}
+        if "files" in sp:
+            self.splits = tuple(sp["files"])
+        elif "names" in sp:
+            self.splits = tuple(sp["names"])
+        else:
+            seeded = sp.get("seeded") or {}
+            self.splits = tuple((seeded.get("fractions") or DEFAULT_FRACTIONS))
+        self._mapping = {str(k): str(v) for k, v in (self.spec.get("mapping") or {}).items()}
+        for raw, target in self._mapping.items():
+            if not vocab.is_canonical(target):
+                raise DataError(f"generic: mapping: '{raw}' -> '{target}': not a canonical "
+                                f"term ({vocab.canonical.__module__}.canonical lists them)")
+
+    # ------------------------------------------------------------------ helpers
+    def _canon(self, raw: str, file: Union[str, Path], line: Optional[int] = None
+               ) -> Optional[str]:
+        try:
+            return vocab.canonical(str(raw), extra=self._mapping)
+        except vocab.UnknownLabelError as exc:
+            self.report(file, f"{exc}; add it to the spec's mapping", line)
+            return None
+
+    def _glob(self, pattern: str, split: Optional[str]) -> List[Path]:
+        pattern = pattern.replace("{split}", split or "*")
+        return sorted(p for p in self.root.glob(pattern) if p.is_file())
+
+    def _rel_id(self, path: Path) -> str:
+        return path.relative_to(self.root).with_suffix("").as_posix()
+
+    def _patient(self, rel: str) -> Optional[str]:
+        pattern = self.spec.get("patient")
+        if not pattern:
+            return None
+        m = re.search(pattern, rel)
+        return m.group(1) if m and m.groups() else (m.group(0) if m else None)
+
+    def _select(self, items: List[Tuple[str, Any]], split: str,
+                group=None) -> List[Tuple[str, Any]]:
+        """Items ``(id, payload)`` of ``split`` by split files or the seeded split; items whose
+        path already carried the split (``{split}`` placeholder) are passed through."""
+        sp = self.spec.get("splits") or {}
+        if "names" in sp:
+            return items
+        if "files" in sp:
+            path = self.root / sp["files"][split]
+            if not path.is_file():
+                raise DataError(f"generic: split file {path} not found")
+            wanted = {ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
+                      if ln.strip()}
+            return [it for it in items if it[0] in wanted or it[0].rsplit("/", 1)[-1] in wanted]
+        seeded = sp.get("seeded") or {}
+        parts = seeded_split(items, seeded.get("fractions") or DEFAULT_FRACTIONS,
+                             int(seeded.get("seed", 0)),
+                             group=group or (lambda it: self._patient(it[0])),
+                             key=lambda it: it[0])
+        return parts[split]
+
+    def _annotation(self, image: Path, split: Optional[str]) -> Path:
+        template = str(self.spec["annotations"])
+        rel_parent = image.parent.relative_to(self.root).as_posix()
+        return self.root / template.format(stem=image.stem, split=split or "",
+                                           name=image.name, parent=rel_parent)
+
+    def _images(self, split: str) -> List[Tuple[str, Path]]:
+        names = (self.spec.get("splits") or {}).get("names")
+        found = self._glob(str(self.spec["images"]), split if names else None)
+        return self._select([(self._rel_id(p), p) for p in found], split)
+
+    # ------------------------------------------------------------------ loading
+    def _load(self, split: str) -> Iterable[UnifiedSample]:
+        loader = getattr(self, f"_load_{self.format}")
+        yield from loader(split)
+
+    def _sample(self, split: str, sid: str, image: Path, **fields: Any) -> UnifiedSample:
+        meta = {"kind": fields.pop("kind", "field"), "spec": str(self.spec_path or "")}
+        return UnifiedSample(dataset=self.name, split=split, sample_id=sid,
+                             image_path=str(image), patient_id=self._patient(sid),
+                             meta=meta, **fields)
+
+    def _size(self, image: Path) -> Optional[Tuple[int, int]]:
+        try:
+            return image_size(image)
+        except DataError as exc:
+            self.report(image, str(exc))
+            return None
+
+    def _boxes(self, split, sid, image, ann, objects) -> Optional[UnifiedSample]:
+        """objects: (raw label, box, line) -> a detection sample, or None once reported."""
+        size = self._size(image)
+        if size is None:
+            return None
+        boxes, labels = [], []
+        for raw, box, line in objects:
+            name = self._canon(raw, ann, line)
+            if name is None:
+                return None
+            boxes.append(box)
+            labels.append(name)
+        return self._sample(split, sid, image, width=size[0], height=size[1],
+                            boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+                            box_labels=labels)
+
+    def _per_image(self, split: str, read) -> Iterable[UnifiedSample]:
+        split_tag = split if (self.spec.get("splits") or {}).get("names") else None
+        for sid, image in self._images(split):
+            ann = self._annotation(image, split_tag)
+            if not ann.is_file():
+                self.report(ann, f"annotation of image {image} is missing")
+                continue
+            try:
+                sample = read(split, sid, image, ann)
+            except DataError as exc:
+                self.report(ann, str(exc))
+                continue
+            if sample is not None:
+                yield sample
+
+    def _load_voc(self, split: str) -> Iterable[UnifiedSample]:
+        one_based = bool(self.spec.get("voc_one_based", True))
+
+        def read(split, sid, image, ann):
+            voc = fmt.read_voc(ann, one_based=one_based)
+            return self._boxes(split, sid, image, ann,
+                               [(o.name, o.box, None) for o in voc.objects])
+        yield from self._per_image(split, read)
+
+    def _yolo_names(self) -> List[str]:
+        if self.spec.get("classes"):
+            return [str(c) for c in self.spec["classes"]]
+        return fmt.read_yolo_names(self.root / self.spec["names_file"])
+
+    def _load_yolo(self, split: str) -> Iterable[UnifiedSample]:
+        names = self._yolo_names()
+
+        def read(split, sid, image, ann):
+            size = self._size(image)
+            if size is None:
+                return None
+            objs = []
+            for b in fmt.read_yolo(ann):
+                if b.cls >= len(names):
+                    self.report(ann, f"class {b.cls} is not in the names {names}", b.line)
+                    return None
+                objs.append((names[b.cls], fmt.yolo_to_xyxy(b, *size), b.line))
+            return self._boxes(split, sid, image, ann, objs)
+        yield from self._per_image(split, read)
+
+    def _load_points(self, split: str) -> Iterable[UnifiedSample]:
+        with_class = bool(self.spec.get("point_with_class", True))
+        size_px = float(self.spec.get("point_box_size", 24))
+        if not with_class and not self.spec.get("point_class"):
+            raise DataError("generic: points without a class column need 'point_class'")
+
+        def read(split, sid, image, ann):
+            size = self._size(image)
+            if size is None:
+                return None
+            points = fmt.read_points(ann, with_class=with_class)
+            boxes = fmt.points_to_boxes(points, size_px, size[0], size[1], path=ann)
+            objs = [(p.cls if with_class else self.spec["point_class"], b, p.line)
+                    for p, b in zip(points, boxes.tolist())]
+            sample = self._boxes(split, sid, image, ann, objs)
+            if sample is not None:
+                sample.meta["points"] = [[p.x, p.y] for p in points]
+            return sample
+        yield from self._per_image(split, read)
+
+    def _load_mask(self, split: str) -> Iterable[UnifiedSample]:
+        values = {}
+        for k, v in (self.spec.get("mask_values") or {}).items():
+            try:
+                values[int(k)] = vocab.canonical(str(v), extra=self._mapping)
+            except (ValueError, vocab.UnknownLabelError) as exc:
+                raise DataError(f"generic: mask_values: {k}: {v}: {exc}") from None
+
+        def read(split, sid, image, ann):
+            size = self._size(image)
+            if size is None:
+                return None
+            return self._sample(split, sid, image, width=size[0], height=size[1],
+                                mask_path=str(ann), mask_values=dict(values))
+        yield from self._per_image(split, read)
+
+    def _load_coco(self, split: str) -> Iterable[UnifiedSample]:
+        names = (self.spec.get("splits") or {}).get("names")
+        path = self.root / str(self.spec["annotations"]).replace("{split}", split or "")
+        index = fmt.read_coco(path)
+        image_root = self.root / str(self.spec.get("image_root", ""))
+        items = [(Path(im.file_name).with_suffix("").as_posix(), im) for im in index.images]
+        for sid, im in (items if names else self._select(items, split)):
+            image = image_root / im.file_name
+            if not image.is_file():
+                self.report(image, f"image of COCO entry {im.id} in {path.name} is missing")
+                continue
+            boxes, labels = [], []
+            bad = False
+            for a in index.annotations(im.id):
+                name = self._canon(a.category, path)
+                if name is None:
+                    bad = True
+                    break
+                boxes.append(a.box)
+                labels.append(name)
+            if not bad:
+                yield self._sample(split, sid, image, width=im.width, height=im.height,
+                                   boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+                                   box_labels=labels)
+
+    def _label_set(self) -> Optional[List[str]]:
+        raw = list(self.spec.get("classes") or [])
+        out = [vocab.canonical(str(r), extra=self._mapping) for r in raw]
+        return list(dict.fromkeys(out)) or None
+
+    def _classified(self, split, items) -> Iterable[UnifiedSample]:
+        """items: (sid, image path, raw label, file that named the label, line, patient)."""
+        label_set = self._label_set()
+        for sid, image, raw, src, line, patient in items:
+            name = self._canon(raw, src, line)
+            if name is None:
+                continue
+            if label_set is not None and name not in label_set:
+                self.report(src, f"label '{raw}' ({name}) is not among classes {label_set}",
+                            line)
+                continue
+            size = self._size(image)
+            if size is None:
+                continue
+            sample = self._sample(split, sid, image, width=size[0], height=size[1],
+                                  label=name, label_set=label_set, kind="crop")
+            if patient:
+                sample.patient_id = patient
+            yield sample
+
+    def _load_folder(self, split: str) -> Iterable[UnifiedSample]:
+        names = (self.spec.get("splits") or {}).get("names")
+        root = self.root / str(self.spec["class_root"]).replace("{split}", split)
+        skipped: List[Path] = []
+        found = fmt.scan_class_folders(root, skipped=skipped)
+        for p in skipped:
+            self.report(p, "not an image in a class folder")
+        items = [(self._rel_id(p), (p, c)) for p, c in found]
+        chosen = items if names else self._select(items, split)
+        yield from self._classified(split, [(sid, p, c, p.parent, None, None)
+                                            for sid, (p, c) in chosen])
+
+    def _load_csv(self, split: str) -> Iterable[UnifiedSample]:
+        cols = self.spec["columns"]
+        if "image" not in cols or "label" not in cols:
+            raise DataError("generic: columns needs 'image' and 'label' column names")
+        table = self.root / str(self.spec["table"]).replace("{split}", split)
+        required = [cols["image"], cols["label"]] + [cols[k] for k in ("split", "patient")
+                                                     if k in cols]
+        rows = fmt.read_csv_table(table, required)
+        image_root = self.root / str(self.spec.get("image_root", ""))
+        items = []
+        for row in rows:
+            rel = str(row[cols["image"]])
+            image = image_root / rel
+            if not image.is_file():
+                self.report(table, f"image '{rel}' not found under {image_root}", row["_line"])
+                continue
+            items.append((Path(rel).with_suffix("").as_posix(), (image, row)))
+        if "split" in cols:
+            chosen = [it for it in items if it[1][1][cols["split"]] == split]
+        elif "{split}" in str(self.spec["table"]):
+            chosen = items
+        else:
+            group = (lambda it: it[1][1][cols["patient"]] or None) if "patient" in cols else None
+            chosen = self._select(items, split, group=group)
+        yield from self._classified(
+            split, [(sid, img, row[cols["label"]], table, row["_line"],
+                     row[cols["patient"]] if "patient" in cols else None)
+                    for sid, (img, row) in chosen])
