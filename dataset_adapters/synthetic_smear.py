@@ -49,6 +49,17 @@ class SyntheticSmear(DatasetAdapter):
                 "with exact multi-task supervision (docs/synthetic.md).")
     url = "docs/synthetic.md"
 
+    @classmethod
+    def write_example(cls, root: Path) -> Dict[str, int]:
+        """A tiny generated set (96 px fields: train 2, val 1, test 1, with their crops)."""
+        from unihema.config.schema import SynthConfig
+        from unihema.synth import generate_dataset
+
+        cfg = SynthConfig(size=96, train=2, val=1, test=1, seed=0, workers=1)
+        manifest = generate_dataset(root, cfg, progress=False)
+        return {split: int(n) + int(manifest.get("crops", {}).get(split, 0))
+                for split, n in manifest["splits"].items()}
+
     def manifest(self) -> Dict[str, Any]:
         """The parsed ``manifest.json``; :class:`DataError` naming the file when absent or bad."""
         path = self.root / MANIFEST

@@ -7,6 +7,9 @@
     unihema data generate --out DIR              write a synthetic smear dataset
     unihema data check KEY --root DIR            validate a dataset, counts and problems
     unihema data preview KEY --root DIR --out grid.png
+    unihema data example KEY --out DIR           a tiny dataset in KEY's native layout
+    unihema data download KEY --to DIR           fetch and safely extract a dataset
+    unihema data export KEY --root DIR --to coco|hf --out DIR
     unihema config show [FILE] [key=value ...]   the resolved config
     unihema config schema                        every config key, type, default and meaning
 
@@ -39,9 +42,9 @@ def _setup_logging(verbose: bool) -> None:
 def cmd_data_list(args: argparse.Namespace) -> int:
     from unihema.data.catalog import ADAPTERS
 
-    rows = [("key", "tasks", "license")]
+    rows = [("key", "tasks", "size", "license")]
     for name, cls in ADAPTERS.items():
-        rows.append((name, ",".join(cls.tasks), cls.license))
+        rows.append((name, ",".join(cls.tasks), cls.size or "-", cls.license))
     print(plain_table(rows, right_align_numbers=False))
     print(f"\n{len(rows) - 1} dataset adapter(s). `unihema data info KEY` for details.")
     return 0
@@ -54,11 +57,15 @@ def cmd_data_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
-    for key in ("name", "tasks", "splits", "license", "url", "citation"):
-        value = info[key]
+    for key in ("name", "tasks", "splits", "size", "license", "url", "citation"):
+        value = info.get(key, "")
         print(f"{key:9s} {', '.join(value) if isinstance(value, list) else value}")
     for task, names in info["classes"].items():
         print(f"classes  [{task}] {', '.join(names)}")
+    for entry in info.get("downloads", []):
+        print(f"download {entry.get('url')} (sha256 {entry.get('sha256') or 'not declared'})")
+    if info.get("access"):
+        print(f"access   {info['access']}")
     print(f"\nexpected layout:\n{info['layout']}")
     return 0
 
@@ -91,8 +98,9 @@ def cmd_data_generate(args: argparse.Namespace) -> int:
 def cmd_data_check(args: argparse.Namespace) -> int:
     from unihema.data.check import check_dataset
 
+    options = {"spec": args.spec} if getattr(args, "spec", None) else None
     report = check_dataset(args.key, args.root, args.split or None, fast=args.fast,
-                           progress=not args.no_progress)
+                           progress=not args.no_progress, options=options)
     print(report.format(max_problems=args.max_problems))
     if args.json:
         report.write_json(args.json)
@@ -104,12 +112,67 @@ def cmd_data_preview(args: argparse.Namespace) -> int:
     from unihema.data.catalog import get_adapter
     from unihema.data.preview import pick_samples, preview_grid
 
-    adapter = get_adapter(args.key, args.root)
+    adapter = get_adapter(args.key, args.root,
+                          **({"spec": args.spec} if getattr(args, "spec", None) else {}))
     split = args.split or adapter.splits[0]
     samples = adapter.load(split)
     picked = pick_samples(samples, args.n, seed=args.seed)
     out = preview_grid(picked, args.out, cols=args.cols, tile=args.tile)
     print(f"wrote {out} ({len(picked)} of {len(samples)} {split} samples)")
+    return 0
+
+
+def cmd_data_download(args: argparse.Namespace) -> int:
+    from unihema.data.download import AccessRequired, download
+
+    try:
+        fetched = download(args.key, args.to, progress=not args.no_progress)
+    except AccessRequired as exc:
+        print(exc)
+        return 2
+    for f in fetched:
+        if f.skipped:
+            print(f"{f.filename}: already complete (sha256 {f.sha256})")
+        else:
+            placed = f", extracted {', '.join(f.extracted)}" if f.extracted else ""
+            print(f"{f.filename}: sha256 {f.sha256}{placed}")
+    print(f"next: unihema data check {args.key} --root {args.to}  (see `unihema data info "
+          f"{args.key}` for the layout)")
+    return 0
+
+
+def cmd_data_export(args: argparse.Namespace) -> int:
+    from unihema.data.catalog import get_adapter
+    from unihema.data.export import export_dataset
+
+    adapter = get_adapter(args.key, args.root)
+    written = export_dataset(adapter, args.out, to=args.to, splits=args.split or None,
+                             copy_images=args.copy_images)
+    for split, (path, n) in written.items():
+        print(f"[{split}] {n} samples -> {path}")
+    return 0
+
+
+def cmd_data_example(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from unihema.data.catalog import ADAPTERS
+
+    cls = ADAPTERS.get(args.key)
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        print(f"error: {out} is not empty; choose a new folder", file=sys.stderr)
+        return 2
+    out.mkdir(parents=True, exist_ok=True)
+    counts = cls.write_example(out)
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    print(f"wrote a tiny {args.key} example ({', '.join(f'{k} {v}' for k, v in counts.items())}"
+          f" samples) to {out}:")
+    for f in files[:40]:
+        print(f"  {f}")
+    if len(files) > 40:
+        print(f"  ... and {len(files) - 40} more files")
+    print(f"next: unihema data check {args.key} --root {out}")
     return 0
 
 
@@ -308,6 +371,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--json", default=None, help="also write the report as JSON here")
     d.add_argument("--max-problems", type=int, default=50, help="problems to print")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--spec", default=None,
+                   help="YAML spec of your own dataset (generic adapter; default "
+                   "<root>/unihema_dataset.yaml)")
     d.set_defaults(func=cmd_data_check)
 
     d = dsub.add_parser("preview", help="draw a grid of samples with their labels")
@@ -319,7 +385,40 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--cols", type=int, default=4, help="grid columns (default 4)")
     d.add_argument("--tile", type=int, default=256, help="tile side in pixels (default 256)")
     d.add_argument("--seed", type=int, default=0, help="which samples (default 0)")
+    d.add_argument("--spec", default=None, help="YAML spec (generic adapter)")
     d.set_defaults(func=cmd_data_preview)
+
+    d = dsub.add_parser("example", help="write a tiny dataset in an adapter's native layout",
+                        description="Write a few small generated images with the real file "
+                        "names, folder structure and annotation format the adapter expects, "
+                        "to see the layout (and try `data check` on it).")
+    d.add_argument("key", help="adapter key")
+    d.add_argument("--out", required=True, help="new (or empty) output folder")
+    d.set_defaults(func=cmd_data_example)
+
+    d = dsub.add_parser("download", help="download and safely extract a dataset",
+                        description="Fetch the files a dataset declares (resumable, sha256 "
+                        "verified where known) and extract archives, refusing members that "
+                        "would land outside --to. Datasets behind a login or a form print "
+                        "where and how to get them (exit code 2).")
+    d.add_argument("key", help="adapter key")
+    d.add_argument("--to", required=True, help="target folder (becomes the dataset root)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.set_defaults(func=cmd_data_download)
+
+    d = dsub.add_parser("export", help="export a dataset to COCO JSON or a Hugging Face dataset",
+                        description="coco: one <split>.json per split (boxes; semantic masks as "
+                        "per-class RLE). hf: a datasets.DatasetDict saved with save_to_disk "
+                        "(load it with datasets.load_from_disk(OUT)).")
+    d.add_argument("key", help="adapter key")
+    d.add_argument("--root", required=True, help="dataset folder")
+    d.add_argument("--split", nargs="*", help="splits to export (default: all)")
+    d.add_argument("--to", required=True, choices=("coco", "hf"), help="output format")
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--copy-images", action="store_true",
+                   help="coco: copy the images to OUT/images/<split>/ (default: file_name is "
+                   "the absolute path of the source image)")
+    d.set_defaults(func=cmd_data_export)
 
     cfg = sub.add_parser("config", help="show the resolved config or the schema")
     csub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")

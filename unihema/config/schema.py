@@ -105,11 +105,19 @@ class DatasetEntry:
 
     name: str = opt("synthetic_smear", "registered adapter key (see `unihema data list`)")
     root: str = opt("", "dataset folder as downloaded; relative paths resolve from the CWD")
+    spec: str = opt("", "YAML spec of a user's own dataset, for name: generic (format, paths, "
+                    "class mapping, splits; see docs/adding_a_dataset.md); empty: "
+                    "<root>/unihema_dataset.yaml")
     split: str = opt("train", "split to read")
     tasks: List[TaskName] = opt(
         help="tasks to draw from this dataset (empty = all it supports)", factory=list
     )
     weight: float = opt(1.0, "relative sampling weight of each (dataset, task) pair")
+    classes: Dict[str, List[str]] = opt(
+        help="per task, a coarser class list to train and score on: every label is mapped to "
+        "the listed class it is a kind of (vocabulary is-a), e.g. {detect: [red blood cell, "
+        "white blood cell, platelet, malaria parasite]}; a label under none of them is an error",
+        factory=dict)
 
 
 @dataclass

@@ -68,6 +68,15 @@ class DatasetAdapter:
     license: ClassVar[str] = ""
     citation: ClassVar[str] = ""
     url: ClassVar[str] = ""
+    #: direct download files, each ``{"url": ..., "sha256": ... or None, "filename": ...}``
+    #: (``unihema data download``, :mod:`unihema.data.download`)
+    downloads: ClassVar[Tuple[Dict[str, Optional[str]], ...]] = ()
+    #: where and how to get a dataset that has no direct URL (login, form, request)
+    access: ClassVar[str] = ""
+    #: size of the full dataset in words ("364 images", "17,092 crops"), for ``data list``
+    size: ClassVar[str] = ""
+    #: side in pixels of the square box drawn around each labelled point (point-labelled sets)
+    point_box_size: ClassVar[Optional[int]] = None
 
     def __init__(self, root: Union[str, Path], *, on_error: str = "raise") -> None:
         if on_error not in ("raise", "skip"):
@@ -75,6 +84,9 @@ class DatasetAdapter:
         self.root = Path(root).expanduser()
         self.on_error = on_error
         self.problems: List[Problem] = []
+        #: remarks that are not errors (a documented repair of the source's data); listed by
+        #: ``unihema data check`` beside the problems, never raised
+        self.notes: List[Problem] = []
         if not self.root.is_dir():
             raise DataError(
                 f"{self.name}: dataset root '{self.root}' is not a folder. Expected layout:\n"
@@ -92,6 +104,25 @@ class DatasetAdapter:
         if self.on_error == "raise":
             raise DataError(f"{self.name}: {problem}")
         self.problems.append(problem)
+
+    def note(self, file: Union[str, Path], reason: str, line: Optional[int] = None) -> None:
+        """Record a remark that is not an error (a documented repair, a suspicious value kept
+        as the source has it); ``unihema data check`` lists the notes, loading never fails."""
+        self.notes.append(Problem(str(file), reason, line))
+
+    @classmethod
+    def write_example(cls, root: Path) -> Dict[str, int]:
+        """Write a tiny dataset in this source's native layout into ``root``.
+
+        A few small generated images with the source's real file names, folder structure and
+        annotation format (helpers in ``dataset_adapters/_examples.py``); ``unihema data example
+        KEY --out DIR`` calls it so users see the expected layout, and the adapter contract
+        test loads it. Returns the number of samples each split should load.
+        """
+        raise NotImplementedError(
+            f"{cls.__name__} ({cls.name}) does not implement write_example(root); every adapter "
+            f"writes a tiny example of its native layout"
+        )
 
     def load(self, split: str) -> List[UnifiedSample]:
         """All samples of ``split``, each validated against the record contract."""
@@ -125,6 +156,9 @@ class DatasetAdapter:
             "license": cls.license,
             "citation": cls.citation,
             "url": cls.url,
+            "size": cls.size,
+            "downloads": [dict(d) for d in cls.downloads],
+            "access": cls.access,
             "layout": cls.layout(),
         }
 
@@ -167,9 +201,11 @@ def register_adapter(name: str):
     return deco
 
 
-def get_adapter(name: str, root: Union[str, Path], *, on_error: str = "raise") -> DatasetAdapter:
-    """Build the adapter registered as ``name`` over ``root``."""
-    return ADAPTERS.get(name)(root, on_error=on_error)
+def get_adapter(name: str, root: Union[str, Path], *, on_error: str = "raise",
+                **options) -> DatasetAdapter:
+    """Build the adapter registered as ``name`` over ``root`` (``options``: adapter-specific
+    keyword arguments, e.g. ``spec=`` of the generic adapter)."""
+    return ADAPTERS.get(name)(root, on_error=on_error, **options)
 
 
 def load_dataset(

@@ -27,6 +27,8 @@ class SplitReport:
     split: str
     summary: Dict[str, Any]
     problems: List[Problem] = field(default_factory=list)
+    #: remarks that are not errors (documented repairs of the source's data)
+    notes: List[Problem] = field(default_factory=list)
 
 
 @dataclass
@@ -42,6 +44,10 @@ class CheckReport:
         return [p for s in self.splits for p in s.problems]
 
     @property
+    def notes(self) -> List[Problem]:
+        return [n for s in self.splits for n in s.notes]
+
+    @property
     def ok(self) -> bool:
         return not self.problems
 
@@ -55,7 +61,8 @@ class CheckReport:
             "root": self.root,
             "ok": self.ok,
             "splits": {
-                s.split: {"summary": s.summary, "problems": [str(p) for p in s.problems]}
+                s.split: {"summary": s.summary, "problems": [str(p) for p in s.problems],
+                          "notes": [str(n) for n in s.notes]}
                 for s in self.splits
             },
         }
@@ -80,6 +87,13 @@ class CheckReport:
                     lines.append(f"  {title}: {body}")
             if s.problems:
                 lines.append(f"  problems: {len(s.problems)}")
+        notes = self.notes
+        if notes:
+            lines.append(f"\n{len(notes)} note(s) (documented repairs, not problems):")
+            for n in notes[:max_problems]:
+                lines.append(f"  {n}")
+            if len(notes) > max_problems:
+                lines.append(f"  ... and {len(notes) - max_problems} more (see --json)")
         problems = self.problems
         if problems:
             lines.append(f"\n{len(problems)} problem(s):")
@@ -137,24 +151,31 @@ def check_dataset(
     *,
     fast: bool = False,
     progress: bool = True,
+    options: Optional[Dict[str, Any]] = None,
 ) -> CheckReport:
-    """Check every split (or the given ones) of dataset ``name`` stored at ``root``."""
+    """Check every split (or the given ones) of dataset ``name`` stored at ``root``.
+
+    ``options`` are extra keyword arguments of the adapter (``{"spec": "my.yaml"}`` for the
+    generic adapter).
+    """
     adapter_cls = ADAPTERS.get(name)
-    adapter = adapter_cls(root, on_error="skip")
+    adapter = adapter_cls(root, on_error="skip", **(options or {}))
     reports = []
-    for split in splits or adapter_cls.splits:
+    for split in splits or adapter.splits:
         adapter.problems = []
+        adapter.notes = []
         try:
             samples = adapter.load(split)
         except DataError as exc:  # a split-level failure (missing index file, ...)
             reports.append(SplitReport(split, summarize([]), [Problem(str(root), str(exc))]))
             continue
         problems = list(adapter.problems)
+        notes = list(adapter.notes)
         seen = set()
         for s in tqdm(samples, desc=f"check {name}/{split}", disable=not progress, leave=False):
             if s.sample_id in seen:
                 problems.append(Problem(s.image_path, f"duplicate sample_id '{s.sample_id}'"))
             seen.add(s.sample_id)
             problems.extend(check_sample_files(s, fast=fast))
-        reports.append(SplitReport(split, summarize(samples), problems))
+        reports.append(SplitReport(split, summarize(samples), problems, notes))
     return CheckReport(name, str(root), reports)

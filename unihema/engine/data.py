@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
@@ -9,7 +10,8 @@ from typing import Dict, List, Optional, Sequence
 from torch.utils.data import DataLoader
 
 from unihema.config.schema import Config, DatasetEntry
-from unihema.data.catalog import get_adapter
+from unihema.data import vocab
+from unihema.data.catalog import DataError, get_adapter
 from unihema.data.collate import collate
 from unihema.data.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import UnifiedSample
@@ -37,13 +39,58 @@ _CACHE: Dict[tuple, List[UnifiedSample]] = {}
 
 def load_entry(entry: DatasetEntry, on_error: str) -> List[UnifiedSample]:
     """Samples of one configured dataset split (cached per process: evaluation reloads)."""
-    key = (entry.name, entry.root, entry.split, on_error)
+    spec = getattr(entry, "spec", "")
+    key = (entry.name, entry.root, entry.split, on_error, spec)
     if key not in _CACHE:
-        adapter = get_adapter(entry.name, entry.root, on_error=on_error)
+        options = {"spec": spec} if spec else {}
+        adapter = get_adapter(entry.name, entry.root, on_error=on_error, **options)
         _CACHE[key] = adapter.load(entry.split)
         for p in adapter.problems:
             logger.warning("%s: skipped: %s", entry.name, p)
     return _CACHE[key]
+
+
+RELABEL_TASKS = ("detect", "classify", "segment")
+
+
+def relabel(samples: Sequence[UnifiedSample], task: str, classes: Sequence[str],
+            source: str = "") -> List[UnifiedSample]:
+    """Copies of ``samples`` whose ``task`` labels are mapped onto the coarser ``classes``.
+
+    Each label becomes the first listed class it is a kind of (``vocab.is_a``): with
+    ``["red blood cell", "white blood cell"]`` a ``target cell`` box becomes a red blood cell
+    and a ``monocyte`` box a white blood cell. The copies carry ``classes`` as their prompt class
+    list; other tasks keep the original samples untouched.
+
+    Raises:
+        DataError: a label falls under none of ``classes`` (naming the sample and the label).
+        ValueError: ``task`` has no class labels to map.
+    """
+    if task not in RELABEL_TASKS:
+        raise ValueError(f"{source}: classes can be given for {RELABEL_TASKS}, not '{task}'")
+    classes = [vocab.canonical(c) for c in classes]
+
+    def coarse(label: str, key: str) -> str:
+        for c in classes:
+            if vocab.is_a(label, c):
+                return c
+        raise DataError(f"{source}: {key}: label '{label}' is not a kind of any of {classes} "
+                        f"(data entry 'classes.{task}')")
+
+    out = []
+    for s in samples:
+        meta = dict(s.meta, **{f"classes_{task}": list(classes)})
+        if task == "detect":
+            labels = [coarse(lb, s.key) for lb in (s.box_labels or [])]
+            out.append(dataclasses.replace(s, box_labels=labels, meta=meta))
+        elif task == "classify":
+            out.append(dataclasses.replace(s, label=coarse(s.label, s.key),
+                                           label_set=list(classes), meta=meta))
+        else:
+            values = {v: (n if n == "background" else coarse(n, s.key))
+                      for v, n in (s.mask_values or {}).items()}
+            out.append(dataclasses.replace(s, mask_values=values, meta=meta))
+    return out
 
 
 def build_task_splits(
@@ -62,6 +109,10 @@ def build_task_splits(
     model_tasks = set(tasks if tasks is not None else cfg.model.tasks)
     out = []
     for entry in entries:
+        bad = [t for t in entry.classes if t not in RELABEL_TASKS]
+        if bad:
+            raise ValueError(f"{entry.name}/{entry.split}: 'classes' given for {bad}; only "
+                             f"{list(RELABEL_TASKS)} have class labels to map")
         samples = load_entry(entry, cfg.data.on_error)
         supported = {t for s in samples for t in s.tasks()}
         wanted = entry.tasks or sorted(supported)
@@ -73,6 +124,8 @@ def build_task_splits(
             if task not in model_tasks:
                 continue
             chosen = [s for s in samples if task in s.tasks()]
+            if entry.classes.get(task):
+                chosen = relabel(chosen, task, entry.classes[task], f"{entry.name}/{entry.split}")
             ds = TaskDataset(chosen, task, mapper, train=train, seed=seed)
             out.append(TaskSplit(entry, task, chosen, ds))
     return out

@@ -1,0 +1,188 @@
+"""BCCD: 364 blood-smear fields (640x480) with Pascal VOC boxes of RBC, WBC and platelets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterable, List, Mapping, Optional
+
+import numpy as np
+
+from dataset_adapters import _examples as ex
+from dataset_adapters._fieldboxes import fit_box, report_reader_error, tiny_boxes
+from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
+from unihema.data.formats import read_voc
+from unihema.data.io import image_size
+from unihema.data.sample import UnifiedSample
+
+#: raw VOC ``<name>`` -> canonical class
+LABEL_MAP: Dict[str, str] = {
+    "RBC": "red blood cell",
+    "WBC": "white blood cell",
+    "Platelets": "platelet",
+}
+CLASSES = ("red blood cell", "white blood cell", "platelet")
+
+
+def voc_field_sample(adapter: DatasetAdapter, split: str, sample_id: str, xml: Path,
+                     image: Path, label_map: Mapping[str, str]) -> Optional[UnifiedSample]:
+    """One field-of-view sample from a VOC file (1-based devkit coordinates), or ``None`` once
+    its problem is reported. Boxes follow :func:`dataset_adapters._fieldboxes.fit_box`; boxes
+    with a side under 2 px are kept as the source has them, listed in ``meta["tiny_boxes"]``
+    and noted."""
+    if not xml.is_file():
+        adapter.report(xml, f"annotation of '{sample_id}' is missing")
+        return None
+    if not image.is_file():
+        adapter.report(image, f"image of '{sample_id}' is missing (annotation {xml.name})")
+        return None
+    try:
+        ann = read_voc(xml, one_based=True)
+    except DataError as exc:
+        report_reader_error(adapter, xml, exc)
+        return None
+    if ann.width is None or ann.height is None:
+        try:
+            width, height = image_size(image)
+        except DataError as exc:
+            adapter.report(image, str(exc))
+            return None
+    else:
+        width, height = ann.width, ann.height
+    if ann.filename and Path(ann.filename).stem != image.stem:
+        adapter.note(xml, f"<filename> says '{ann.filename}'; the image is taken by the "
+                          f"annotation's name, {image.name}")
+    boxes, labels, truncated = [], [], []
+    for i, obj in enumerate(ann.objects):
+        what = f"object {i} '{obj.name}'"
+        if obj.name not in label_map:
+            adapter.report(xml, f"{what}: unknown label; this dataset's labels are "
+                                f"{', '.join(label_map)}")
+            return None
+        box = fit_box(adapter, xml, obj.box, width, height, what)
+        if box is None:
+            return None
+        boxes.append(box)
+        labels.append(label_map[obj.name])
+        truncated.append(obj.truncated)
+    meta = {"kind": "field", "annotation": str(xml), "truncated": truncated,
+            "license": adapter.license}
+    tiny = tiny_boxes(boxes)
+    if tiny:
+        meta["tiny_boxes"] = tiny
+        for i in tiny:
+            x0, y0, x1, y1 = boxes[i]
+            adapter.note(xml, f"object {i} '{ann.objects[i].name}' is a {x1 - x0:g}x{y1 - y0:g} "
+                              f"px box (xmin == xmax, ymin == ymax in the file): kept as the "
+                              f"source has it")
+    return UnifiedSample(
+        dataset=adapter.name, split=split, sample_id=sample_id, image_path=str(image),
+        width=int(width), height=int(height),
+        boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), box_labels=labels, meta=meta)
+
+
+def read_ids(adapter: DatasetAdapter, path: Path) -> List[str]:
+    """Ids of an ImageSets file (one a line); a missing file or a repeated id is reported."""
+    if not path.is_file():
+        raise DataError(f"{adapter.name}: split file {path} is missing")
+    ids: List[str] = []
+    seen = set()
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        key = line.strip()
+        if not key:
+            continue
+        if key in seen:
+            adapter.report(path, f"id '{key}' is listed twice", lineno)
+            continue
+        seen.add(key)
+        ids.append(key)
+    return ids
+
+
+@register_adapter("bccd")
+class BCCD(DatasetAdapter):
+    """BCCD_Dataset (Shenggan), Pascal VOC layout, as cloned from GitHub.
+
+    <root>/                          the repository clone, or its BCCD/ folder itself
+      BCCD/Annotations/BloodImage_<nnnnn>.xml   Pascal VOC, one <object> per cell:
+                                               <name> RBC | WBC | Platelets, <bndbox>
+      BCCD/JPEGImages/BloodImage_<nnnnn>.jpg    640x480 RGB
+      BCCD/ImageSets/Main/{train,val,trainval,test}.txt   image ids, one a line
+
+    Splits: the official ImageSets/Main train (205), val (87) and test (72) lists; trainval.txt
+    must equal train + val and test must not overlap it (a mismatch is reported).
+
+    Boxes: the VOC devkit's 1-based inclusive indices, converted to pixel edges by
+    x0 = xmin - 1, y0 = ymin - 1, x1 = xmax, y1 = ymax (so 1..640 spans the full width). An
+    edge past the image by at most 1 px is moved onto the border with a note; a box farther out
+    or empty is a problem and its image is left out. Two RBC boxes of the source are single
+    points (xmin == xmax, ymin == ymax: BloodImage_00338, BloodImage_00343); under the
+    inclusive convention they are valid 1x1 px boxes, kept as the source has them (they are
+    part of its 4,155 RBC), listed in meta["tiny_boxes"] and noted by `unihema data check`.
+    Labels: RBC -> red blood cell, WBC -> white blood cell, Platelets -> platelet. Layout
+    seen on the real files (commit d272fb1).
+    """
+
+    tasks = ("detect",)
+    splits = ("train", "val", "test")
+    classes = {"detect": CLASSES}
+    size = "364 images"
+    license = "MIT"
+    citation = ("Shenggan. BCCD Dataset: a small-scale dataset for blood cells detection. "
+                "GitHub, 2017. https://github.com/Shenggan/BCCD_Dataset")
+    url = "https://github.com/Shenggan/BCCD_Dataset"
+    downloads = ({"url": "https://github.com/Shenggan/BCCD_Dataset/archive/refs/heads/master.zip",
+                  "sha256": None, "filename": "BCCD_Dataset-master.zip"},)
+
+    def base(self) -> Path:
+        """The folder holding Annotations/, JPEGImages/ and ImageSets/."""
+        for cand in (self.root / "BCCD", self.root):
+            if (cand / "Annotations").is_dir() and (cand / "JPEGImages").is_dir():
+                return cand
+        raise DataError(f"{self.name}: no Annotations/ and JPEGImages/ under {self.root} or "
+                        f"{self.root / 'BCCD'}. Expected layout:\n{self.layout()}")
+
+    def _check_trainval(self, sets: Path) -> None:
+        lists = {name: read_ids(self, sets / f"{name}.txt")
+                 for name in ("train", "val", "trainval", "test")}
+        train, val, trainval, test = (set(lists[k]) for k in ("train", "val", "trainval",
+                                                              "test"))
+        if train & val:
+            self.report(sets / "val.txt", f"ids also in train.txt: {sorted(train & val)[:5]}")
+        if trainval != train | val:
+            diff = sorted(trainval ^ (train | val))[:5]
+            self.report(sets / "trainval.txt", f"differs from train.txt + val.txt (e.g. {diff})")
+        if test & trainval:
+            self.report(sets / "test.txt", f"ids also in trainval: {sorted(test & trainval)[:5]}")
+
+    def _load(self, split: str) -> Iterable[UnifiedSample]:
+        base = self.base()
+        sets = base / "ImageSets" / "Main"
+        self._check_trainval(sets)
+        for sid in read_ids(self, sets / f"{split}.txt"):
+            sample = voc_field_sample(self, split, sid, base / "Annotations" / f"{sid}.xml",
+                                      base / "JPEGImages" / f"{sid}.jpg", LABEL_MAP)
+            if sample is not None:
+                yield sample
+
+    @classmethod
+    def write_example(cls, root: Path) -> Dict[str, int]:
+        base = Path(root) / "BCCD"
+        w, h = 128, 96
+        names = {"train": [1, 2], "val": [3], "test": [5]}
+        kinds = ["RBC", "RBC", "WBC", "Platelets"]
+        for split, nums in names.items():
+            for n in nums:
+                sid = f"BloodImage_{n:05d}"
+                boxes = ex.layout_boxes(w, h, 4, size=24, seed=n)
+                ex.write_smear(base / "JPEGImages" / f"{sid}.jpg", w, h, boxes, kinds, seed=n)
+                # 1-based inclusive indices, as the source writes them
+                objs = [(k, tuple(int(v) for v in (b[0] + 1, b[1] + 1, b[2], b[3])))
+                        for k, b in zip(kinds, boxes)]
+                objs.append(("RBC", (1, 1, 12, 10)))  # touches the top-left corner
+                ex.write_voc(base / "Annotations" / f"{sid}.xml", f"{sid}.jpg", w, h, objs)
+        main = base / "ImageSets" / "Main"
+        main.mkdir(parents=True, exist_ok=True)
+        for split, nums in list(names.items()) + [("trainval", names["train"] + names["val"])]:
+            (main / f"{split}.txt").write_text(
+                "".join(f"BloodImage_{n:05d}\n" for n in nums), encoding="utf-8")
+        return {split: len(nums) for split, nums in names.items()}
