@@ -83,8 +83,7 @@ def prepare_data(out: Path, cfg) -> Tuple[Path, float]:
 def demo_config(out: Path, quick: bool, config: Optional[str], overrides: Sequence[str]):
     preset = config or str(PRESETS / ("demo_quick.yaml" if quick else "demo.yaml"))
     data = out / "data"
-    entries = [f"data.{s}=[{{name: synthetic_smear, root: '{data}', split: {s}}}]"
-               for s in ("train", "val", "test")]
+    entries = [f"data.{s}.0.root={data}" for s in ("train", "val", "test")]
     return load_config(preset, entries + [f"train.output_dir={out}"] + list(overrides))
 
 

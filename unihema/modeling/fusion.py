@@ -114,7 +114,7 @@ class HemaFormer(nn.Module):
                                    nn.GELU(), nn.Linear(d_model, d_model))
 
     @staticmethod
-    def _masked_mean(fmap: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
+    def masked_mean(fmap: torch.Tensor, pixel_mask: torch.Tensor) -> torch.Tensor:
         """Mean of ``[B, d, h, w]`` over real (unpadded) cells -> ``[B, d]``."""
         m = downsample_mask(pixel_mask, fmap.shape[-2:]).unsqueeze(1).to(fmap.dtype)
         return (fmap * m).sum((2, 3)) / m.sum((2, 3)).clamp(min=1)
@@ -150,6 +150,6 @@ class HemaFormer(nn.Module):
         out["queries"] = queries
         # a direct pooled-image path: early in training the queries attend almost uniformly
         # and their mean barely differs between images, which starves the global heads
-        pooled = [self._masked_mean(out[k], pixel_mask) for k in ("P5", "P4")]
+        pooled = [self.masked_mean(out[k], pixel_mask) for k in ("P5", "P4")]
         out["joint"] = self.joint(torch.cat(pooled + [queries.mean(1), pooled_text], -1))
         return out

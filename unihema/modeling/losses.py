@@ -6,7 +6,7 @@ Shapes follow the heads: heatmaps ``[B, K, h, w]``, boxes ``[N, 4]`` absolute xy
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 import torch
 import torch.nn.functional as F
@@ -30,14 +30,27 @@ def centernet_focal_loss(logits: torch.Tensor, target: torch.Tensor, num_objects
     return -(pos_loss.sum() + neg_loss.sum()) / max(1, num_objects)
 
 
-def box_regression_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """GIoU loss plus a scale-normalised L1 term on matched ``[N, 4]`` xyxy boxes (mean)."""
+def box_regression_loss(pred: torch.Tensor, target: torch.Tensor,
+                        weight: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """GIoU loss plus a scale-normalised L1 term on matched ``[N, 4]`` xyxy boxes, averaged
+    over boxes with ``weight [N]`` (uniform when ``None``)."""
     if pred.numel() == 0:
         return pred.sum() * 0.0
-    giou = generalized_box_iou_loss(pred, target, reduction="mean")
+    if weight is None:
+        weight = pred.new_ones(pred.shape[0])
+    giou = generalized_box_iou_loss(pred, target, reduction="none")
     size = (target[:, 2:] - target[:, :2]).clamp(min=1.0).repeat(1, 2)
-    l1 = ((pred - target).abs() / size).mean()
-    return giou + l1
+    l1 = ((pred - target).abs() / size).mean(1)
+    return ((giou + l1) * weight).sum() / weight.sum().clamp(min=1e-6)
+
+
+def class_balanced_weights(classes: torch.Tensor) -> torch.Tensor:
+    """``[N]`` weights ``1 / (boxes of the same class)``: every class present counts equally,
+    so thirty red cells in a field do not drown the box sizes of its one white cell."""
+    if classes.numel() == 0:
+        return classes.float()
+    counts = torch.bincount(classes).float()
+    return 1.0 / counts[classes]
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = -1

@@ -31,13 +31,14 @@ def gaussian_radius(height: float, width: float, min_overlap: float = 0.7) -> fl
 @dataclass
 class DetectTargets:
     """``heatmap [B, K, h, w]``, and for each positive location: batch index, flat index into
-    ``h * w`` and the box ``[N, 4]`` xyxy in image pixels."""
+    ``h * w``, the box ``[N, 4]`` xyxy in image pixels and its class index ``[N]``."""
 
     heatmap: torch.Tensor
     batch_index: torch.Tensor
     flat_index: torch.Tensor
     boxes: torch.Tensor
     num_objects: int
+    classes: torch.Tensor
 
 
 def build_detect_targets(
@@ -58,7 +59,7 @@ def build_detect_targets(
     h, w = size
     device = boxes[0].device if len(boxes) else torch.device("cpu")
     heat = torch.zeros(len(boxes), num_classes, h, w, device=device)
-    bi, fi, bx = [], [], []
+    bi, fi, bx, kk = [], [], [], []
     ys = torch.arange(h, device=device, dtype=torch.float32)[:, None]
     xs = torch.arange(w, device=device, dtype=torch.float32)[None, :]
     for b, (bb, cc) in enumerate(zip(boxes, classes)):
@@ -74,12 +75,14 @@ def build_detect_targets(
             bi.append(b)
             fi.append(iy * w + ix)
             bx.append(box)
+            kk.append(k)
     return DetectTargets(
         heatmap=heat,
         batch_index=torch.tensor(bi, dtype=torch.long, device=device),
         flat_index=torch.tensor(fi, dtype=torch.long, device=device),
         boxes=torch.tensor(bx, dtype=torch.float32, device=device).reshape(-1, 4),
         num_objects=len(bx),
+        classes=torch.tensor(kk, dtype=torch.long, device=device),
     )
 
 

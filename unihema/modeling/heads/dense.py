@@ -100,7 +100,8 @@ class DetectHead(TaskHead):
         centres = cell_centres((h, w), self.stride, ltrb.device)
         pred = decode_ltrb(centres[tgt.flat_index], flat[tgt.batch_index, tgt.flat_index])
         return {"loss_detect_heatmap": heat_loss,
-                "loss_detect_box": losses.box_regression_loss(pred, tgt.boxes)}
+                "loss_detect_box": losses.box_regression_loss(
+                    pred, tgt.boxes, losses.class_balanced_weights(tgt.classes))}
 
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
