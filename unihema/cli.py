@@ -1,7 +1,8 @@
 """The ``unihema`` command.
 
     unihema demo [--quick]                       the end-to-end demo on synthetic smears
-    unihema train --config FILE [key=value ...]  train the unified model
+    unihema train --config FILE [key=value ...]  train the unified model (--resume, --deepspeed)
+    unihema convert-checkpoint CKPT OUT          training checkpoint -> save_pretrained folder
     unihema ask --model DIR IMAGE "question"     (also detect, segment, classify, describe)
     unihema data list | info KEY                 registered datasets
     unihema data generate --out DIR              write a synthetic smear dataset
@@ -197,11 +198,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     from unihema.config import load_config
     from unihema.engine.trainer import Trainer
 
+    from unihema.engine.checkpoint import CheckpointError
+    from unihema.engine.trainer import NonFiniteLossError
+
     cfg = load_config(args.config, args.overrides)
-    trainer = Trainer(cfg, progress=not args.no_progress)
-    trainer.train()
-    print(f"wrote {trainer.out / 'model'} after {trainer.step} steps; "
-          f"losses in {trainer.out / 'metrics.jsonl'}")
+    try:
+        trainer = Trainer(cfg, progress=not args.no_progress, deepspeed=args.deepspeed,
+                          resume=args.resume)
+        trainer.train()
+    except (NonFiniteLossError, CheckpointError) as exc:
+        if args.verbose:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    if trainer.dist.is_main:
+        print(f"wrote {trainer.out / 'model'} after {trainer.step} steps; "
+              f"losses in {trainer.out / 'metrics.jsonl'}")
+    return 0
+
+
+def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
+    from unihema.engine.checkpoint import CheckpointError
+    from unihema.engine.convert import convert_checkpoint
+
+    try:
+        out = convert_checkpoint(args.checkpoint, args.out)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3
+    print(f"wrote {out} (load it with UniHema.from_pretrained or --model {out})")
     return 0
 
 
@@ -307,7 +332,26 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--config", required=True, help="YAML config (see configs/)")
     tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides")
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
+    tr.add_argument("--deepspeed", default=None, metavar="JSON",
+                    help="train with DeepSpeed using this config, e.g. "
+                    "configs/deepspeed/zero2.json (default: train.deepspeed)")
+    tr.add_argument("--resume", default=None, metavar="auto|PATH",
+                    help="'auto' = newest complete checkpoint of output_dir, or a checkpoint "
+                    "folder (default: train.resume)")
+    # the deepspeed launcher appends --local_rank=N; the rank is read from LOCAL_RANK instead
+    tr.add_argument("--local_rank", "--local-rank", type=int, default=None,
+                    help=argparse.SUPPRESS)
     tr.set_defaults(func=cmd_train)
+
+    cv = sub.add_parser("convert-checkpoint",
+                        help="training checkpoint (plain or DeepSpeed) -> save_pretrained folder",
+                        description="Verify a training checkpoint and write a plain model "
+                        "folder (config.json + model.safetensors + tokenizer). CHECKPOINT may "
+                        "be a step_NNNNNNNN folder, a checkpoints/ folder or a run folder "
+                        "(newest complete checkpoint).")
+    cv.add_argument("checkpoint", help="checkpoint, checkpoints/ or run folder")
+    cv.add_argument("out", help="model folder to write")
+    cv.set_defaults(func=cmd_convert_checkpoint)
 
     def inference(name: str, helptext: str, func) -> argparse.ArgumentParser:
         q = sub.add_parser(name, help=helptext, description=helptext)

@@ -158,7 +158,20 @@ class TrainConfig:
     warmup_steps: int = opt(100, "linear warm-up steps before the cosine decay")
     grad_clip: float = opt(1.0, "max gradient norm (0 = no clipping)")
     eval_every: int = opt(500, "evaluate on data.val every N steps (0 = only at the end)")
-    save_every: int = opt(500, "write a checkpoint every N steps")
+    save_every: int = opt(500, "write a resumable checkpoint every N steps (0 = only the model "
+                          "at the end)", range=(0, 10**9))
+    keep_last: int = opt(3, "complete checkpoints kept in output_dir/checkpoints (older ones "
+                         "are deleted)", range=(1, 10**6))
+    resume: str = opt("", "'' = start fresh, 'auto' = newest complete checkpoint of output_dir "
+                      "(fresh when there is none), or a checkpoint folder")
+    max_nonfinite: int = opt(20, "consecutive non-finite losses that stop the run (each one "
+                             "skips its step)", range=(1, 10**6))
+    grad_accum: int = opt(1, "micro-batches accumulated per optimizer step", range=(1, 4096))
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = opt(
+        "auto", "autocast precision: auto = bf16 on GPUs that support it, else fp16 on GPUs, "
+        "fp32 on CPU (CPUs have no fast bf16)")
+    deepspeed: str = opt("", "DeepSpeed JSON config (e.g. configs/deepspeed/zero2.json); '' = "
+                         "plain PyTorch (DDP under torchrun)")
     log_every: int = opt(10, "log losses every N steps")
     loss_weights: Dict[str, float] = opt(
         help="weight of each loss term, keyed loss_<task>_<term>; a loss without a weight is "

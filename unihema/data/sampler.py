@@ -148,14 +148,23 @@ class MixtureSampler(torch.utils.data.Sampler):
 
 
 class MixtureDataset(torch.utils.data.Dataset):
-    """Index ``(source_index, item_index)`` into one of several per-source datasets."""
+    """Index ``(source_index, item_index)`` into one of several per-source datasets.
+
+    An index ``(source_index, item_index, epoch)`` first calls ``set_epoch(epoch)`` on that
+    dataset (when it has one): the trainer passes the global step there, so an item's
+    augmentation randomness is a function of (seed, step, item) alone, whichever worker process
+    decodes it.
+    """
 
     def __init__(self, datasets: Sequence[torch.utils.data.Dataset]) -> None:
         self.datasets = list(datasets)
 
-    def __getitem__(self, index: Tuple[int, int]):
-        src, item = index
-        return self.datasets[src][item]
+    def __getitem__(self, index: Tuple[int, ...]):
+        src, item = index[0], index[1]
+        ds = self.datasets[src]
+        if len(index) > 2 and hasattr(ds, "set_epoch"):
+            ds.set_epoch(index[2])
+        return ds[item]
 
     def __len__(self) -> int:
         return sum(len(d) for d in self.datasets)  # type: ignore[arg-type]

@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Sampler
 
 from unihema.config.schema import Config, DatasetEntry
 from unihema.data import vocab
@@ -131,19 +131,59 @@ def build_task_splits(
     return out
 
 
+class StepTaggedSampler(Sampler):
+    """Wraps a :class:`MixtureSampler`: yields ``[(source, item, step), ...]`` so each item's
+    augmentation is seeded by the step that drew it (see :class:`MixtureDataset`), and keeps the
+    sampler state after every batch it produced, so that the state *as of a consumed step* is
+    known even when DataLoader workers have prefetched batches beyond it.
+
+    Iterating yields ``sampler.num_batches`` batches from the sampler's current position.
+    """
+
+    def __init__(self, sampler: MixtureSampler) -> None:
+        self.sampler = sampler
+        self._states: Dict[int, dict] = {}
+
+    def __iter__(self) -> Iterator[List[Tuple[int, int, int]]]:
+        s = self.sampler
+        self._states = {s.step: s.state_dict()}
+        for _ in range(len(s)):
+            step = s.step
+            batch = s.next_batch()
+            self._states[s.step] = s.state_dict()
+            yield [(src, j, step) for src, j in batch]
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def state_at(self, step: int) -> dict:
+        """The sampler state after the batch of ``step - 1`` (i.e. with ``step`` batches
+        consumed); older states are forgotten."""
+        if step not in self._states:
+            raise KeyError(f"no sampler state recorded for step {step} "
+                           f"(recorded: {sorted(self._states)[:3]}...)")
+        for k in [k for k in self._states if k < step]:
+            del self._states[k]
+        return self._states[step]
+
+
 def build_train_loader(cfg: Config, splits: Sequence[TaskSplit], *, max_steps: int,
                        rank: int = 0, world_size: int = 1) -> tuple:
     """A DataLoader of single-task batches drawn by the mixture sampler.
 
-    Returns ``(loader, sampler)``; the sampler carries the position for resuming.
+    ``max_steps`` counts batches (micro-batches when gradients are accumulated). Returns
+    ``(loader, sampler)``; the sampler carries the position for resuming (set its
+    ``num_batches`` to the batches still to draw before iterating a resumed loader), and
+    ``loader.batch_sampler.state_at(n)`` gives its state after ``n`` consumed batches.
     """
     sources = [Source(s.name, s.task, len(s.dataset),
                       s.entry.weight * cfg.data.task_weights.get(s.task, 1.0),
                       cfg.data.task_batch_size.get(s.task)) for s in splits]
     sampler = MixtureSampler(sources, cfg.data.batch_size, seed=cfg.train.seed, rank=rank,
                              world_size=world_size, num_batches=max_steps)
-    loader = DataLoader(MixtureDataset([s.dataset for s in splits]), batch_sampler=sampler,
-                        collate_fn=collate, num_workers=cfg.data.num_workers,
+    loader = DataLoader(MixtureDataset([s.dataset for s in splits]),
+                        batch_sampler=StepTaggedSampler(sampler), collate_fn=collate,
+                        num_workers=cfg.data.num_workers,
                         persistent_workers=cfg.data.num_workers > 0)
     return loader, sampler
 

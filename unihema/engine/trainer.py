@@ -1,36 +1,71 @@
-"""The training loop: one run, all tasks, plain PyTorch on CPU or one GPU.
+"""The training loop: one run, all tasks; plain PyTorch, DDP or DeepSpeed, one code path.
 
-    unihema train --config configs/quick/demo.yaml
-    python tools/train.py --config configs/quick/demo.yaml train.max_steps=200
+    unihema train --config configs/quick/synthetic.yaml
+    torchrun --nproc_per_node 4 tools/train.py --config CFG
+    deepspeed tools/train.py --config CFG --deepspeed configs/deepspeed/zero2.json
+    unihema train --config CFG --resume auto
 
-Each step draws a one-task batch from the mixture, computes that task's raw losses, weighs them
-with ``train.loss_weights`` (a loss without a weight is an error), and takes an AdamW step with
-linear warm-up, cosine decay and gradient clipping. A non-finite loss skips the step. Losses go
-to a progress bar (running mean per task) and to ``<output_dir>/metrics.jsonl``; the final
-model is written with ``save_pretrained`` to ``<output_dir>/model``.
+Each micro-batch is a one-task batch from the mixture; its raw losses are weighed with
+``train.loss_weights`` (a loss without a weight is an error). ``train.grad_accum`` micro-batches
+make one optimizer step: AdamW with linear warm-up, cosine decay and gradient clipping
+(``train.*``; with DeepSpeed the same optimizer and schedule, the engine doing ZeRO partitioning,
+reduction, clipping and mixed precision). ``trainer.step`` and ``train.max_steps`` count
+optimizer steps.
+
+Non-finite losses: a micro-batch whose loss is NaN or inf (on any rank: the ranks agree) gets
+no backward pass, and an optimizer step without a finite micro-batch leaves the weights
+untouched; it is logged (console and ``metrics.jsonl``) and still counts as a step (its data
+was consumed and the schedule moves on). ``train.max_nonfinite`` consecutive non-finite
+micro-batches stop the run with :class:`NonFiniteLossError`. (Under DeepSpeed the engine still
+runs a zero-gradient backward and an optimizer step at learning rate 0 to keep its collective
+calls aligned: the weights stay bitwise unchanged, the Adam moments decay by one step.)
+
+Checkpoints (:mod:`unihema.engine.checkpoint`) every ``train.save_every`` steps, the last
+``train.keep_last`` kept; ``train.resume`` (``--resume auto|PATH``) continues a run exactly.
+The final model goes to ``<output_dir>/model`` through ``save_pretrained``.
 """
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import math
 import random
+import shutil
 import time
+import warnings
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from unihema.config.loader import dump_config
+from unihema.config.loader import dump_config, to_dict
 from unihema.config.schema import Config
+from unihema.engine import checkpoint as ckpt
 from unihema.engine.data import build_task_splits, build_train_loader
+from unihema.engine.distributed import (
+    all_finite,
+    barrier,
+    env_summary,
+    fill_deepspeed_config,
+    resolve_precision,
+    scalar_parameter_broadcast_fix,
+    setup,
+    zero_stage,
+)
+from unihema.engine.progress import ProgressLogger
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
 
 logger = logging.getLogger(__name__)
+
+DS_FOLDER = "deepspeed"  # engine checkpoint inside a unihema checkpoint folder
+DS_TAG = "ds"
+
+
+class NonFiniteLossError(RuntimeError):
+    """``train.max_nonfinite`` consecutive non-finite losses: the run stops, weights intact."""
 
 
 def seed_everything(seed: int) -> None:
@@ -63,29 +98,91 @@ def warmup_cosine(warmup: int, total: int, floor: float = 0.05) -> Callable[[int
     return fn
 
 
-class Trainer:
-    """Owns the model, the data mixture, the optimizer and the run folder."""
+def to_device(obj: Any, device: torch.device, dtype: Optional[torch.dtype] = None) -> Any:
+    """Move every tensor of a (nested) batch to ``device``; float tensors to ``dtype`` if
+    given (DeepSpeed fp16/bf16 engines hold half-precision weights)."""
+    if torch.is_tensor(obj):
+        if dtype is not None and obj.is_floating_point():
+            return obj.to(device, dtype, non_blocking=True)
+        return obj.to(device, non_blocking=True)
+    if isinstance(obj, dict):
+        return {k: to_device(v, device, dtype) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_device(v, device, dtype) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_device(v, device, dtype) for v in obj)
+    return obj
 
-    def __init__(self, cfg: Config, model: Optional[UniHema] = None, progress: bool = True):
+
+class Trainer:
+    """Owns the model, the data mixture, the optimizer, checkpoints and the run folder.
+
+    Args:
+        cfg: the run's config.
+        model: an already built model (default: ``UniHema.from_config(cfg)``).
+        progress: console progress (bar on a terminal, log lines otherwise).
+        deepspeed: DeepSpeed JSON config; default ``cfg.train.deepspeed`` ('' = plain PyTorch).
+        resume: '' | 'auto' | checkpoint folder; default ``cfg.train.resume``.
+    """
+
+    def __init__(self, cfg: Config, model: Optional[UniHema] = None, progress: bool = True, *,
+                 deepspeed: Optional[str] = None, resume: Optional[str] = None):
         self.cfg = cfg
+        self.ds_path = cfg.train.deepspeed if deepspeed is None else deepspeed
+        self.dist = setup(deepspeed=bool(self.ds_path))
+        self.device = self.dist.device
         seed_everything(cfg.train.seed)
         self.model = model if model is not None else UniHema.from_config(cfg)
         if cfg.model.pretrained:
             self.model = UniHema.from_pretrained(cfg.model.pretrained)
         self.out = Path(cfg.train.output_dir)
         self.out.mkdir(parents=True, exist_ok=True)
-        dump_config(cfg, self.out)
+        self.ckpt_root = self.out / "checkpoints"
+        if self.dist.is_main:
+            dump_config(cfg, self.out)
         if not cfg.data.train:
             raise ValueError("data.train is empty: configure at least one training dataset")
         self.splits = build_task_splits(cfg.data.train, cfg, train=True, seed=cfg.train.seed)
-        self.loader, self.sampler = build_train_loader(cfg, self.splits,
-                                                       max_steps=cfg.train.max_steps)
+        self.accum = cfg.train.grad_accum
+        self.loader, self.sampler = build_train_loader(
+            cfg, self.splits, max_steps=cfg.train.max_steps * self.accum,
+            rank=self.dist.rank, world_size=self.dist.world_size)
+        self.precision = resolve_precision(cfg.train.precision, self.device)
+        self.model.to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, warmup_cosine(cfg.train.warmup_steps, cfg.train.max_steps))
+        self.engine = None
+        self.ds_config: Dict[str, Any] = {}
+        if self.ds_path:
+            import deepspeed
+
+            self.ds_config = fill_deepspeed_config(self.ds_path, cfg, precision=self.precision,
+                                                   world_size=self.dist.world_size)
+            with scalar_parameter_broadcast_fix():
+                self.engine, _, _, _ = deepspeed.initialize(model=self.model,
+                                                            optimizer=self.optimizer,
+                                                            config=self.ds_config)
+            self.wrapped: torch.nn.Module = self.engine
+        elif self.dist.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            # one task per step: the other heads get no gradient in that step
+            self.wrapped = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=ids, find_unused_parameters=True)
+        else:
+            self.wrapped = self.model
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.precision == "fp16" and self.engine is None)
         self.progress = progress
         self.step = 0
         self.check_loss_weights()
+        logger.info("training on %s, precision %s%s", env_summary(self.dist), self.precision,
+                    f", DeepSpeed ZeRO-{zero_stage(self.ds_config)}" if self.engine else "")
+        resume_from = ckpt.resolve(cfg.train.resume if resume is None else resume,
+                                   self.ckpt_root)
+        self.resumed_from: Optional[Path] = None
+        if resume_from is not None:
+            self.load_checkpoint(resume_from)
 
     def check_loss_weights(self) -> None:
         """Fail before training when a trained task has no configured loss weight at all."""
@@ -95,60 +192,196 @@ class Trainer:
                 raise KeyError(f"no train.loss_weights for task '{task}' (expected keys like "
                                f"loss_{task}_<term>); configured: {sorted(weights)}")
 
+    # ------------------------------------------------------------------ one micro-batch
+    def _autocast(self):
+        if self.engine is not None or self.precision == "fp32":
+            return contextlib.nullcontext()
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
+        return torch.autocast(self.device.type, dtype=dtype)
+
+    def _batch_dtype(self) -> Optional[torch.dtype]:
+        if self.engine is None or self.precision == "fp32":
+            return None
+        return torch.bfloat16 if self.precision == "bf16" else torch.float16
+
+    def _zero_loss(self) -> torch.Tensor:
+        return sum((p * 0).sum() for p in self.model.parameters() if p.requires_grad)
+
+    # ------------------------------------------------------------------ the loop
     def train(self, on_eval: Optional[Callable[[int], Dict]] = None, save: bool = True
               ) -> Dict[str, float]:
-        """Run ``train.max_steps`` steps and (unless ``save=False``) write ``output_dir/model``;
-        returns the last running losses per task."""
+        """Run up to ``train.max_steps`` optimizer steps (from the resumed step, if any),
+        writing checkpoints every ``train.save_every`` steps and, unless ``save=False``,
+        the final model to ``output_dir/model``. Returns the running loss per task.
+
+        Raises:
+            NonFiniteLossError: ``train.max_nonfinite`` consecutive non-finite losses.
+        """
         cfg = self.cfg
-        model = self.model.train()
-        log_path = self.out / "metrics.jsonl"
-        running: Dict[str, float] = {}
-        skipped = 0
-        t0 = time.perf_counter()
-        bar = tqdm(total=cfg.train.max_steps, desc="train", disable=not self.progress,
-                   dynamic_ncols=True)
-        with open(log_path, "a", encoding="utf-8") as log:
+        total_steps = cfg.train.max_steps
+        self.wrapped.train()
+        rep = ProgressLogger(self.out, total=total_steps, start=self.step,
+                             log_every=cfg.train.log_every, enabled=self.dist.is_main,
+                             progress=self.progress)
+        if self.resumed_from is not None:
+            rep.write({"step": self.step, "resumed_from": str(self.resumed_from)})
+        consecutive = 0
+        micro = 0
+        finite_in_step = 0
+        step_losses: Dict[str, float] = {}
+        samples = 0
+        try:
             for batch in self.loader:
+                batch = to_device(batch, self.device, self._batch_dtype())
                 task = batch["task"]
-                losses = weigh_losses(model(batch), cfg.train.loss_weights)
+                with self._autocast():
+                    losses = weigh_losses(self.wrapped(batch), cfg.train.loss_weights)
                 total = sum(losses.values())
-                if not torch.isfinite(total):
-                    skipped += 1
-                    logger.warning("step %d (%s): non-finite loss %s, step skipped", self.step,
-                                   task, {k: v.detach().item() for k, v in losses.items()})
-                    self.optimizer.zero_grad(set_to_none=True)
-                    if skipped > 20:
-                        raise RuntimeError("more than 20 non-finite losses; stopping the run "
-                                           "before the weights are corrupted (lower train.lr?)")
+                values = {k: float(v.detach().float().item()) for k, v in losses.items()}
+                finite = all_finite(bool(torch.isfinite(total.detach()).item()), self.device)
+                boundary = (micro + 1) % self.accum == 0
+                if finite:
+                    consecutive = 0
+                    finite_in_step += 1
+                    step_losses = values
+                    if self.engine is not None:
+                        self.engine.backward(total)
+                    else:
+                        self.scaler.scale(total / self.accum).backward()
                 else:
-                    self.optimizer.zero_grad(set_to_none=True)
-                    total.backward()
-                    if cfg.train.grad_clip > 0:
-                        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                    self.optimizer.step()
-                self.scheduler.step()
+                    consecutive += 1
+                    rep.skipped(self.step + 1, task, values, consecutive, cfg.train.max_nonfinite)
+                    if consecutive >= cfg.train.max_nonfinite:
+                        raise NonFiniteLossError(
+                            f"{consecutive} consecutive non-finite losses (last at step "
+                            f"{self.step + 1}, task {task}: {values}); the run stops with the "
+                            f"weights of the last finite step. Lower train.lr, check the data "
+                            f"of that task, or resume from {self.ckpt_root}")
+                    if self.engine is not None:
+                        self.engine.backward(self._zero_loss())
+                samples += len(batch["keys"]) * self.dist.world_size
+                micro += 1
+                if self.engine is not None:
+                    self._deepspeed_step(boundary, finite_in_step > 0)
+                elif boundary:
+                    self._plain_step(finite_in_step > 0)
+                if not boundary:
+                    continue
+                with warnings.catch_warnings():
+                    # a skipped step still moves the schedule on, without an optimizer.step()
+                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
+                    self.scheduler.step()
                 self.step += 1
-                value = total.detach().item()
-                running[task] = value if task not in running else 0.9 * running[task] + 0.1 * value
-                bar.update(1)
-                bar.set_postfix({k[:5]: f"{v:.3f}" for k, v in sorted(running.items())})
-                if self.step % cfg.train.log_every == 0 or self.step == cfg.train.max_steps:
-                    rec = {"step": self.step, "task": task, "lr": self.scheduler.get_last_lr()[0],
-                           "elapsed_s": round(time.perf_counter() - t0, 2),
-                           **{k: round(v.detach().item(), 5) for k, v in losses.items()}}
-                    log.write(json.dumps(rec) + "\n")
-                    log.flush()
+                rep.step(self.step, task, step_losses if finite_in_step else values,
+                         lr=self.scheduler.get_last_lr()[0], samples=samples)
+                finite_in_step = samples = 0
+                if cfg.train.save_every and self.step % cfg.train.save_every == 0:
+                    self.save_checkpoint()
                 if on_eval and cfg.train.eval_every and self.step % cfg.train.eval_every == 0:
                     metrics = on_eval(self.step)
-                    log.write(json.dumps({"step": self.step, "eval": metrics}) + "\n")
-                    model.train()
-        bar.close()
+                    rep.eval(self.step, metrics)
+                    self.wrapped.train()
+        finally:
+            rep.close()
         if save:
             self.save(self.out / "model")
-        logger.info("trained %d steps in %.1f s (%d skipped)", self.step,
-                    time.perf_counter() - t0, skipped)
-        return running
+        logger.info("trained to step %d in %.1f s", self.step, time.perf_counter() - rep.t0)
+        return dict(rep.running)
 
+    def _plain_step(self, any_finite: bool) -> None:
+        if any_finite:
+            if self.cfg.train.grad_clip > 0:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        self.optimizer.zero_grad(set_to_none=True)
+
+    def _deepspeed_step(self, boundary: bool, any_finite: bool) -> None:
+        if boundary and not any_finite:
+            saved = [g["lr"] for g in self.optimizer.param_groups]
+            for g in self.optimizer.param_groups:
+                g["lr"] = 0.0
+            self.engine.step()
+            for g, lr in zip(self.optimizer.param_groups, saved):
+                g["lr"] = lr
+        else:
+            self.engine.step()
+
+    # ------------------------------------------------------------------ checkpoints
+    def _state(self) -> Dict[str, Any]:
+        consumed = self.step * self.accum
+        return {
+            "step": self.step,
+            "micro_batches": consumed,
+            "world_size": self.dist.world_size,
+            "deepspeed": bool(self.engine),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "sampler": self.loader.batch_sampler.state_at(consumed),
+            "config": to_dict(self.cfg),
+            "extra": self._extra(),
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write the checkpoint of the current step (every rank must call it)."""
+        tmp_path = self.ckpt_root / f".tmp_step_{self.step:08d}"
+        if self.dist.is_main:
+            if tmp_path.exists():
+                shutil.rmtree(tmp_path)
+            tmp_path.mkdir(parents=True)
+        barrier()
+        ckpt.write_rank_files(tmp_path, self.dist.rank)
+        if self.engine is not None:
+            self.engine.save_checkpoint(str(tmp_path / DS_FOLDER), tag=DS_TAG,
+                                        save_latest=False)
+        if self.dist.is_main:
+            optim_state = None if self.engine else self.optimizer.state_dict()
+            ckpt.write_main_files(tmp_path, step=self.step, state=self._state(),
+                                  model=None if self.engine else self.model,
+                                  optimizer_state=optim_state)
+        barrier()
+        final = ckpt.step_dir(self.ckpt_root, self.step)
+        if self.dist.is_main:
+            final = ckpt.finalize(tmp_path, self.ckpt_root, self.step, self.cfg.train.keep_last)
+            logger.info("checkpoint %s", final)
+        barrier()
+        return final
+
+    def load_checkpoint(self, directory: Path) -> None:
+        """Restore everything :meth:`save_checkpoint` wrote, exactly."""
+        directory = Path(directory)
+        state = ckpt.read_state(directory)
+        if bool(state.get("deepspeed")) != bool(self.engine):
+            kind = "a DeepSpeed" if state.get("deepspeed") else "a plain PyTorch"
+            raise ckpt.CheckpointError(
+                f"{directory} is {kind} checkpoint; resume it the same way (or convert it with "
+                f"`unihema convert-checkpoint` and start a new run from model.pretrained)")
+        if state.get("world_size", 1) != self.dist.world_size:
+            raise ckpt.CheckpointError(
+                f"{directory} was written by {state.get('world_size')} processes, this run has "
+                f"{self.dist.world_size}; the data order would differ, so resume it with the "
+                f"same number (or convert it and fine-tune from it)")
+        if self.engine is not None:
+            self.engine.load_checkpoint(str(directory / DS_FOLDER), tag=DS_TAG,
+                                        load_optimizer_states=True,
+                                        load_lr_scheduler_states=False)
+        else:
+            ckpt.load_model(self.model, directory, device=str(self.device))
+            self.optimizer.load_state_dict(ckpt.load_optimizer_state(directory))
+        self.scheduler.load_state_dict(state["scheduler"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step = int(state["step"])
+        remaining = max(0, self.cfg.train.max_steps - self.step) * self.accum
+        self.sampler.num_batches = remaining
+        js, tensors = ckpt.read_rank(directory, self.dist.rank)
+        ckpt.set_rng_state(js, tensors)
+        self.resumed_from = directory
+        logger.info("resumed from %s at step %d", directory, self.step)
+
+    # ------------------------------------------------------------------ final model
     def default_classes(self) -> Dict[str, List[str]]:
         """Class lists of the first training source of each dense task: what the saved model
         detects and segments when a user names no classes."""
@@ -163,8 +396,29 @@ class Trainer:
                 out["segment"] = [first.mask_values[v] for v in sorted(first.mask_values)]
         return out
 
+    def _extra(self) -> Dict[str, Any]:
+        return {"train_steps": self.step, "image_size": self.cfg.data.image_size,
+                "upscale": self.cfg.data.upscale, "classes": self.default_classes()}
+
     def save(self, directory: Path) -> Path:
-        """``save_pretrained`` plus what inference needs: image size and class lists."""
-        extra = {"train_steps": self.step, "image_size": self.cfg.data.image_size,
-                 "upscale": self.cfg.data.upscale, "classes": self.default_classes()}
-        return self.model.save_pretrained(directory, extra=extra)
+        """``save_pretrained`` plus what inference needs: image size and class lists.
+
+        Under DeepSpeed every rank must call it: the engine's checkpoint is written (a
+        collective operation) and rank 0 converts it to fp32 weights, whatever the ZeRO stage
+        and precision.
+        """
+        directory = Path(directory)
+        if self.engine is None:
+            if self.dist.is_main:
+                self.model.save_pretrained(directory, extra=self._extra())
+            barrier()
+            return directory
+        from unihema.engine.convert import convert_checkpoint
+
+        final = ckpt.step_dir(self.ckpt_root, self.step)
+        if not (final / ckpt.MARKER).is_file():
+            final = self.save_checkpoint()
+        if self.dist.is_main:
+            convert_checkpoint(final, directory)
+        barrier()
+        return directory

@@ -1,0 +1,149 @@
+"""What a training run reports: console progress, ``metrics.jsonl`` and TensorBoard events.
+
+Console: a tqdm bar with ETA, running per-task losses and samples/s when stdout is a terminal;
+otherwise (log files, CI, ``nohup``) one log line every ``log_every`` steps with the same
+numbers, so logs are never filled with bar redraws.
+
+``metrics.jsonl`` gets one JSON object per line:
+
+* every ``log_every`` steps (and the last): ``{"step", "task", "lr", "elapsed_s",
+  "samples_per_s", "loss": total, "loss_<task>_<term>": weighted terms, "running":
+  {task: mean}}``;
+* every skipped step: ``{"step", "task", "skipped": "non-finite loss", "losses": {...}}``;
+* evaluations: ``{"step", "eval": {...}}``; a resume: ``{"step", "resumed_from": path}``.
+
+TensorBoard event files go to ``<output_dir>/tensorboard`` when ``torch.utils.tensorboard``
+imports (the ``tensorboard`` package is installed); nothing otherwise. Only rank 0 reports.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+logger = logging.getLogger("unihema.train")
+
+
+def _tensorboard(directory: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except Exception:  # tensorboard not installed: JSONL and the console only
+        return None
+    return SummaryWriter(str(directory))
+
+
+def _fmt_time(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+class ProgressLogger:
+    """Console, JSONL and TensorBoard reporting of one run (a no-op on ranks other than 0).
+
+    Args:
+        out: the run folder (``metrics.jsonl`` and ``tensorboard/`` go there).
+        total: steps of the whole run; ``start``: the step it starts from (after a resume).
+        log_every: JSONL (and non-TTY console) interval in steps.
+        enabled: ``False`` on non-main ranks.
+        progress: ``False`` silences the console (JSONL and TensorBoard still written).
+        tty: force terminal (bar) or plain-log mode; default: ``sys.stdout.isatty()``.
+    """
+
+    def __init__(self, out: Path, *, total: int, start: int = 0, log_every: int = 10,
+                 enabled: bool = True, progress: bool = True, tty: Optional[bool] = None):
+        self.enabled = enabled
+        self.total = total
+        self.start = start
+        self.log_every = max(1, log_every)
+        self.console = enabled and progress
+        self.tty = sys.stdout.isatty() if tty is None else tty
+        self.running: Dict[str, float] = {}
+        self.samples = 0
+        self.t0 = time.perf_counter()
+        self._file = None
+        self._bar = None
+        self._tb = None
+        if not enabled:
+            return
+        out = Path(out)
+        self._file = open(out / "metrics.jsonl", "a", encoding="utf-8")
+        self._tb = _tensorboard(out / "tensorboard")
+        if self.console and self.tty:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=total, initial=start, desc="train", dynamic_ncols=True,
+                             file=sys.stdout)
+
+    # ------------------------------------------------------------------ records
+    def write(self, record: Dict[str, Any]) -> None:
+        if self._file is not None:
+            self._file.write(json.dumps(record) + "\n")
+            self._file.flush()
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.t0
+        return self.samples / elapsed if elapsed > 0 else 0.0
+
+    def step(self, step: int, task: str, losses: Dict[str, float], *, lr: float,
+             samples: int) -> None:
+        """Account one finished optimizer step (``samples``: items over all ranks)."""
+        if not self.enabled:
+            return
+        self.samples += samples
+        total = sum(losses.values())
+        if math.isfinite(total):
+            prev = self.running.get(task)
+            self.running[task] = total if prev is None else 0.9 * prev + 0.1 * total
+        rate = self.rate()
+        if self._bar is not None:
+            self._bar.update(1)
+            self._bar.set_postfix({**{k[:5]: f"{v:.3f}" for k, v in sorted(self.running.items())},
+                                   "img/s": f"{rate:.1f}"}, refresh=False)
+        if step % self.log_every == 0 or step == self.total:
+            elapsed = time.perf_counter() - self.t0
+            rec = {"step": step, "task": task, "lr": lr, "elapsed_s": round(elapsed, 2),
+                   "samples_per_s": round(rate, 3), "loss": round(total, 6),
+                   **{k: round(v, 6) for k, v in losses.items()},
+                   "running": {k: round(v, 6) for k, v in sorted(self.running.items())}}
+            self.write(rec)
+            if self._tb is not None:
+                self._tb.add_scalar("train/loss", total, step)
+                self._tb.add_scalar("train/lr", lr, step)
+                self._tb.add_scalar("train/samples_per_s", rate, step)
+                for k, v in losses.items():
+                    self._tb.add_scalar(f"train/{k}", v, step)
+            if self.console and self._bar is None:
+                done = step - self.start
+                eta = elapsed / done * (self.total - step) if done else 0.0
+                run = " ".join(f"{k}={v:.4f}" for k, v in sorted(self.running.items()))
+                logger.info("step %d/%d  %s  lr=%.3g  %.1f samples/s  elapsed %s  ETA %s",
+                            step, self.total, run, lr, rate, _fmt_time(elapsed), _fmt_time(eta))
+
+    def skipped(self, step: int, task: str, losses: Dict[str, float], consecutive: int,
+                limit: int) -> None:
+        logger.warning("step %d (%s): non-finite loss %s, step skipped (%d in a row; the run "
+                       "stops at %d)", step, task, losses, consecutive, limit)
+        self.write({"step": step, "task": task, "skipped": "non-finite loss",
+                    "consecutive": consecutive,
+                    "losses": {k: (v if math.isfinite(v) else str(v)) for k, v in losses.items()}})
+        if self._bar is not None:
+            self._bar.update(1)
+
+    def eval(self, step: int, metrics: Dict[str, Any]) -> None:
+        self.write({"step": step, "eval": metrics})
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._tb is not None:
+            self._tb.close()
+        if self._file is not None:
+            self._file.close()
+        self._bar = self._tb = self._file = None
