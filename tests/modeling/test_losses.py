@@ -13,6 +13,10 @@ def test_class_balanced_weights_give_each_class_equal_total():
     totals = torch.zeros(3).index_add_(0, classes, w)
     assert torch.allclose(totals, torch.ones(3))
     assert class_balanced_weights(torch.zeros(0, dtype=torch.long)).numel() == 0
+    # power 0.5: a class's total grows as the square root of its count; power 0: uniform
+    half = torch.zeros(3).index_add_(0, classes, class_balanced_weights(classes, power=0.5))
+    assert torch.allclose(half, torch.tensor([2.0, 1.0, 2 ** 0.5]))
+    assert torch.equal(class_balanced_weights(classes, power=0.0), torch.ones(7))
 
 
 def test_weighted_box_loss_lets_a_rare_class_count():

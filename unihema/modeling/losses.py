@@ -44,13 +44,15 @@ def box_regression_loss(pred: torch.Tensor, target: torch.Tensor,
     return ((giou + l1) * weight).sum() / weight.sum().clamp(min=1e-6)
 
 
-def class_balanced_weights(classes: torch.Tensor) -> torch.Tensor:
-    """``[N]`` weights ``1 / (boxes of the same class)``: every class present counts equally,
-    so thirty red cells in a field do not drown the box sizes of its one white cell."""
+def class_balanced_weights(classes: torch.Tensor, power: float = 1.0) -> torch.Tensor:
+    """``[N]`` weights ``count(class) ** -power``. With ``power=1`` every class present counts
+    equally (thirty red cells in a field do not drown the box sizes of its one white cell);
+    ``power=0.5`` is the middle ground, a class's total weight growing as the square root of
+    its count; ``0`` is uniform."""
     if classes.numel() == 0:
         return classes.float()
     counts = torch.bincount(classes).float()
-    return 1.0 / counts[classes]
+    return counts[classes].pow(-power)
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = -1

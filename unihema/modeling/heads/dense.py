@@ -101,7 +101,7 @@ class DetectHead(TaskHead):
         pred = decode_ltrb(centres[tgt.flat_index], flat[tgt.batch_index, tgt.flat_index])
         return {"loss_detect_heatmap": heat_loss,
                 "loss_detect_box": losses.box_regression_loss(
-                    pred, tgt.boxes, losses.class_balanced_weights(tgt.classes))}
+                    pred, tgt.boxes, losses.class_balanced_weights(tgt.classes, power=0.5))}
 
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
