@@ -529,3 +529,44 @@ def mask_sample(adapter: DatasetAdapter, split: str, image: Path, mask: Path,
         label_set=list(adapter.classes["classify"]) if label is not None else None,
         meta={"kind": kind, "license": adapter.license, **(meta or {})},
     )
+
+
+def split_pairs(pairs: Sequence[tuple], split: str) -> List[tuple]:
+    """The ``(image, mask, key)`` pairs from :func:`mirrored_pairs` that the seeded split
+    (:func:`assign_splits` over the keys) puts in ``split``."""
+    assignment = assign_splits([key for _, _, key in pairs])
+    return [pair for pair in pairs if assignment[pair[2]] == split]
+
+
+def mask_samples(adapter: DatasetAdapter, split: str, images: Path, masks: Path,
+                 mask_values: Mapping[int, str], *, prefix: str = "", kind: str = "crop"):
+    """Segmentation records of ``split`` from image/mask files at mirrored paths below
+    ``images`` and ``masks``; sample ids are ``prefix`` + the relative stem."""
+    for image, mask, key in split_pairs(mirrored_pairs(adapter, images, masks), split):
+        sample = mask_sample(adapter, split, image, mask, mask_values, prefix + key, kind=kind)
+        if sample is not None:
+            yield sample
+
+
+def class_folder_samples(adapter: DatasetAdapter, split: str, base: Path,
+                         label_map: Mapping[str, str], *, prefix: str = "",
+                         kind: str = "crop"):
+    """Classification records of ``split`` from a folder per class below ``base`` (labels
+    through ``label_map``, seeded split over the relative stems, ids ``prefix`` + stem)."""
+    from unihema.data.formats import scan_class_folders
+    from unihema.data.sample import UnifiedSample
+
+    items = scan_class_folders(base)
+    keys = [p.relative_to(base).with_suffix("").as_posix() for p, _ in items]
+    assignment = assign_splits(keys)
+    for (path, folder), key in zip(items, keys):
+        if assignment[key] != split:
+            continue
+        label = map_label(adapter, folder, label_map, path.parent)
+        size = image_size(adapter, path) if label is not None else None
+        if size is not None:
+            yield UnifiedSample(
+                dataset=adapter.name, split=split, sample_id=prefix + key, image_path=str(path),
+                width=size[0], height=size[1], label=label,
+                label_set=list(adapter.classes["classify"]),
+                meta={"kind": kind, "raw_label": folder, "license": adapter.license})

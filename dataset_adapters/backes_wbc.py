@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import assign_splits, count_splits, mask_sample, mirrored_pairs
+from dataset_adapters._detseg import (assign_splits, count_splits, mask_samples)
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -45,13 +45,8 @@ class BackesWbc(DatasetAdapter):
             raise DataError(f"{self.name}: {self.root} holds zip archives but no images/ folder: "
                             f"extract the archives first (unzip '*.zip'). Expected layout:\n"
                             f"{self.layout()}")
-        pairs = mirrored_pairs(self, self.root / "images", self.root / "masks")
-        assignment = assign_splits([key for _, _, key in pairs])
-        for image, mask, key in pairs:
-            if assignment[key] == split:
-                sample = mask_sample(self, split, image, mask, MASK_VALUES, key)
-                if sample is not None:
-                    yield sample
+        yield from mask_samples(self, split, self.root / "images", self.root / "masks",
+                                MASK_VALUES)
 
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import assign_splits, count_splits, image_size, map_label
+from dataset_adapters._detseg import (assign_splits, class_folder_samples, count_splits)
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import scan_class_folders
 from unihema.data.sample import UnifiedSample
@@ -59,19 +59,7 @@ class ChulaRBCDiseases(DatasetAdapter):
         if not items:
             raise DataError(f"{self.name}: no images in disease folders under {base}. "
                             f"Expected layout:\n{self.layout()}")
-        keys = [p.relative_to(base).with_suffix("").as_posix() for p, _ in items]
-        assignment = assign_splits(keys)
-        for (path, folder), key in zip(items, keys):
-            if assignment[key] != split:
-                continue
-            label = map_label(self, folder, LABEL_MAP, path.parent)
-            size = image_size(self, path) if label is not None else None
-            if size is not None:
-                yield UnifiedSample(
-                    dataset=self.name, split=split, sample_id=key, image_path=str(path),
-                    width=size[0], height=size[1], label=label,
-                    label_set=list(self.classes["classify"]),
-                    meta={"kind": "field", "raw_label": folder, "license": self.license})
+        yield from class_folder_samples(self, split, base, LABEL_MAP, kind="field")
 
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:

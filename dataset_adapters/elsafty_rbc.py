@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import (assign_splits, count_splits, image_size, map_label,
-                                      mask_sample, mirrored_pairs)
+from dataset_adapters._detseg import (assign_splits, class_folder_samples, count_splits,
+                                      mask_samples)
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
-from unihema.data.formats import scan_class_folders
 from unihema.data.sample import UnifiedSample
 
 #: shape class folder -> canonical term
@@ -66,29 +65,10 @@ class ElsaftyRbc(DatasetAdapter):
             raise DataError(f"{self.name}: neither {PATCHES}/ nor {CELLS}/ in {self.root}. "
                             f"Expected layout:\n{self.layout()}")
         if patches.is_dir():
-            pairs = mirrored_pairs(self, patches / "images", patches / "masks")
-            assignment = assign_splits([key for _, _, key in pairs])
-            for image, mask, key in pairs:
-                if assignment[key] == split:
-                    sample = mask_sample(self, split, image, mask, MASK_VALUES,
-                                         f"patches/{key}", kind="field")
-                    if sample is not None:
-                        yield sample
+            yield from mask_samples(self, split, patches / "images", patches / "masks",
+                                    MASK_VALUES, prefix="patches/", kind="field")
         if cells.is_dir():
-            items = scan_class_folders(cells)
-            keys = [p.relative_to(cells).with_suffix("").as_posix() for p, _ in items]
-            assignment = assign_splits(keys)
-            for (path, folder), key in zip(items, keys):
-                if assignment[key] != split:
-                    continue
-                label = map_label(self, folder, LABEL_MAP, path.parent)
-                size = image_size(self, path) if label is not None else None
-                if size is not None:
-                    yield UnifiedSample(
-                        dataset=self.name, split=split, sample_id=f"cells/{key}",
-                        image_path=str(path), width=size[0], height=size[1], label=label,
-                        label_set=list(self.classes["classify"]),
-                        meta={"kind": "crop", "raw_label": folder, "license": self.license})
+            yield from class_folder_samples(self, split, cells, LABEL_MAP, prefix="cells/")
 
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Dict, Iterable
 
 from dataset_adapters._detseg import (assign_splits, count_splits, map_label, mask_sample,
-                                      mirrored_pairs)
+                                      mirrored_pairs, split_pairs)
 from unihema.data.catalog import DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -52,10 +52,7 @@ class KrdWbc(DatasetAdapter):
 
     def _load(self, split: str) -> Iterable[UnifiedSample]:
         pairs = mirrored_pairs(self, self.root / "images", self.root / "masks")
-        assignment = assign_splits([key for _, _, key in pairs])
-        for image, mask, key in pairs:
-            if assignment[key] != split:
-                continue
+        for image, mask, key in split_pairs(pairs, split):
             folder = key.split("/", 1)[0]
             label = map_label(self, folder, LABEL_MAP, image.parent)
             if label is None:

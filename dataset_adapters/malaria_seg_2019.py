@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import assign_splits, count_splits, mask_sample, mirrored_pairs
+from dataset_adapters._detseg import (assign_splits, count_splits, mask_samples)
 from unihema.data.catalog import DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -40,13 +40,8 @@ class MalariaSeg2019(DatasetAdapter):
               "masks/ lie in the root")
 
     def _load(self, split: str) -> Iterable[UnifiedSample]:
-        pairs = mirrored_pairs(self, self.root / "images", self.root / "masks")
-        assignment = assign_splits([key for _, _, key in pairs])
-        for image, mask, key in pairs:
-            if assignment[key] == split:
-                sample = mask_sample(self, split, image, mask, MASK_VALUES, key, kind="field")
-                if sample is not None:
-                    yield sample
+        yield from mask_samples(self, split, self.root / "images", self.root / "masks",
+                                MASK_VALUES, kind="field")
 
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import assign_splits, count_splits, mask_sample, mirrored_pairs
+from dataset_adapters._detseg import (assign_splits, count_splits, mask_sample, mirrored_pairs,
+                                      split_pairs)
 from unihema.data.catalog import DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -44,14 +45,12 @@ class RaabinWbcGt(DatasetAdapter):
 
     def _load(self, split: str) -> Iterable[UnifiedSample]:
         pairs = mirrored_pairs(self, self.root / IMAGES, self.root / MASKS)
-        assignment = assign_splits([key for _, _, key in pairs])
-        for image, mask, key in pairs:
-            if assignment[key] == split:
-                parts = key.split("/")
-                meta = {"raw_label": parts[0]} if len(parts) > 1 else {}
-                sample = mask_sample(self, split, image, mask, MASK_VALUES, key, meta=meta)
-                if sample is not None:
-                    yield sample
+        for image, mask, key in split_pairs(pairs, split):
+            parts = key.split("/")
+            meta = {"raw_label": parts[0]} if len(parts) > 1 else {}
+            sample = mask_sample(self, split, image, mask, MASK_VALUES, key, meta=meta)
+            if sample is not None:
+                yield sample
 
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:
