@@ -153,6 +153,9 @@ class TrainConfig:
     output_dir: str = opt("runs/default", "run folder: resolved config, checkpoints, logs")
     seed: int = opt(0, "global seed (Python, NumPy, torch, sampler)")
     max_steps: int = opt(1000, "optimizer steps", range=(0, 10**9))
+    max_minutes: float = opt(0.0, "wall-clock training budget in minutes (0 = none): the run "
+                             "stops at max_steps or when the time is up, and the cosine schedule "
+                             "follows the clock so it ends with the budget", range=(0.0, 1e7))
     lr: float = opt(3e-4, "peak learning rate (AdamW)")
     weight_decay: float = opt(0.05, "AdamW weight decay")
     warmup_steps: int = opt(100, "linear warm-up steps before the cosine decay")

@@ -99,6 +99,15 @@ def all_finite(value: bool, device: torch.device) -> bool:
     return bool(flag.item() > 0)
 
 
+def rank0_value(value: float, device: torch.device) -> float:
+    """Rank 0's ``value`` on every rank (e.g. its clock, so every rank stops at one step)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return float(t.item())
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """``train.precision`` -> ``fp32 | bf16 | fp16`` for ``device`` (``auto``: bf16 where the
     GPU supports it, fp16 on other GPUs, fp32 on the CPU, which has no fast bf16)."""

@@ -10,7 +10,9 @@ Each micro-batch is a one-task batch from the mixture; its raw losses are weighe
 make one optimizer step: AdamW with linear warm-up, cosine decay and gradient clipping
 (``train.*``; with DeepSpeed the same optimizer and schedule, the engine doing ZeRO partitioning,
 reduction, clipping and mixed precision). ``trainer.step`` and ``train.max_steps`` count
-optimizer steps.
+optimizer steps. ``train.max_minutes`` adds a wall-clock budget
+(:class:`~unihema.engine.budget.Budget`): the run also stops when the time is up, and the cosine
+follows the clock so it ends with the budget (rank 0's clock decides for every rank).
 
 Non-finite losses: a micro-batch whose loss is NaN or inf (on any rank: the ranks agree) gets
 no backward pass, and an optimizer step without a finite micro-batch leaves the weights
@@ -29,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import random
 import shutil
 import time
@@ -43,12 +44,14 @@ import torch
 from unihema.config.loader import dump_config, to_dict
 from unihema.config.schema import Config
 from unihema.engine import checkpoint as ckpt
+from unihema.engine.budget import Budget
 from unihema.engine.data import build_task_splits, build_train_loader
 from unihema.engine.distributed import (
     all_finite,
     barrier,
     env_summary,
     fill_deepspeed_config,
+    rank0_value,
     resolve_precision,
     scalar_parameter_broadcast_fix,
     setup,
@@ -84,18 +87,6 @@ def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimize
     groups = [{"params": decay, "weight_decay": cfg.train.weight_decay},
               {"params": no_decay, "weight_decay": 0.0}]
     return torch.optim.AdamW(groups, lr=cfg.train.lr, betas=(0.9, 0.98))
-
-
-def warmup_cosine(warmup: int, total: int, floor: float = 0.05) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up over ``warmup`` steps, then cosine down to ``floor``."""
-
-    def fn(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / max(1, warmup)
-        t = (step - warmup) / max(1, total - warmup)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
-
-    return fn
 
 
 def to_device(obj: Any, device: torch.device, dtype: Optional[torch.dtype] = None) -> Any:
@@ -150,8 +141,12 @@ class Trainer:
         self.precision = resolve_precision(cfg.train.precision, self.device)
         self.model.to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
+        self.budget = Budget(max_steps=max(1, cfg.train.max_steps),
+                             max_seconds=cfg.train.max_minutes * 60.0,
+                             warmup=cfg.train.warmup_steps)
+        # a plain function (not a bound method): LambdaLR's state_dict then stores no lambda
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, warmup_cosine(cfg.train.warmup_steps, cfg.train.max_steps))
+            self.optimizer, lambda step: self.budget.lr_factor(step))
         self.engine = None
         self.ds_config: Dict[str, Any] = {}
         if self.ds_path:
@@ -225,6 +220,7 @@ class Trainer:
                              progress=self.progress)
         if self.resumed_from is not None:
             rep.write({"step": self.step, "resumed_from": str(self.resumed_from)})
+        self.budget.start(self.budget.seconds)
         consecutive = 0
         micro = 0
         finite_in_step = 0
@@ -267,6 +263,7 @@ class Trainer:
                     self._plain_step(finite_in_step > 0)
                 if not boundary:
                     continue
+                self.budget.sync(rank0_value(self.budget.elapsed(), self.device))
                 with warnings.catch_warnings():
                     # a skipped step still moves the schedule on, without an optimizer.step()
                     warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
@@ -281,6 +278,10 @@ class Trainer:
                     metrics = on_eval(self.step)
                     rep.eval(self.step, metrics)
                     self.wrapped.train()
+                if self.budget.max_seconds > 0 and self.budget.exhausted(self.step):
+                    logger.info("time budget of %.1f min used up at step %d",
+                                cfg.train.max_minutes, self.step)
+                    break
         finally:
             rep.close()
         if save:
@@ -314,6 +315,7 @@ class Trainer:
         return {
             "step": self.step,
             "micro_batches": consumed,
+            "train_seconds": self.budget.seconds,
             "world_size": self.dist.world_size,
             "deepspeed": bool(self.engine),
             "scheduler": self.scheduler.state_dict(),
@@ -374,6 +376,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
         self.sampler.load_state_dict(state["sampler"])
         self.step = int(state["step"])
+        self.budget.sync(float(state.get("train_seconds", 0.0)))
         remaining = max(0, self.cfg.train.max_steps - self.step) * self.accum
         self.sampler.num_batches = remaining
         js, tensors = ckpt.read_rank(directory, self.dist.rank)
@@ -397,7 +400,8 @@ class Trainer:
         return out
 
     def _extra(self) -> Dict[str, Any]:
-        return {"train_steps": self.step, "image_size": self.cfg.data.image_size,
+        return {"train_steps": self.step, "train_seconds": round(self.budget.seconds, 1),
+                "image_size": self.cfg.data.image_size,
                 "upscale": self.cfg.data.upscale, "classes": self.default_classes()}
 
     def save(self, directory: Path) -> Path:
