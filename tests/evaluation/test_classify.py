@@ -14,7 +14,12 @@ from torchmetrics.functional.classification import (
 
 from unihema.evaluation import EVALUATORS
 from unihema.evaluation import tasks  # noqa: F401  (registers the evaluators)
-from unihema.evaluation.classify import ClassifyEvaluator, reliability_bins
+from unihema.evaluation.classify import (
+    ClassifyEvaluator,
+    accuracy_at_coverage,
+    reliability_bins,
+    risk_coverage,
+)
 
 NAMES = ["neutrophil", "lymphocyte", "monocyte"]
 
@@ -149,3 +154,52 @@ def test_reliability_bins():
     r = reliability_bins(np.array([0.05, 0.06, 1.0]), np.array([True, False, True]), n_bins=10)
     assert r["count"].tolist() == [2] + [0] * 8 + [1]
     assert r["accuracy"][0] == 0.5 and r["confidence"][-1] == 1.0
+
+
+# ----------------------------------------------------------------------------- risk-coverage
+def test_risk_coverage_hand_computed():
+    ev, m = run(ITEMS)
+    # confidence (max prob) 0.8 0.6 0.6 0.7 0.5 0.9, correct 1 1 0 1 0 1. Sorted: 0.9 (right),
+    # 0.8 (right), 0.7 (right), 0.6 (item 1, right), 0.6 (item 2, wrong: ties keep order),
+    # 0.5 (wrong) -> accuracy on the k kept: 1 1 1 1 4/5 4/6.
+    rc = ev.risk_coverage
+    assert rc["coverage"] == pytest.approx([1 / 6, 2 / 6, 3 / 6, 4 / 6, 5 / 6, 1.0])
+    assert rc["accuracy"] == pytest.approx([1, 1, 1, 1, 4 / 5, 4 / 6])
+    assert m["aurc"] == pytest.approx((0 + 0 + 0 + 0 + 1 / 5 + 2 / 6) / 6)
+    assert m["acc@cov90"] == pytest.approx(4 / 6)  # ceil(5.4) = 6 items
+    assert m["acc@cov80"] == pytest.approx(4 / 5)  # ceil(4.8) = 5 items
+    assert rc["accuracy"][-1] == pytest.approx(m["accuracy"])
+
+
+def test_risk_coverage_ties_are_stable_and_decisions_scored():
+    # the same two tied items in the other order: the wrong one is referred last
+    items = [ITEMS[2], ITEMS[1]]
+    ev, _ = run(items)
+    assert ev.risk_coverage["accuracy"] == pytest.approx([0.0, 0.5])
+    # the decision (label), not argmax, decides correctness; max prob stays the confidence
+    ev, m = run([(NAMES, 0, [0.2, 0.7, 0.1], 0), (NAMES, 1, [0.1, 0.6, 0.3], 0)])
+    assert ev.risk_coverage["accuracy"] == pytest.approx([1.0, 0.5])
+    assert m["aurc"] == pytest.approx(0.25)
+
+
+def test_accuracy_at_coverage_counts():
+    curve = risk_coverage(np.linspace(1, 0, 15), np.arange(15) < 12)
+    # 80 % of 15 = 12 items kept, all correct; 90 %: ceil(13.5) = 14
+    assert accuracy_at_coverage(curve, 80) == 1.0
+    assert accuracy_at_coverage(curve, 90) == pytest.approx(12 / 14)
+    assert accuracy_at_coverage(risk_coverage([0.3], [False]), 80) == 0.0
+    with pytest.raises(ValueError, match="empty"):
+        accuracy_at_coverage(risk_coverage([], []), 80)
+    with pytest.raises(ValueError, match="decisions"):
+        risk_coverage([0.5, 0.4], [True])
+
+
+def test_no_ground_truth_left_after_restrict_to():
+    ev, m = run(ITEMS, restrict_to=["basophil"])
+    assert m == {} and ev.risk_coverage == {} and ev.confusion.shape == (0, 0)
+
+
+def test_one_class_risk_coverage():
+    ev, m = run([(["a"], 0, [1.0]), (["a"], 0, [1.0]), (["a"], 0, [1.0])])
+    assert m["aurc"] == 0.0 and m["acc@cov80"] == 1.0
+    assert ev.confusion.tolist() == [[3]] and ev.class_names == ["a"]

@@ -199,3 +199,15 @@ def test_oracle_on_synthetic_batches(synth_root, task, metric):
     m = ev.evaluate()
     assert m[metric] == pytest.approx(1.0)
     assert all(isinstance(v, float) and v == v for v in m.values())
+
+
+def test_no_classes_prompted_and_no_pr_curves_without_gt():
+    empty = pred([], [], [])
+    m = detect_metrics([gt([], [], [])], [empty])
+    assert m == {"mAP": -1.0, "mAP50": -1.0, "mAP75": -1.0, "count_mae": 0.0}
+    ev = DetectEvaluator()
+    ev.process({"classes": [["a"]], "boxes": [torch.zeros(0, 4)],
+                "box_classes": [torch.zeros(0, dtype=torch.int64)]},
+               [pred([[0, 0, 5, 5]], [0.9], [0])])
+    ev.evaluate()
+    assert ev.pr_curves == {} and ev.per_class["a"]["num_gt"] == 0.0

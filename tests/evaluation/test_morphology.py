@@ -67,3 +67,14 @@ def test_accumulates_and_empty():
     assert m["acc/cell_size"] == 0.5 and m["acc/cytoplasm_colour"] == 1.0
     with pytest.raises(ValueError, match="predictions"):
         ev.process({"attributes": [MONO], "targets": ["x"]}, [])
+
+
+def test_no_annotation_and_no_prediction():
+    ev = MorphologyEvaluator()
+    ev.process({"attributes": [{}, {}]}, [{"attributes": {}, "text": ""}, {}])
+    assert ev.evaluate() == {}  # nothing annotated and no reference sentence: no metric
+    ev = MorphologyEvaluator()
+    ev.process({"attributes": [MONO], "targets": ["a big monocyte"]}, [{}])  # predicts nothing
+    m = ev.evaluate()
+    assert m["mean_attribute_accuracy"] == 0.0
+    assert m["bleu4"] == 0.0 and m["rouge_l"] == 0.0

@@ -118,3 +118,17 @@ def test_bad_inputs_fail_loudly():
         ev.process({"classes": [CLASSES], "masks": masks(GT)}, [{"mask": np.full((3, 4), 5)}])
     with pytest.raises(ValueError, match="larger"):
         ev.process({"classes": [CLASSES], "masks": masks(GT)}, [{"mask": np.zeros((4, 4))}])
+
+
+def test_no_foreground_predicted_and_one_class():
+    ev = SegmentEvaluator()
+    ev.process({"classes": [CLASSES], "masks": masks(GT)}, [{"mask": np.zeros((3, 4))}])
+    m = ev.evaluate()  # the model finds nothing: every foreground class scores 0
+    assert m["dice/nucleus"] == 0.0 and m["dice/cytoplasm"] == 0.0
+    assert m["mean_dice_fg"] == 0.0 and m["pixel_accuracy"] == pytest.approx(3 / 11)
+    ev = SegmentEvaluator()
+    ev.process({"classes": [["background"]], "masks": masks(np.zeros((2, 3), int))},
+               [{"mask": np.zeros((2, 3))}])
+    m = ev.evaluate()
+    assert m["dice/background"] == 1.0 and m["mean_dice_fg"] == 0.0
+    assert ev.class_names == ["background"] and ev.confusion.tolist() == [[6]]

@@ -48,7 +48,7 @@ def test_bleu_matches_torchmetrics():
             "no parasites are seen in the field"]
     refs = ["a big round monocyte with a kidney shaped nucleus", "a small round lymphocyte",
             "no parasites are seen"]
-    for n in (1, 2, 4):
+    for n in (1, 2, 3, 4):
         ref = float(BLEUScore(n_gram=n)(hyps, [[r] for r in refs]))
         assert corpus_bleu(hyps, refs, n) == pytest.approx(ref, abs=1e-6), n
 
@@ -106,6 +106,38 @@ def test_vqa_metrics():
     assert m["rouge_l"] == pytest.approx(m["token_f1"])
 
 
+def test_vqa_bleu_orders_by_hand_and_torchmetrics():
+    from torchmetrics.text import BLEUScore
+
+    pairs = [("upper left corner", "upper left"), ("a large monocyte", "large monocyte"),
+             ("yes", "yes"), ("Three.", "2")]
+    m = vqa(pairs, ["location", "type", "presence", "count"])
+    hyps = ["upper left corner", "a large monocyte", "yes", "3"]
+    refs = ["upper left", "large monocyte", "yes", "2"]
+    # unigrams 5/8, bigrams 2/4 (upper left, large monocyte), trigrams 0/2; c = 8 > r = 6
+    assert m["bleu1"] == pytest.approx(5 / 8)
+    assert m["bleu2"] == pytest.approx(math.sqrt(5 / 8 * 2 / 4))
+    assert m["bleu3"] == 0.0 and m["bleu4"] == 0.0  # no 3-gram match, no 4-gram at all
+    for n in (1, 2, 3, 4):
+        ref = float(BLEUScore(n_gram=n)(hyps, [[r] for r in refs]))
+        assert m[f"bleu{n}"] == pytest.approx(ref, abs=1e-6), n
+
+
+def test_vqa_perfect_short_answers_have_zero_bleu4():
+    m = vqa([("yes", "yes"), ("upper left", "upper left")], ["presence", "location"])
+    assert m["exact_match"] == 1.0 and m["bleu1"] == 1.0 and m["bleu2"] == 1.0
+    assert m["bleu4"] == 0.0  # answers of two words have no 4-grams: the metric, not the model
+
+
+def test_vqa_no_predictions_and_no_qtypes():
+    ev = VQAEvaluator()
+    ev.process({"targets": ["yes", "2"]}, [{"text": ""}, {}])  # empty answers, no qtypes
+    m = ev.evaluate()
+    assert m["exact_match"] == 0.0 and m["token_f1"] == 0.0 and m["rouge_l"] == 0.0
+    assert all(m[f"bleu{n}"] == 0.0 for n in (1, 2, 3, 4))
+    assert m["em/all"] == 0.0
+
+
 def test_vqa_accumulates_batches_and_empty():
     ev = VQAEvaluator()
     assert ev.evaluate() == {}
@@ -149,6 +181,14 @@ def test_mlm_missing_extra_and_garbage():
     m = mlm([("<extra_id_0> the white blood <extra_id_1> <extra_id_2>", TARGET)])
     assert m["token_accuracy"] == 0.0
     assert mlm([("", TARGET), ("%%% <<>> extra_id", TARGET)])["token_accuracy"] == 0.0
+
+
+def test_mlm_degenerate_inputs():
+    assert MLMEvaluator().evaluate() == {}
+    # targets without a masked word (only a closing sentinel): nothing to score
+    assert mlm([("<extra_id_0> a", "<extra_id_0>"), ("", "")]) == {}
+    # the model predicts nothing at all
+    assert mlm([("", TARGET)]) == {"token_accuracy": 0.0, "span_exact_match": 0.0}
 
 
 def test_mlm_on_language_mask_spans():

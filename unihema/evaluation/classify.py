@@ -24,11 +24,20 @@ Metrics returned by :meth:`ClassifyEvaluator.evaluate`:
 * ``ece``: top-label expected calibration error, 15 equal-width bins, L1 (torchmetrics
   ``multiclass_calibration_error``); ``nll``: mean ``-log p(true class)`` (p clipped at 1e-12).
 * ``f1/<name>`` for each class that is true or predicted at least once.
+* Selective classification, where the least confident items are referred to an expert:
+  items are sorted by confidence (``max(probs)``) descending, ties kept in processing order
+  (a stable sort); keeping the first ``k`` of ``n`` items gives coverage ``k / n`` and the
+  accuracy of the decisions on them. ``aurc``: area under the risk (= 1 - accuracy) versus
+  coverage curve, the mean risk over the coverages ``1/n, 2/n, ..., 1`` (lower is better;
+  lowest when every error is less confident than every right decision). ``acc@cov90`` /
+  ``acc@cov80``: accuracy on the ``ceil(0.9 n)`` / ``ceil(0.8 n)`` most confident items.
 
 After ``evaluate()``: ``ev.confusion`` (numpy int64 [C, C], rows = truth, columns =
 prediction), ``ev.class_names`` (the C names), ``ev.per_class`` (name -> precision, recall, f1,
-support) and ``ev.reliability`` (dict of 15-bin arrays: ``confidence``, ``accuracy``,
-``count``) for reliability diagrams.
+support), ``ev.reliability`` (dict of 15-bin arrays: ``confidence``, ``accuracy``,
+``count``) for reliability diagrams, and ``ev.risk_coverage`` (dict of float arrays ``[n]``:
+``coverage`` = k / n and ``accuracy`` on the k most confident items, k = 1..n) for
+risk-coverage curves. All of them are empty before the first ``evaluate()`` with items.
 
 Option ``restrict_to``: evaluate only the items whose true class name is in the list (e.g. the
 white-cell crops of a dataset that also holds red cells, for "white-cell type macro-F1").
@@ -67,6 +76,40 @@ def reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = 
             "accuracy": acc_sum / safe, "count": count}
 
 
+def risk_coverage(confidence: np.ndarray, correct: np.ndarray) -> Dict[str, np.ndarray]:
+    """Accuracy on the ``k`` most confident items, ``k = 1..n``.
+
+    Args:
+        confidence: float ``[n]``, the confidence of each decision (higher = surer).
+        correct: bool ``[n]``, whether each decision is right.
+
+    Returns:
+        ``{"coverage": float [n] = k / n, "accuracy": float [n]}``; items of equal confidence
+        keep their input order (stable sort), so the curve is reproducible. Empty arrays for
+        ``n = 0``.
+    """
+    confidence = np.asarray(confidence, dtype=np.float64).reshape(-1)
+    correct = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if confidence.shape != correct.shape:
+        raise ValueError(f"{confidence.shape[0]} confidences for {correct.shape[0]} decisions")
+    order = np.argsort(-confidence, kind="stable")
+    kept = np.arange(1, len(order) + 1, dtype=np.float64)
+    return {"coverage": kept / max(len(order), 1),
+            "accuracy": np.cumsum(correct[order]) / kept}
+
+
+def accuracy_at_coverage(curve: Dict[str, np.ndarray], percent: int) -> float:
+    """Accuracy on the ``ceil(n * percent / 100)`` most confident items of a
+    :func:`risk_coverage` curve (computed in integers, at least one item)."""
+    n = len(curve["accuracy"])
+    if n == 0:
+        raise ValueError("empty risk-coverage curve")
+    if not 0 < percent <= 100:
+        raise ValueError(f"coverage percent must be in (0, 100], got {percent}")
+    k = max(1, -(-n * int(percent) // 100))
+    return float(curve["accuracy"][k - 1])
+
+
 @EVALUATORS.register("classify")
 class ClassifyEvaluator(Evaluator):
     """Classification metrics over a dataset (see the module docstring).
@@ -96,6 +139,7 @@ class ClassifyEvaluator(Evaluator):
         self.class_names: List[str] = []
         self.per_class: Dict[str, Dict[str, float]] = {}
         self.reliability: Dict[str, np.ndarray] = {}
+        self.risk_coverage: Dict[str, np.ndarray] = {}
 
     def process(self, batch: Mapping[str, Any], predictions: List[Dict[str, Any]]) -> None:
         classes = batch["classes"]
@@ -179,7 +223,13 @@ class ClassifyEvaluator(Evaluator):
             out[f"f1/{name}"] = float(f1_each[k])
         conf, arg = probs.max(dim=1)
         self.reliability = reliability_bins(conf.numpy(), (arg == target).numpy())
+        # Referral scores the decisions (``label``), ranked by the top probability.
+        decided = np.array([t == p for t, p in zip(self._true, self._pred)])
+        self.risk_coverage = risk_coverage(conf.numpy(), decided)
+        out["aurc"] = float(np.mean(1.0 - self.risk_coverage["accuracy"]))
+        out["acc@cov90"] = accuracy_at_coverage(self.risk_coverage, 90)
+        out["acc@cov80"] = accuracy_at_coverage(self.risk_coverage, 80)
         return out
 
 
-__all__ = ["ClassifyEvaluator", "reliability_bins"]
+__all__ = ["ClassifyEvaluator", "accuracy_at_coverage", "reliability_bins", "risk_coverage"]

@@ -12,10 +12,17 @@ Helpers, all on lower-cased whitespace tokens (see :func:`tokens`):
   number words "zero".."twenty" -> digits: ``"Two."`` and ``"2"`` normalise alike.
 
 VQA (``@EVALUATORS.register("vqa")``): prediction ``{"text": str}`` per item; ground truth
-``batch["targets"][i]`` (the answer) and ``batch["qtypes"][i]``. Metrics on normalised answers:
-``exact_match``, ``token_f1``, ``bleu1``, ``rouge_l``, and per question type ``em/<qtype>`` and
-``token_f1/<qtype>``. No BLEU-4: answers of one to three words have no 4-grams, so corpus
-BLEU-4 is 0 even for a perfect model.
+``batch["targets"][i]`` (the answer) and ``batch["qtypes"][i]`` (``"all"`` when absent).
+Metrics on normalised answers: ``exact_match``, ``token_f1``, ``bleu1`` .. ``bleu4`` (corpus BLEU-n
+of :func:`corpus_bleu`), ``rouge_l``, and per question type ``em/<qtype>`` and
+``token_f1/<qtype>``.
+
+Reading BLEU on short answers: corpus BLEU-n is a geometric mean over the orders 1..n without
+smoothing, so it is 0 as soon as no answer of the corpus shares an n-gram with its reference.
+Answers of one to three words have no 4-grams at all, and few 2- or 3-grams: ``bleu4`` (and
+often ``bleu2``, ``bleu3``) is 0 even for a perfect model. That is a property of the metric on
+short answers, not a failure of the model; ``exact_match`` and ``token_f1`` are the headline
+VQA metrics, ``bleu1`` the BLEU that stays informative.
 
 MLM (``@EVALUATORS.register("mlm")``): prediction ``{"text": str}`` and ground truth
 ``batch["targets"][i]`` in T5 sentinel format (:func:`unihema.data.language.mask_spans`),
@@ -159,7 +166,11 @@ def _texts(predictions: List[Dict[str, Any]], n: int) -> List[str]:
 # ----------------------------------------------------------------------------- evaluators
 @EVALUATORS.register("vqa")
 class VQAEvaluator(Evaluator):
-    """Short-answer VQA metrics on normalised answers (see the module docstring)."""
+    """Short-answer VQA metrics on normalised answers (see the module docstring).
+
+    ``bleu2`` .. ``bleu4`` are mostly 0 on answers of one to three words: without smoothing,
+    corpus BLEU-n is 0 when no answer has a matching n-gram, a property of the metric.
+    """
 
     task = "vqa"
 
@@ -187,7 +198,7 @@ class VQAEvaluator(Evaluator):
         out = {
             "exact_match": sum(em) / len(em),
             "token_f1": sum(f1) / len(f1),
-            "bleu1": corpus_bleu(self._pred, self._true, 1),
+            **{f"bleu{n}": corpus_bleu(self._pred, self._true, n) for n in (1, 2, 3, 4)},
             "rouge_l": rouge_l(self._pred, self._true),
         }
         for q in sorted(set(self._qtype)):

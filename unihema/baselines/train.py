@@ -1,0 +1,255 @@
+"""Training and evaluation of the single-task specialists, on the unified model's data path.
+
+    summary = train_baseline(cfg, kind="detector", out_dir="runs/compare/fcos", max_minutes=15)
+    model = load_baseline("runs/compare/fcos")
+    results = evaluate_baseline(model, cfg, cfg.data.test)    # {task: {dataset: metrics}}
+
+What is shared with the unified trainer (:mod:`unihema.engine.trainer`), so that a comparison
+differs only in the model:
+
+* data: ``build_task_splits(cfg.data.train, cfg, train=True, tasks=[task])`` (same adapters,
+  class relabelling, resizing to ``data.image_size`` and augmentation) and ``build_train_loader``
+  (the same sampler and batch sizes: ``data.task_batch_size[task]``, else ``data.batch_size``;
+  several training entries of the task are mixed by their weights, as in the unified run);
+* optimisation: ``build_optimizer`` (AdamW, ``train.weight_decay``, no decay on norms and
+  biases), ``train.grad_clip``, seeding by ``train.seed``, non-finite losses skipped and
+  ``train.max_nonfinite`` of them in a row an error;
+* schedule and stopping: :class:`~unihema.engine.budget.Budget` with ``train.warmup_steps``, so a
+  time-limited run ends its cosine when its minutes are up;
+* scoring: :func:`unihema.evaluation.runner.evaluate` (the same evaluators and batch size).
+
+Only the learning rate may differ (``lr``; default ``train.lr``), because the best rate of a
+detector trained from scratch is not the unified model's.
+
+Run folder ``out_dir``: ``baseline.json`` + ``model.safetensors`` (:func:`save_baseline`) and
+``train_log.jsonl``, one JSON object per optimizer step: ``step``, ``loss`` (sum of the
+terms), the ``loss_<task>_<term>`` values, ``lr``, ``seconds`` (training time so far); skipped
+steps have ``skipped: "non-finite loss"`` instead of the loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+from tqdm import tqdm
+
+from unihema.baselines.models import (DEFAULT_ARCH, KINDS, BASELINES, Specialist,
+                                      build_baseline, save_baseline)
+from unihema.config.schema import Config, DatasetEntry
+from unihema.engine.budget import Budget
+from unihema.engine.data import TaskSplit, build_task_splits, build_train_loader
+
+logger = logging.getLogger(__name__)
+
+LOG_NAME = "train_log.jsonl"
+
+
+def class_list(splits: Sequence[TaskSplit], task: str) -> List[str]:
+    """The specialist's classes for ``task`` over the training ``splits``.
+
+    Entries with ``classes.<task>`` give their (canonical) list, in order, first. Every other
+    name seen in the samples follows, sorted: the adapter's candidate lists
+    (``meta["classes_detect"]``, ``label_set``) and the labels themselves (box labels, mask
+    class names, the class label). For ``segment`` "background" comes first.
+    """
+    given: List[str] = []
+    seen = set()
+    for split in splits:
+        if split.entry.classes.get(task):
+            given.extend(split.samples[0].meta[f"classes_{task}"] if split.samples else [])
+            continue
+        for s in split.samples:
+            if task == "detect":
+                seen.update(s.meta.get("classes_detect") or [])
+                seen.update(s.box_labels or [])
+            elif task == "segment":
+                seen.update((s.mask_values or {}).values())
+            elif task == "classify":
+                seen.update(s.label_set or [])
+                seen.add(s.label)
+    names = list(dict.fromkeys(given)) + sorted(n for n in seen if n and n not in given)
+    if task == "segment":
+        names = ["background"] + [n for n in names if n != "background"]
+    if not names:
+        raise ValueError(f"no {task} class names in the training data "
+                         f"{[s.name for s in splits]}")
+    return names
+
+
+def _with_lr(cfg: Config, lr: float) -> Config:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=float(lr)))
+
+
+def train_baseline(
+    cfg: Config,
+    *,
+    kind: str,
+    arch: Optional[str] = None,
+    out_dir: Any,
+    max_minutes: Optional[float] = None,
+    max_steps: Optional[int] = None,
+    lr: Optional[float] = None,
+    model_options: Optional[Dict[str, Any]] = None,
+    progress: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+) -> Dict[str, Any]:
+    """Train one specialist on ``cfg.data.train`` and save it to ``out_dir``.
+
+    Args:
+        cfg: the run config (data, batching, augmentation, optimiser settings, seed).
+        kind: ``detector``, ``segmenter`` or ``classifier``.
+        arch: a :data:`BASELINES` name of that kind (default :data:`DEFAULT_ARCH` ``[kind]``).
+        out_dir: the model folder (``baseline.json``, ``model.safetensors``, ``train_log.jsonl``).
+        max_minutes: training-time budget; ``None`` = ``cfg.train.max_minutes`` (0 = none).
+        max_steps: step budget; ``None`` = ``cfg.train.max_steps``.
+        lr: peak learning rate; ``None`` = ``cfg.train.lr``.
+        model_options: extra constructor arguments of the arch (e.g. ``{"norm": "batch"}``).
+        progress: tqdm bar with the running loss.
+        clock: seconds as a float, for the budget (tests pass a fake clock).
+
+    Returns:
+        The training summary, also stored as ``train`` in ``baseline.json``: ``kind``, ``arch``,
+        ``task``, ``steps``, ``parameters``, ``seconds``, ``final_loss`` (mean of the last 20
+        finite steps), ``stopped_by`` (``steps`` or ``time``), ``skipped_steps``, ``lr``,
+        ``max_steps``, ``max_minutes``, ``batch_size``, ``image_size``, ``upscale``,
+        ``warmup_steps``, ``seed``, ``classes`` and ``datasets``.
+    """
+    from unihema.engine.trainer import build_optimizer, seed_everything
+
+    if kind not in KINDS:
+        raise ValueError(f"unknown baseline kind '{kind}'; valid: {', '.join(KINDS)}")
+    arch = arch or DEFAULT_ARCH[kind]
+    task = KINDS[kind]
+    cls = BASELINES.get(arch)
+    if cls.kind != kind:
+        raise ValueError(f"arch '{arch}' is a {cls.kind}, not a {kind}; {kind}s: "
+                         f"{[n for n, c in BASELINES.items() if c.kind == kind]}")
+    steps = int(cfg.train.max_steps if max_steps is None else max_steps)
+    minutes = float(cfg.train.max_minutes if max_minutes is None else max_minutes)
+    lr = float(cfg.train.lr if lr is None else lr)
+    if steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {steps}")
+
+    seed_everything(cfg.train.seed)
+    splits = build_task_splits(cfg.data.train, cfg, train=True, tasks=[task], seed=cfg.train.seed)
+    if not splits:
+        raise ValueError(f"no entry of data.train supervises '{task}' (entries: "
+                         f"{[f'{e.name}/{e.split}' for e in cfg.data.train]})")
+    classes = class_list(splits, task)
+    model = build_baseline(arch, kind=kind, classes=classes, image_size=cfg.data.image_size,
+                           **(model_options or {}))
+    loader, _ = build_train_loader(cfg, splits, max_steps=steps)
+    optimizer = build_optimizer(model, _with_lr(cfg, lr))
+    budget = Budget(max_steps=steps, max_seconds=minutes * 60.0, warmup=cfg.train.warmup_steps,
+                    clock=clock)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: budget.lr_factor(s))
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    batch_size = cfg.data.task_batch_size.get(task, cfg.data.batch_size)
+    logger.info("training %s (%s) on %s: %d classes, batch %d, %d px, lr %.3g, budget %d steps"
+                "%s", arch, task, [s.name for s in splits], len(classes), batch_size,
+                cfg.data.image_size, lr, steps, f" / {minutes:g} min" if minutes else "")
+
+    model.train()
+    step = skipped = consecutive = 0
+    recent: List[float] = []
+    bar = tqdm(total=steps, desc=f"train {arch}", disable=not progress, dynamic_ncols=True)
+    budget.start()
+    with open(out / LOG_NAME, "w", encoding="utf-8") as log:
+        for batch in loader:
+            losses = model.loss(batch)
+            total = sum(losses.values())
+            values = {k: float(v.detach()) for k, v in losses.items()}
+            finite = bool(torch.isfinite(total.detach()))
+            if finite:
+                consecutive = 0
+                total.backward()
+                if cfg.train.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+                optimizer.step()
+            else:
+                skipped += 1
+                consecutive += 1
+                if consecutive >= cfg.train.max_nonfinite:
+                    raise FloatingPointError(
+                        f"{arch}: {consecutive} consecutive non-finite losses (last at step "
+                        f"{step + 1}: {values}); lower the learning rate (now {lr:g})")
+            optimizer.zero_grad(set_to_none=True)
+            budget.sync()
+            lr_now = scheduler.get_last_lr()[0]
+            with warnings.catch_warnings():
+                # a skipped step moves the schedule on without an optimizer.step()
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
+                scheduler.step()
+            step += 1
+            record: Dict[str, Any] = {"step": step, "lr": lr_now,
+                                      "seconds": round(budget.seconds, 3)}
+            if finite:
+                loss = float(total.detach())
+                recent = (recent + [loss])[-20:]
+                record.update(loss=loss, **values)
+                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
+            else:
+                record.update(skipped="non-finite loss",
+                              losses={k: str(v) for k, v in values.items()})
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            bar.update(1)
+            if budget.exhausted(step):
+                break
+    bar.close()
+    stopped = "steps" if step >= steps else "time"
+    summary = {
+        "kind": kind, "arch": arch, "task": task, "steps": step,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "seconds": round(budget.seconds, 2),
+        "final_loss": sum(recent) / len(recent) if recent else math.nan,
+        "stopped_by": stopped, "skipped_steps": skipped, "lr": lr, "max_steps": steps,
+        "max_minutes": minutes, "batch_size": batch_size, "image_size": cfg.data.image_size,
+        "upscale": cfg.data.upscale,
+        "warmup_steps": cfg.train.warmup_steps, "seed": cfg.train.seed, "classes": classes,
+        "datasets": [s.name for s in splits],
+    }
+    save_baseline(model, out, {"train": summary})
+    logger.info("%s: %d steps in %.1f s (stopped by %s), final loss %.4f; saved to %s", arch,
+                step, budget.seconds, stopped, summary["final_loss"], out)
+    return summary
+
+
+def evaluate_baseline(
+    model: Specialist,
+    cfg: Config,
+    entries: Sequence[DatasetEntry],
+    *,
+    limit: Optional[int] = None,
+    progress: bool = True,
+) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """``{task: {dataset: metrics}}`` of ``model`` on its task of ``entries``.
+
+    Runs :func:`unihema.evaluation.runner.evaluate` (same evaluators and batching as the
+    unified model) at the model's own image size; a config with another
+    ``data.image_size`` is overridden with a warning.
+    """
+    from unihema.evaluation.runner import evaluate
+
+    if cfg.data.image_size != model.image_size:
+        logger.warning("evaluating %s at its training image size %d, not data.image_size=%d",
+                       model.arch, model.image_size, cfg.data.image_size)
+        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data,
+                                                                image_size=model.image_size))
+    entries = [e for e in entries if not e.tasks or model.task in e.tasks]
+    if not entries:
+        raise ValueError(f"no evaluation entry has task '{model.task}'")
+    results = evaluate(model, cfg, entries, tasks=[model.task], limit=limit, progress=progress)
+    if not results:
+        raise ValueError(f"none of {[f'{e.name}/{e.split}' for e in entries]} supervises "
+                         f"'{model.task}'")
+    return results

@@ -1,0 +1,174 @@
+"""Reports of a suite run: ``results.json``, ``results.md`` and the console tables.
+
+``results.json`` (written by :func:`write_results`)::
+
+    {
+      "meta": {
+        "suite": "demo", "suite_file": "configs/eval/demo.yaml",
+        "unihema_version": "0.1.0", "created": "2025-01-31T12:00:00+00:00",
+        "limit": null, "image_size": null, "batch_size": 16,
+        "seconds": {"total": 41.2, "models": {"demo": 40.9}},
+        "models": {"demo": {"path": "runs/demo", "kind": "unihema", "tasks": [...],
+                            "image_size": 256}},
+        "entries": [{"key": "synthetic_smear", "dataset": "synthetic_smear",
+                     "split": "test", "root": "runs/demo/data", "task": "detect",
+                     "items": 100, "shuffled": false, "options": {...}}, ...],
+                     # items: the items scored (after classify's restrict_to)
+        "skipped": [{"model": "bccd-baseline", "task": "vqa", "dataset": "synthetic_smear",
+                     "reason": "the model has no 'vqa' task"}],
+        "plots": {"demo": {"detect": {"synthetic_smear": {"pr": "plots/demo/...png"}}}}
+      },
+      "detect": {"synthetic_smear": {"mAP": 0.41, ...}},       # one model: task level
+      ...
+    }
+
+With several models the task level moves one down, under each model's name:
+``{"meta": {...}, "<model>": {"<task>": {"<dataset>": {metric: value}}}}``. A (model, entry)
+pair that was skipped has no metrics (it is listed in ``meta.skipped``). The dataset key is the
+adapter name, or ``<dataset>/<split>`` when two entries of one task share a dataset (then
+``#2``, ``#3``... if they share the split too).
+
+``results.md``: one table per (task, entry) titled ``<task> — <dataset>/<split>``, one row per
+metric (the task's headline metrics first, see :data:`HEADLINES`, then the other overall
+metrics, then per-class ones), one column per model, ``—`` where a model has no value, and
+links to the entry's plots.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Sequence
+
+from unihema.config.loader import atomic_write_text
+from unihema.tables import markdown_table, plain_table
+
+#: Headline metrics of each task, in report order.
+HEADLINES: Dict[str, List[str]] = {
+    "detect": ["mAP50", "mAP", "mAP75", "count_mae"],
+    "classify": ["macro_f1", "accuracy", "balanced_accuracy", "weighted_f1", "ece", "nll",
+                 "aurc", "acc@cov90", "acc@cov80"],
+    "segment": ["mean_dice_fg", "mean_iou_fg", "pixel_accuracy"],
+    "morphology": ["mean_attribute_accuracy", "bleu4", "rouge_l"],
+    "vqa": ["exact_match", "exact_match_shuffled", "grounding_gap", "token_f1", "bleu1",
+            "bleu2", "bleu3", "bleu4", "rouge_l"],
+    "mlm": ["token_accuracy", "token_accuracy_shuffled", "grounding_gap", "span_exact_match"],
+}
+#: Shown where a model has no value (task not supported, or metric not produced).
+MISSING = "—"
+#: Plot kinds, in link order, with their link text.
+PLOT_LABELS = {"pr": "precision-recall", "confusion": "confusion matrix",
+               "reliability": "reliability", "risk_coverage": "risk-coverage",
+               "gallery": "best / worst items"}
+
+
+def order_metrics(task: str, names: Sequence[str]) -> List[str]:
+    """Headline metrics first (in :data:`HEADLINES` order), then the other overall metrics,
+    then the per-class or per-type ones (names with ``/``), each group in first-seen order."""
+    seen = list(dict.fromkeys(names))
+    head = [m for m in HEADLINES.get(task, []) if m in seen]
+    rest = [m for m in seen if m not in head]
+    return head + [m for m in rest if "/" not in m] + [m for m in rest if "/" in m]
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return MISSING
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        return f"{value:.3f}"
+    return str(value)
+
+
+def nest(per_model: Mapping[str, Any], meta: Mapping[str, Any]) -> Dict[str, Any]:
+    """The ``results.json`` object: task level for one model, model level for several."""
+    out: Dict[str, Any] = {"meta": dict(meta)}
+    if len(per_model) == 1:
+        out.update(next(iter(per_model.values())))
+    else:
+        out.update(per_model)
+    return out
+
+
+def entry_tables(per_model: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
+                 entries: Sequence[Mapping[str, Any]]) -> List[Dict[str, Any]]:
+    """One table per entry: ``{"task", "key", "title", "rows"}``, rows[0] the header."""
+    models = list(per_model)
+    tables = []
+    for e in entries:
+        task, key = e["task"], e["key"]
+        got = {m: per_model[m].get(task, {}).get(key) for m in models}
+        names = [n for m in models for n in (got[m] or {})]
+        rows: List[List[str]] = [["metric", *models]]
+        for metric in order_metrics(task, names):
+            rows.append([metric, *(format_value((got[m] or {}).get(metric)) for m in models)])
+        if len(rows) == 1:
+            rows.append(["(no metrics)", *(MISSING for _ in models)])
+        items = e.get("items")
+        title = f"{task} — {e['dataset']}/{e['split']}" + (
+            f" ({items} items)" if items is not None else "")
+        tables.append({"task": task, "key": key, "title": title, "rows": rows})
+    return tables
+
+
+def results_markdown(results: Mapping[str, Any], per_model: Mapping[str, Any]) -> str:
+    """The text of ``results.md`` (see the module docstring)."""
+    meta = results["meta"]
+    lines = [f"# Evaluation: {meta['suite']}", ""]
+    models = ", ".join(f"`{n}` ({m['path']})" for n, m in meta["models"].items())
+    lines += [f"Suite `{meta['suite_file']}`; models: {models}; unihema "
+              f"{meta['unihema_version']}; {meta['seconds']['total']:.1f} s.", "",
+              f"Values rounded to 3 decimals; {MISSING} = not evaluated (the model lacks the "
+              "task) or not produced. Metric definitions: docs/evaluation.md. Every number: "
+              "`results.json`.", ""]
+    plots = meta.get("plots", {})
+    for t in entry_tables(per_model, meta["entries"]):
+        lines += [f"## {t['title']}", "", markdown_table(t["rows"]), ""]
+        for model in per_model:
+            files = plots.get(model, {}).get(t["task"], {}).get(t["key"], {})
+            links = [f"[{PLOT_LABELS.get(k, k)}]({files[k]})" for k in PLOT_LABELS if k in files]
+            if links:
+                lines += [f"Plots ({model}): " + " · ".join(links), ""]
+    if meta.get("skipped"):
+        lines += ["## Skipped", ""]
+        lines += [f"- `{s['model']}`: {s['task']} on {s['dataset']}: {s['reason']}"
+                  for s in meta["skipped"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def console_tables(per_model: Mapping[str, Any], entries: Sequence[Mapping[str, Any]]) -> str:
+    """Plain tables of every entry, for the terminal."""
+    parts = []
+    for t in entry_tables(per_model, entries):
+        parts += [t["title"], plain_table(t["rows"]), ""]
+    return "\n".join(parts)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        return value.item()
+    return value
+
+
+def write_results(out_dir: Path, results: Mapping[str, Any], per_model: Mapping[str, Any]
+                  ) -> None:
+    """``results.json`` and ``results.md`` in ``out_dir``, each written atomically."""
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "results.json",
+                      json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out_dir / "results.md", results_markdown(results, per_model))
+
+
+__all__ = [
+    "HEADLINES", "MISSING", "console_tables", "entry_tables", "format_value", "nest",
+    "order_metrics", "results_markdown", "write_results",
+]
