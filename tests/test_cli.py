@@ -5,6 +5,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,28 @@ def test_inference_commands(quick_demo, capsys, tmp_path):
     assert "nucleus_shape" in capsys.readouterr().out
     assert main(["ask", "--model", str(tmp_path), image, "q?"]) == 2
     assert "not a unihema checkpoint" in capsys.readouterr().err
+
+
+def test_eval_command_scores_the_demo_run_folder(quick_demo, tmp_path, capsys):
+    """`unihema eval --suite configs/eval/demo.yaml --model RUN` on the quick demo's run folder
+    (the suite pointed at its data): tables printed, results.json, results.md and plots."""
+    import yaml
+
+    _, out_dir = quick_demo
+    suite = yaml.safe_load((Path(__file__).parents[1] / "configs/eval/demo.yaml").read_text())
+    for e in suite["entries"]:
+        e["root"] = str(out_dir / "data")
+        if e["task"] in ("vqa", "mlm"):
+            e["limit"] = 12
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(suite))
+    report = tmp_path / "report"
+    assert main(["eval", "--suite", str(path), "--model", str(out_dir), "--out",
+                 str(report), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "mAP50" in printed and "mean_dice_fg" in printed
+    results = json.loads((report / "results.json").read_text())
+    assert {"meta", "detect", "classify", "segment", "vqa", "mlm"} <= set(results)
+    assert "exact_match_shuffled" in results["vqa"]["synthetic_smear"]
+    assert (report / "results.md").is_file()
+    assert list(report.rglob("*.png"))

@@ -307,7 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n  unihema demo --quick\n  unihema data generate --out data/synth\n"
         "  unihema data check synthetic_smear --root data/synth\n"
-        "  unihema config show configs/quick/synthetic.yaml train.lr=1e-3",
+        "  unihema config show configs/quick/synthetic.yaml train.lr=1e-3\n"
+        "  unihema eval --suite configs/eval/demo.yaml --model runs/demo\n"
+        "  unihema baseline train --kind detector --config configs/compare/unified.yaml",
     )
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
@@ -473,6 +475,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=cmd_config_show)
     c = csub.add_parser("schema", help="every key with type, default and meaning")
     c.set_defaults(func=cmd_config_schema)
+
+    from unihema.baselines.cli import add_baseline_parser
+    from unihema.evaluation.suite import add_eval_parser
+
+    add_eval_parser(sub)
+    add_baseline_parser(sub)
     return p
 
 
@@ -488,7 +496,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DataError, KeyError, FileNotFoundError) as exc:
+    except (ConfigError, DataError, KeyError, FileNotFoundError, ValueError) as exc:
         if args.verbose:
             raise
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
