@@ -132,3 +132,27 @@ def test_no_foreground_predicted_and_one_class():
     m = ev.evaluate()
     assert m["dice/background"] == 1.0 and m["mean_dice_fg"] == 0.0
     assert ev.class_names == ["background"] and ev.confusion.tolist() == [[6]]
+
+
+def test_agrees_with_torchmetrics_dataset_level_iou_and_dice():
+    """Reference check on random masks with ignored pixels: IoU against torchmetrics'
+    MulticlassJaccardIndex (per class, over the whole dataset) and Dice = 2 IoU / (1 + IoU)."""
+    from torchmetrics.classification import MulticlassJaccardIndex
+
+    rng = np.random.default_rng(0)
+    gts = [rng.integers(0, 3, (12, 10)) for _ in range(4)]
+    preds = [np.where(rng.random(g.shape) < 0.6, g, rng.integers(0, 3, g.shape)) for g in gts]
+    for g in gts:
+        g[rng.random(g.shape) < 0.1] = -1
+    ev = SegmentEvaluator()
+    ev.process({"classes": [CLASSES] * 4, "masks": masks(*gts)},
+               [{"mask": torch.as_tensor(p)} for p in preds])
+    m = ev.evaluate()
+    ref = MulticlassJaccardIndex(num_classes=3, average=None, ignore_index=-1)
+    for g, p in zip(gts, preds):
+        ref.update(torch.as_tensor(p), torch.as_tensor(g))
+    iou = ref.compute().numpy()
+    for k, name in enumerate(CLASSES):
+        assert m[f"iou/{name}"] == pytest.approx(iou[k], abs=1e-6)
+        assert m[f"dice/{name}"] == pytest.approx(2 * iou[k] / (1 + iou[k]), abs=1e-6)
+    assert m["mean_iou_fg"] == pytest.approx(iou[1:].mean(), abs=1e-6)
