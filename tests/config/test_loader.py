@@ -170,10 +170,22 @@ def test_repo_configs_are_valid():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "configs"
-    files = sorted(p for p in root.rglob("*.yaml") if "deepspeed" not in p.parts)
+    files = sorted(p for p in root.rglob("*.yaml") if not {"deepspeed", "eval"} & set(p.parts))
     assert files, "the repository ships configs"
     for path in files:
         load_config(path)  # raises on any invalid file
+
+
+def test_repo_eval_suites_are_valid():
+    """configs/eval/ holds evaluation suites, a format of their own (docs/evaluation.md)."""
+    from pathlib import Path
+
+    from unihema.evaluation.suite import load_suite
+
+    suites = sorted((Path(__file__).resolve().parents[2] / "configs" / "eval").glob("*.yaml"))
+    assert suites, "the repository ships evaluation suites"
+    for path in suites:
+        assert load_suite(path).entries, path
 
 
 def test_dump_is_plain_yaml(tmp_path):
