@@ -97,8 +97,10 @@ def test_entry_keys_and_subsets():
 
 
 def test_model_names_dedupe(tmp_path):
-    assert model_names([tmp_path / "a" / "model", tmp_path / "b" / "model"]) == [
-        "a/model", "b/model"]
+    # a checkpoint folder called "model" is named after its run folder
+    assert model_names([tmp_path / "a" / "model", tmp_path / "b" / "model"]) == ["a", "b"]
+    assert model_names([tmp_path / "a" / "model", tmp_path / "c" / "a"]) == [
+        f"{tmp_path.name}/a", "c/a"]
     parent = tmp_path.name
     assert model_names([tmp_path / "x", tmp_path / "x", tmp_path / "meta"]) == [
         f"{parent}/x", f"{parent}/x#2", "meta_model"]

@@ -335,9 +335,11 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
 
 
 def model_names(paths: Sequence[Union[str, Path]]) -> List[str]:
-    """Report names: each folder's name; ``<parent>/<name>`` where names collide (e.g. two
-    ``.../model`` folders), then ``#2``, ``#3``... if they still do."""
+    """Report names: each folder's name (the run folder's for a checkpoint folder called
+    ``model``, as in ``runs/demo/model``); ``<parent>/<name>`` where names collide, then
+    ``#2``, ``#3``... if they still do."""
     resolved = [Path(p).resolve() for p in paths]
+    resolved = [p.parent if p.name == "model" and p.parent.name else p for p in resolved]
     names = [p.name for p in resolved]
     names = [f"{p.parent.name}/{p.name}" if names.count(n) > 1 else n
              for p, n in zip(resolved, names)]
