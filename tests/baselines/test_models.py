@@ -23,14 +23,6 @@ ARCHS = ["fcos_resnet18", "fasterrcnn_resnet18", "unet_resnet18", "resnet18_clas
 MAIN_METRIC = {"detect": "mAP", "segment": "pixel_accuracy", "classify": "accuracy"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def batches(synth_root):
     """task -> an evaluation batch of 2 synthetic items at 64 px."""

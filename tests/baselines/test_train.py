@@ -8,7 +8,6 @@ import itertools
 import json
 
 import pytest
-import torch
 import yaml
 
 from unihema.baselines import load_baseline, train_baseline
@@ -18,14 +17,6 @@ from unihema.config import load_config
 from unihema.engine.data import build_task_splits
 
 SIZE = 64
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def entry(root, split, **kw):

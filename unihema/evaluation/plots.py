@@ -24,14 +24,14 @@ without pyplot, so no global backend is switched and nothing needs a display.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
+
+from unihema.config.loader import atomic_write_bytes
 
 #: tasks with a per-item score, hence a gallery
 GALLERY_TASKS = ("detect", "segment", "classify", "vqa")
@@ -45,22 +45,7 @@ def save_png(fig: Figure, path: Path, dpi: int = 110) -> Path:
     """Render ``fig`` to ``path`` atomically (no half-written PNG under the final name)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    return write_bytes_atomic(path, buf.getvalue())
-
-
-def write_bytes_atomic(path: Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_bytes(path, buf.getvalue())
 
 
 # ----------------------------------------------------------------------------- curves
