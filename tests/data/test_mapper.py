@@ -200,7 +200,7 @@ def test_task_dataset(field, cell):
     samples = [field, cell, field]
     ev = TaskDataset(samples, "vqa", DatasetMapper(image_size=SIZE, augment=None, train=False),
                      train=False)
-    assert len(ev) == 4  # one item per QA pair at evaluation
+    assert len(ev) == 4  # one item per QA pair
     assert [ev[i]["target"] for i in range(4)] == ["2", "yes", "2", "yes"]
     mapper = DatasetMapper(image_size=SIZE, augment=AugmentConfig(crop=1.0), train=True)
     tr = TaskDataset(samples, "detect", mapper, train=True, seed=5)
@@ -210,7 +210,9 @@ def test_task_dataset(field, cell):
     assert a["prompt"] == b["prompt"]
     tr.set_epoch(1)  # a new epoch draws a new augmentation
     assert not torch.equal(tr[1]["image"], a["image"])
-    assert len(TaskDataset(samples, "vqa", mapper, train=True)) == 2
+    vqa = TaskDataset(samples, "vqa", mapper, train=True)
+    assert len(vqa) == 4  # in training too: every pair, each its own item
+    assert sorted(vqa[i]["target"] for i in range(4)) == ["2", "2", "yes", "yes"]
     with pytest.raises(ValueError, match="train"):
         TaskDataset(samples, "detect", mapper, train=False)
     with pytest.raises(ValueError, match="supervises"):

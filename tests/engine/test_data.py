@@ -8,7 +8,8 @@ import pytest
 from unihema.config.loader import load_config
 from unihema.data.catalog import DataError
 from unihema.data.sample import UnifiedSample
-from unihema.engine.data import build_task_splits, relabel
+from unihema.engine.data import (build_task_splits, build_train_loader, mixture_sources,
+                                 relabel)
 
 LINEAGES = ["red blood cell", "white blood cell", "platelet", "malaria parasite"]
 
@@ -66,3 +67,43 @@ def test_classes_for_a_task_without_labels_is_an_error(synth_root):
     cfg = load_config(None, [entry])
     with pytest.raises(ValueError, match="only .*detect"):
         build_task_splits(cfg.data.train, cfg, train=True)
+
+
+def test_tasks_with_crops_and_fields_draw_batches_of_one_size(synth_root):
+    """VQA asks about 160-pixel fields and 96-pixel crops: each becomes its own source, the crop
+    source with a larger batch, the weights shared so every item is drawn equally often."""
+    entry = (f"data.train=[{{name: synthetic_smear, root: '{synth_root}', split: train, "
+             f"tasks: [vqa, classify]}}]")
+    cfg = load_config(None, [entry, "data.image_size=160", "data.batch_size=4",
+                             "data.task_weights={vqa: 3.0}"])
+    splits = build_task_splits(cfg.data.train, cfg, train=True)
+    sources, datasets = mixture_sources(cfg, splits)
+    vqa = [s for s in sources if s.task == "vqa"]
+    assert [s.name.rsplit("@", 1)[1] for s in vqa] == ["160px", "128px"]
+    assert [s.batch_size for s in vqa] == [4, 8]  # round((160 / 128) ** 2) = 2x the batch
+    split = next(s for s in splits if s.task == "vqa")
+    assert sum(s.size for s in vqa) == len(split.dataset)  # every QA pair, once
+    assert sum(s.weight for s in vqa) == pytest.approx(3.0)
+    rates = [s.weight * s.batch_size / s.size for s in vqa]
+    assert rates[0] == pytest.approx(rates[1])
+    # a task with one image size stays one source
+    assert [s.name for s in sources if s.task == "classify"] == [
+        next(s for s in splits if s.task == "classify").name]
+    loader, _ = build_train_loader(cfg, splits, max_steps=12)
+    seen = 0
+    for batch in loader:
+        if batch["task"] == "vqa":
+            sides = {max(int(h), int(w)) for h, w in batch["orig_sizes"]}
+            assert len(sides) == 1, sides
+            seen += 1
+    assert seen
+
+
+def test_vqa_trains_on_every_question_pair(synth_root):
+    entry = (f"data.train=[{{name: synthetic_smear, root: '{synth_root}', split: train, "
+             f"tasks: [vqa]}}]")
+    cfg = load_config(None, [entry])
+    (split,) = build_task_splits(cfg.data.train, cfg, train=True)
+    assert len(split.dataset) == sum(len(s.qa) for s in split.samples)
+    questions = {split.dataset[i]["question"] for i in range(len(split.dataset))}
+    assert questions == {q.question for s in split.samples for q in s.qa}

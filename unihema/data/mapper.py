@@ -253,16 +253,20 @@ def _mask_classes(values: Dict[int, str]) -> List[str]:
 class TaskDataset(Dataset):
     """The items of one task over a list of samples.
 
-    One item per sample that supervises ``task``; for ``vqa`` at evaluation, one item per QA
-    pair. ``__getitem__(i)`` draws its randomness from ``np.random.default_rng((seed, epoch,
-    i))``, so an item is reproducible and every epoch differs; call :meth:`set_epoch` before
-    each epoch (with persistent DataLoader workers, before creating the iterator).
+    One item per sample that supervises ``task``; for ``vqa``, one item per QA pair, in training
+    as at evaluation: a field with seventeen questions is asked all seventeen, so the questions
+    a model trains on are distributed as those it is scored on (one random pair per sample
+    would make single-cell crops, which outnumber fields but carry few questions each, four
+    fifths of the training questions). ``__getitem__(i)`` draws its randomness from
+    ``np.random.default_rng((seed, epoch, i))``, so an item is reproducible and every epoch
+    differs; call :meth:`set_epoch` before each epoch (with persistent DataLoader workers,
+    before creating the iterator).
 
     Args:
         samples: the samples (those without ``task`` are skipped).
         task: one of :data:`~unihema.data.sample.TASKS`.
         mapper: a :class:`DatasetMapper` whose ``train`` equals ``train``.
-        train: training enumeration (one vqa item per sample, random pair) or evaluation.
+        train: training (augmented) or evaluation data.
         seed: base seed of the per-item randomness.
     """
 
@@ -292,7 +296,7 @@ class TaskDataset(Dataset):
         for i, s in enumerate(self.samples):
             if task not in s.tasks():
                 continue
-            if task == "vqa" and not train:
+            if task == "vqa":
                 self.items.extend((i, q) for q in range(len(s.qa)))
             else:
                 self.items.append((i, None))

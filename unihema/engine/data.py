@@ -7,7 +7,7 @@ import logging
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unihema.config.schema import Config, DatasetEntry
 from unihema.data import vocab
@@ -167,23 +167,92 @@ class StepTaggedSampler(Sampler):
         return self._states[step]
 
 
+class ItemSubset(Dataset):
+    """Some items of a :class:`TaskDataset`, forwarding ``set_epoch`` (item ``j`` of the subset
+    is item ``indices[j]`` of the dataset, with that item's own randomness)."""
+
+    def __init__(self, dataset: TaskDataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = list(indices)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.dataset.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, j: int):
+        return self.dataset[self.indices[j]]
+
+
+def size_buckets(split: TaskSplit, cfg: Config) -> List[Tuple[int, List[int]]]:
+    """The items of ``split`` grouped by the size the mapper gives their images.
+
+    An image keeps its longer side up to ``data.image_size`` (unless ``data.upscale``), so the
+    96-pixel cell crops and 256-pixel fields of one task (VQA, MLM) come out at different sizes,
+    and a batch mixing them pads every crop to a field. Returns ``[(side, item indices)]``,
+    largest first, where ``side`` is the padded side of the bucket: the next power of two at or
+    above the image side, capped at ``image_size``; samples without a recorded size count as
+    full-size.
+    """
+    size = cfg.data.image_size
+    groups: Dict[int, List[int]] = {}
+    for j, (sample_index, _) in enumerate(split.dataset.items):
+        s = split.dataset.samples[sample_index]
+        side = size if cfg.data.upscale or not (s.width and s.height) else min(
+            max(s.width, s.height), size)
+        key = min(size, 1 << max(0, int(side - 1).bit_length()))
+        groups.setdefault(key, []).append(j)
+    return sorted(groups.items(), reverse=True)
+
+
+def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Source], List]:
+    """The mixture's sources and their datasets: one per (split, size bucket).
+
+    A split whose images all come out at one size is one source with weight
+    ``entry.weight * data.task_weights[task]`` and batch ``data.task_batch_size[task]`` (or
+    ``data.batch_size``). A split with several sizes (:func:`size_buckets`) becomes one source
+    per size: a bucket of smaller images gets a larger batch, ``(largest side / its side)^2``
+    times the split's (at most 4x, the same pixels per batch), and the split's weight is
+    shared so that every item is still drawn equally often and the task keeps its share of the
+    steps.
+    """
+    sources, datasets = [], []
+    for s in splits:
+        weight = s.entry.weight * cfg.data.task_weights.get(s.task, 1.0)
+        batch = cfg.data.task_batch_size.get(s.task) or cfg.data.batch_size
+        buckets = size_buckets(s, cfg)
+        if len(buckets) == 1:
+            sources.append(Source(s.name, s.task, len(s.dataset), weight,
+                                  cfg.data.task_batch_size.get(s.task)))
+            datasets.append(s.dataset)
+            continue
+        largest = buckets[0][0]
+        sizes = [batch * min(4, max(1, round((largest / side) ** 2))) for side, _ in buckets]
+        rates = [len(items) / b for (_, items), b in zip(buckets, sizes)]
+        for (side, items), b, r in zip(buckets, sizes, rates):
+            sources.append(Source(f"{s.name}@{side}px", s.task, len(items),
+                                  weight * r / sum(rates), b))
+            datasets.append(ItemSubset(s.dataset, items))
+    return sources, datasets
+
+
 def build_train_loader(cfg: Config, splits: Sequence[TaskSplit], *, max_steps: int,
                        rank: int = 0, world_size: int = 1) -> tuple:
     """A DataLoader of single-task batches drawn by the mixture sampler.
 
-    ``max_steps`` counts batches (micro-batches when gradients are accumulated). Returns
-    ``(loader, sampler)``; the sampler carries the position for resuming (set its
-    ``num_batches`` to the batches still to draw before iterating a resumed loader), and
-    ``loader.batch_sampler.state_at(n)`` gives its state after ``n`` consumed batches.
+    ``max_steps`` counts batches (micro-batches when gradients are accumulated). Sources are
+    those of :func:`mixture_sources` (a task whose images come in several sizes draws batches
+    of one size at a time). Returns ``(loader, sampler)``; the sampler carries the position for
+    resuming (set its ``num_batches`` to the batches still to draw before iterating a resumed
+    loader), and ``loader.batch_sampler.state_at(n)`` gives its state after ``n`` consumed
+    batches.
     """
-    sources = [Source(s.name, s.task, len(s.dataset),
-                      s.entry.weight * cfg.data.task_weights.get(s.task, 1.0),
-                      cfg.data.task_batch_size.get(s.task)) for s in splits]
+    sources, datasets = mixture_sources(cfg, splits)
     sampler = MixtureSampler(sources, cfg.data.batch_size, seed=cfg.train.seed, rank=rank,
                              world_size=world_size, num_batches=max_steps)
-    loader = DataLoader(MixtureDataset([s.dataset for s in splits]),
+    loader = DataLoader(MixtureDataset(datasets),
                         batch_sampler=StepTaggedSampler(sampler), collate_fn=collate,
                         num_workers=cfg.data.num_workers,
                         persistent_workers=cfg.data.num_workers > 0)
     return loader, sampler
-
