@@ -59,7 +59,8 @@ class UniHema(nn.Module):
         self.tokenizer = tokenizer
         d = config.d_model
         self.trunk = ResNetTrunk(depth=config.backbone.depth, width=config.backbone.width,
-                                 norm=config.backbone.norm)
+                                 norm=config.backbone.norm,
+                                 small_side=config.backbone.small_side)
         if config.backbone.pretrained:
             self.trunk.load_torchvision(config.backbone.pretrained)
         enc = config.encoder

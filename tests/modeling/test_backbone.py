@@ -1,0 +1,63 @@
+"""The trunk's size-split BatchNorm: crops and fields keep their own running statistics."""
+
+from __future__ import annotations
+
+import torch
+
+from unihema.modeling.backbone import ResNetTrunk, SizeSplitBatchNorm2d
+
+
+def _trunk(**kw) -> ResNetTrunk:
+    torch.manual_seed(0)
+    return ResNetTrunk(depth=18, width=8, norm="split_batch", small_side=128, **kw)
+
+
+def test_small_and_large_inputs_update_their_own_statistics():
+    trunk = _trunk()
+    bn = trunk.bn1
+    assert isinstance(bn, SizeSplitBatchNorm2d)
+    large0, small0 = bn.running_mean.clone(), bn.small_running_mean.clone()
+    trunk.train()
+    trunk(torch.randn(2, 3, 96, 96) + 3.0)  # a crop batch, shifted
+    assert torch.equal(bn.running_mean, large0)  # field statistics untouched
+    assert not torch.equal(bn.small_running_mean, small0)
+    assert int(bn.small_num_batches_tracked) == 1 and int(bn.num_batches_tracked) == 0
+    small1 = bn.small_running_mean.clone()
+    trunk(torch.randn(2, 3, 160, 160))  # a field batch
+    assert torch.equal(bn.small_running_mean, small1)
+    assert not torch.equal(bn.running_mean, large0)
+
+
+def test_evaluation_normalises_each_kind_with_its_own_statistics():
+    trunk = _trunk()
+    trunk.train()
+    for _ in range(30):  # crops bright, fields dark: one shared set would fit neither
+        trunk(torch.rand(4, 3, 96, 96) + 2.0)
+        trunk(torch.rand(4, 3, 192, 192) - 2.0)
+    trunk.eval()
+    with torch.no_grad():
+        bn = trunk.bn1
+        crop = trunk.conv1(torch.rand(4, 3, 96, 96) + 2.0)
+        field = trunk.conv1(torch.rand(4, 3, 192, 192) - 2.0)
+        bn.small = True
+        crop_mean = bn(crop).mean((0, 2, 3)) - bn.bias
+        bn.small = False
+        field_mean = bn(field).mean((0, 2, 3)) - bn.bias
+    # each kind comes out centred by its own statistics
+    assert crop_mean.abs().max() < 0.3 and field_mean.abs().max() < 0.3
+    assert bn.small_running_mean.sub(bn.running_mean).abs().max() > 1.0
+
+
+def test_torchvision_weights_load_and_seed_both_statistics(tmp_path):
+    from torchvision.models import resnet18
+
+    tv = resnet18()
+    with torch.no_grad():
+        tv.bn1.running_mean.uniform_(-1, 1)
+    torch.save(tv.state_dict(), tmp_path / "r18.pth")
+    trunk = ResNetTrunk(depth=18, width=64, norm="split_batch")
+    trunk.load_torchvision(tmp_path / "r18.pth")
+    assert torch.equal(trunk.bn1.running_mean, tv.bn1.running_mean)
+    assert torch.equal(trunk.bn1.small_running_mean, tv.bn1.running_mean)
+    assert torch.equal(trunk.layer2[0].downsample[1].small_running_var,
+                       tv.layer2[0].downsample[1].running_var)
