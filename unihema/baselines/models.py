@@ -57,7 +57,7 @@ from torchvision.ops import FrozenBatchNorm2d
 from unihema import __version__
 from unihema.config.loader import atomic_write_text
 from unihema.engine.checkpoint import sha256
-from unihema.modeling.backbone import PIXEL_MEAN, PIXEL_STD, norm_factory
+from unihema.modeling.backbone import PIXEL_MEAN, PIXEL_STD, norm_factory, read_resnet_state
 from unihema.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -113,17 +113,7 @@ def load_resnet_weights(module: nn.Module, path: str) -> None:
     """Load a local torchvision ResNet state dict (``.pth`` / ``.safetensors``) into a module
     with torchvision's ResNet names (``conv1``, ``bn1``, ``layer1`` ..); ``fc.*`` is dropped and
     any other missing or unexpected key is an error naming the keys."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"backbone_weights: '{path}' does not exist")
-    if p.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(p))
-    else:
-        state = torch.load(p, map_location="cpu", weights_only=True)  # tensors only, no objects
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    state = read_resnet_state(path, "backbone_weights")
     result = module.load_state_dict(state, strict=False)
     missing = [k for k in result.missing_keys if not k.startswith("fc.")]
     if missing or result.unexpected_keys:

@@ -89,6 +89,25 @@ def norm_factory(kind: str) -> Callable[[int], nn.Module]:
     raise ValueError(f"unknown norm '{kind}'; valid: batch, frozen_batch, group")
 
 
+def read_resnet_state(path: str | Path, option: str) -> Dict[str, torch.Tensor]:
+    """A local torchvision ResNet state dict (``.pth`` / ``.pt`` read with ``weights_only``, or
+    ``.safetensors``; a ``{"state_dict": ...}`` wrapper is unwrapped) without its classifier
+    (``fc.*``). ``option`` names the setting that gave the path, for the error message."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{option}: '{path}' does not exist")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    else:
+        # weights_only refuses arbitrary pickled objects: tensors and containers only
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        if isinstance(state, dict) and "state_dict" in state:
+            state = state["state_dict"]
+    return {k: v for k, v in state.items() if not k.startswith("fc.")}
+
+
 class ResNetTrunk(nn.Module):
     """ResNet-{18,34,50,101} with a configurable base width; returns C1 (stem) and C2..C5.
 
@@ -121,6 +140,9 @@ class ResNetTrunk(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        # a plain list (not registered as submodules): the norms whose statistics follow the
+        # input size, collected once instead of on every forward
+        self._split_norms = [m for m in self.modules() if isinstance(m, SizeSplitBatchNorm2d)]
 
     def _make_layer(self, block, planes: int, blocks: int, stride: int) -> nn.Sequential:
         # torchvision's layout and names, so its state dicts load
@@ -140,9 +162,8 @@ class ResNetTrunk(nn.Module):
         """``x``: normalised images ``[B, 3, H, W]`` -> ``{"C1": [B, c, H/2, W/2], ...,
         "C5": [B, c, H/32, W/32]}``."""
         small = max(x.shape[-2:]) <= self.small_side
-        for m in self.modules():
-            if isinstance(m, SizeSplitBatchNorm2d):
-                m.small = small
+        for m in self._split_norms:
+            m.small = small
         c1 = self.relu(self.bn1(self.conv1(x)))
         c2 = self.layer1(self.maxpool(c1))
         c3 = self.layer2(c2)
@@ -157,18 +178,7 @@ class ResNetTrunk(nn.Module):
         listing the keys (a silently half-loaded backbone wastes a training run).
         """
         path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"backbone.pretrained: '{path}' does not exist")
-        if path.suffix == ".safetensors":
-            from safetensors.torch import load_file
-
-            state = load_file(str(path))
-        else:
-            # weights_only refuses arbitrary pickled objects: tensors and containers only
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            if isinstance(state, dict) and "state_dict" in state:
-                state = state["state_dict"]
-        state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+        state = read_resnet_state(path, "backbone.pretrained")
         try:
             result = self.load_state_dict(state, strict=False)
         except RuntimeError as exc:  # shape mismatches: another depth or width
@@ -179,9 +189,8 @@ class ResNetTrunk(nn.Module):
         unexpected = [k for k in result.unexpected_keys if not k.endswith("num_batches_tracked")]
         missing = [k for k in result.missing_keys if ".small_" not in k and
                    not k.startswith("small_")]
-        for m in self.modules():
-            if isinstance(m, SizeSplitBatchNorm2d):
-                m.copy_stats_to_small()
+        for m in self._split_norms:
+            m.copy_stats_to_small()
         if missing or unexpected:
             raise ValueError(
                 f"{path}: not a matching torchvision ResNet state dict; missing "
