@@ -48,6 +48,27 @@ def test_evaluation_normalises_each_kind_with_its_own_statistics():
     assert bn.small_running_mean.sub(bn.running_mean).abs().max() > 1.0
 
 
+def test_a_crop_padded_beside_a_field_keeps_crop_statistics():
+    trunk = _trunk()
+    trunk.train()
+    for _ in range(20):
+        trunk(torch.rand(4, 3, 96, 96) + 2.0)
+        trunk(torch.rand(4, 3, 192, 192) - 2.0)
+    trunk.eval()
+    crop = torch.zeros(1, 3, 192, 192)
+    crop[..., :96, :96] = torch.rand(1, 3, 96, 96) + 2.0
+    field = torch.rand(1, 3, 192, 192) - 2.0
+    with torch.no_grad():
+        alone_crop = trunk(crop, small=torch.tensor([True]))
+        alone_field = trunk(field, small=torch.tensor([False]))
+        mixed = trunk(torch.cat([field, crop]), small=torch.tensor([False, True]))
+        by_size = trunk(torch.cat([field, crop]))  # the padded size says: field statistics
+    for k in ("C1", "C5"):
+        assert torch.allclose(mixed[k][1:], alone_crop[k], atol=1e-5)
+        assert torch.allclose(mixed[k][:1], alone_field[k], atol=1e-5)
+    assert not torch.allclose(by_size["C1"][1:], alone_crop["C1"], atol=1e-3)
+
+
 def test_torchvision_weights_load_and_seed_both_statistics(tmp_path):
     from torchvision.models import resnet18
 

@@ -153,3 +153,16 @@ def test_open_vocabulary_class_never_seen(model, batches):
     seg = dict(batches["segment"])
     seg["classes"] = [["background", "hairy cell"] + list(c[1:]) for c in seg["classes"]]
     assert model.predict(seg)[0]["mask"].max() < len(seg["classes"][0])
+
+
+def test_each_item_gets_the_normalisation_of_its_real_size(model, monkeypatch):
+    """A crop padded beside a field (an evaluation batch) still counts as a crop."""
+    seen = []
+    forward = model.trunk.forward
+    monkeypatch.setattr(model.trunk, "forward",
+                        lambda x, small=None: seen.append(small.tolist()) or forward(x, small))
+    mask = torch.zeros(2, 192, 192, dtype=torch.bool)
+    mask[0] = True
+    mask[1, :96, :80] = True
+    model.encode_image(torch.rand(2, 3, 192, 192), mask)
+    assert seen == [[False, True]]

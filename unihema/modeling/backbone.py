@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from typing import Callable, Dict, Sequence
+from typing import Callable, Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -158,10 +158,25 @@ class ResNetTrunk(nn.Module):
                  for _ in range(1, blocks)]
         return nn.Sequential(*mods)
 
-    def forward(self, x: torch.Tensor) -> Dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, small: Optional[torch.Tensor] = None
+                ) -> Dict[str, torch.Tensor]:
         """``x``: normalised images ``[B, 3, H, W]`` -> ``{"C1": [B, c, H/2, W/2], ...,
-        "C5": [B, c, H/32, W/32]}``."""
-        small = max(x.shape[-2:]) <= self.small_side
+        "C5": [B, c, H/32, W/32]}``.
+
+        ``small [B]`` (bool): which items are small images (crops) for split BatchNorm; default
+        from the padded size, ``max(H, W) <= small_side``. A batch that mixes both kinds (a crop
+        padded beside a field) runs as two sub-batches, each with its own statistics.
+        """
+        if small is None or not self._split_norms:
+            return self._forward(x, max(x.shape[-2:]) <= self.small_side)
+        if bool(small.all()) or not bool(small.any()):
+            return self._forward(x, bool(small.all()))
+        groups = [small.nonzero()[:, 0], (~small).nonzero()[:, 0]]
+        parts = [self._forward(x[g], flag) for g, flag in zip(groups, (True, False))]
+        back = torch.cat(groups).argsort()
+        return {k: torch.cat([p[k] for p in parts])[back] for k in parts[0]}
+
+    def _forward(self, x: torch.Tensor, small: bool) -> Dict[str, torch.Tensor]:
         for m in self._split_norms:
             m.small = small
         c1 = self.relu(self.bn1(self.conv1(x)))

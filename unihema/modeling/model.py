@@ -98,7 +98,10 @@ class UniHema(nn.Module):
         """The prompt-independent part: ``images [B, 3, H, W]`` in [0, 1] -> ``{"C1": stem
         features [B, c, H/2, W/2], "pooled": masked mean of C5 [B, c5], "P2".."P5": pyramid}``.
         Several prompts over one image can share it."""
-        feats = self.trunk((images - self.pixel_mean) / self.pixel_std)
+        # each item normalised with the BatchNorm statistics of its kind (crop or field), read
+        # from its real size: evaluation batches may pad a crop beside a field
+        small = real_sides(pixel_mask) <= self.trunk.small_side
+        feats = self.trunk((images - self.pixel_mean) / self.pixel_std, small=small)
         pooled = HemaFormer.masked_mean(feats["C5"], pixel_mask)
         return {"C1": feats["C1"], "pooled": pooled, **self.visual(feats, pixel_mask)}
 
@@ -235,3 +238,8 @@ class UniHema(nn.Module):
                for name, mod in self.named_children()}
         out["total"] = sum(p.numel() for p in self.parameters())
         return out
+
+
+def real_sides(pixel_mask: torch.Tensor) -> torch.Tensor:
+    """``[B]`` longer side of each item's real (unpadded) image, from ``pixel_mask [B, H, W]``."""
+    return torch.maximum(pixel_mask.any(2).sum(1), pixel_mask.any(1).sum(1))
