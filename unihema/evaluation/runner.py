@@ -1,8 +1,9 @@
 """Run a model over (dataset, split, task) sources and score it with the task evaluators.
 
 Returns ``{task: {dataset: {metric: value}}}``. ``shuffle_images=True`` pairs every prompt with
-the image of another item of the same source (a fixed permutation): the drop in VQA or MLM
-accuracy it causes measures how much the answers depend on the image.
+the image of another item of the same source and kind (cell crop or field; a fixed
+permutation): the drop in VQA or MLM accuracy it causes measures how much the answers depend on
+the image.
 """
 
 from __future__ import annotations
@@ -24,19 +25,33 @@ from unihema.evaluation import tasks as _register  # noqa: F401  (registers the 
 logger = logging.getLogger(__name__)
 
 
-class ShuffledImages(Dataset):
-    """Item ``i`` with the image (and image-derived sizes) of item ``perm[i]``."""
+def image_kind(image: torch.Tensor, small_side: int = 128) -> str:
+    """``"cell"`` for an image ``[3, H, W]`` whose longer side is at most ``small_side`` pixels
+    (a single-cell crop), else ``"field"``."""
+    return "cell" if max(image.shape[-2:]) <= small_side else "field"
 
-    def __init__(self, base: Dataset, seed: int = 0) -> None:
+
+class ShuffledImages(Dataset):
+    """Item ``i`` with the image of item ``perm[i]``, another item of the same kind
+    (:func:`image_kind`): a question about a cell gets another cell, one about a field another
+    field, so every question still makes sense and only *which* image it sees changes."""
+
+    def __init__(self, base: Dataset, seed: int = 0, small_side: int = 128) -> None:
         self.base = base
         n = len(base)  # type: ignore[arg-type]
         rng = np.random.default_rng(seed)
-        perm = rng.permutation(n)
-        # a derangement, so no item keeps its own image
+        groups: Dict[str, List[int]] = {}
         for i in range(n):
-            if perm[i] == i and n > 1:
-                j = (i + 1) % n
-                perm[i], perm[j] = perm[j], perm[i]
+            groups.setdefault(image_kind(base[i]["image"], small_side), []).append(i)
+        perm = np.arange(n)
+        for members in groups.values():
+            # a derangement within the group, so no item keeps its own image
+            shifted = rng.permutation(len(members))
+            for k in range(len(members)):
+                if shifted[k] == k and len(members) > 1:
+                    j = (k + 1) % len(members)
+                    shifted[k], shifted[j] = shifted[j], shifted[k]
+            perm[members] = np.asarray(members)[shifted]
         self.perm = perm
 
     def __len__(self) -> int:
