@@ -20,9 +20,9 @@ import logging
 
 import torch
 
-from unihema.config.loader import load_config
+from probe_task import probe_config  # tools/ is on the path when this script runs
+
 from unihema.data.collate import collate
-from unihema.demo import PRESETS
 from unihema.engine.data import build_task_splits
 from unihema.engine.trainer import Trainer
 from unihema.evaluation.runner import evaluate_split
@@ -39,11 +39,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     tasks = args.tasks.split(",")
-    entries = [x for s in ("train", "val", "test")
-               for x in (f"data.{s}.0.root={args.data}", f"data.{s}.0.tasks=[{args.tasks}]")]
-    cfg = load_config(str(PRESETS / "demo.yaml"), entries + [
-        "train.output_dir=runs/probe_bn", f"train.max_steps={args.steps}",
-        f"model.tasks=[{args.tasks}]"] + list(args.overrides))
+    cfg = probe_config(args.data, args.tasks, args.steps, "runs/probe_bn", args.overrides)
     trainer = Trainer(cfg, progress=False)
     trainer.train(save=False)
     model = trainer.model

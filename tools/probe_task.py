@@ -19,6 +19,7 @@ import logging
 import time
 
 from unihema.config.loader import load_config
+from unihema.config.schema import Config
 from unihema.demo import LIMITS, PRESETS
 from unihema.engine.data import build_task_splits
 from unihema.engine.trainer import Trainer
@@ -27,6 +28,16 @@ from unihema.synth import WHITE_TYPES
 
 KEYS = ("macro_f1", "accuracy", "mAP50", "mAP", "mean_dice_fg", "mean_attribute_accuracy",
         "exact_match", "token_accuracy")
+
+
+def probe_config(data: str, tasks: str, steps: int, out: str, overrides=()) -> Config:
+    """The demo preset restricted to ``tasks`` (comma-separated) on the generated dataset
+    ``data``, trained for ``steps`` into ``out``, then ``overrides`` (KEY=VALUE)."""
+    entries = [x for s in ("train", "val", "test")
+               for x in (f"data.{s}.0.root={data}", f"data.{s}.0.tasks=[{tasks}]")]
+    return load_config(str(PRESETS / "demo.yaml"), entries + [
+        f"train.output_dir={out}", f"train.max_steps={steps}",
+        f"model.tasks=[{tasks}]"] + list(overrides))
 
 
 def main() -> None:
@@ -39,11 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     tasks = args.tasks.split(",")
-    entries = [x for s in ("train", "val", "test")
-               for x in (f"data.{s}.0.root={args.data}", f"data.{s}.0.tasks=[{args.tasks}]")]
-    cfg = load_config(str(PRESETS / "demo.yaml"), entries + [
-        f"train.output_dir={args.out}", f"train.max_steps={args.steps}",
-        f"model.tasks=[{args.tasks}]"] + list(args.overrides))
+    cfg = probe_config(args.data, args.tasks, args.steps, args.out, args.overrides)
     t0 = time.perf_counter()
     trainer = Trainer(cfg, progress=False)
     trainer.train(save=False)
