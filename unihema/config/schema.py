@@ -195,8 +195,9 @@ class BackboneConfig:
     norm: Literal["batch", "split_batch", "frozen_batch", "group"] = opt(
         "split_batch", "normalisation layers of the trunk (split_batch: BatchNorm with separate "
         "running statistics for inputs up to small_side pixels, i.e. cell crops, and fields)")
-    small_side: int = opt(128, "with norm: split_batch, inputs whose longer (padded) side is at "
-                          "most this many pixels use the small-input statistics", range=(0, 100000))
+    small_side: int = opt(128, "with norm: split_batch, images whose longer real (unpadded) side "
+                          "is at most this many pixels use the small-input statistics",
+                          range=(0, 100000))
 
 
 @dataclass

@@ -86,7 +86,7 @@ def norm_factory(kind: str) -> Callable[[int], nn.Module]:
         return FrozenBatchNorm2d
     if kind == "group":
         return lambda c: nn.GroupNorm(max(1, min(32, c // 8)), c)
-    raise ValueError(f"unknown norm '{kind}'; valid: batch, frozen_batch, group")
+    raise ValueError(f"unknown norm '{kind}'; valid: batch, split_batch, frozen_batch, group")
 
 
 def read_resnet_state(path: str | Path, option: str) -> Dict[str, torch.Tensor]:
