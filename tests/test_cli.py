@@ -147,6 +147,13 @@ def test_inference_commands(quick_demo, capsys, tmp_path):
     # the command prints exactly what the Python API answers (30 steps may give an empty one)
     assert capsys.readouterr().out == UniHemaPipeline.from_pretrained(model).ask(
         image, question) + "\n"
+    # the demo model answers from its reading of the image, and shows it on request
+    assert main(["ask", "--model", model, image, question, "--show-reading"]) == 0
+    reading = UniHemaPipeline.from_pretrained(model).read(image)
+    assert capsys.readouterr().out.splitlines()[-1] == "reading: " + (
+        "; ".join(reading["entries"]) or "(this model reads nothing: it was trained without "
+        "model.reading)")
+    assert reading["report"].startswith("This field")
     png = tmp_path / "det.png"
     assert main(["detect", "--model", model, image, "--min-score", "0", "--out", str(png)]) == 0
     assert "counts:" in capsys.readouterr().out and png.is_file()

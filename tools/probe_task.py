@@ -6,6 +6,8 @@ A quick probe of where the training budget goes: the same preset, data and evalu
     python tools/probe_task.py --data runs/demo/data --tasks detect --steps 300
     python tools/probe_task.py --data runs/demo/data --tasks classify --steps 300 \\
         model.backbone.norm=group
+    python tools/probe_task.py --data runs/demo/data --tasks vqa --steps 300 --reading truth \\
+        "model.reading.tasks=[vqa]"
 
 Prints one JSON line: the overrides, training seconds, seconds per step and the headline
 metrics per task (VQA and MLM also with images shuffled across questions).
@@ -46,6 +48,9 @@ def main() -> None:
     ap.add_argument("--tasks", required=True, help="comma-separated tasks, e.g. detect,classify")
     ap.add_argument("--steps", type=int, default=300, help="training steps (default 300)")
     ap.add_argument("--out", default="runs/probe", help="run folder (default runs/probe)")
+    ap.add_argument("--reading", choices=("model", "truth"), default="model",
+                    help="what VQA and MLM read at evaluation with model.reading: the model's "
+                    "heads (default) or the annotations")
     ap.add_argument("overrides", nargs="*", help="config overrides KEY=VALUE")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
@@ -55,6 +60,7 @@ def main() -> None:
     trainer = Trainer(cfg, progress=False)
     trainer.train(save=False)
     seconds = time.perf_counter() - t0
+    trainer.model.reading_source = args.reading
     out = {}
     for split in build_task_splits(cfg.data.test, cfg, train=False, tasks=tasks):
         opts = {"restrict_to": list(WHITE_TYPES)} if split.task == "classify" else {}
@@ -67,7 +73,7 @@ def main() -> None:
                                                    limit=LIMITS.get(split.task),
                                                    shuffle_images=True, progress=False)[key], 3)
         out[split.task] = row
-    print(json.dumps({"overrides": args.overrides, "steps": args.steps,
+    print(json.dumps({"overrides": args.overrides, "reading": args.reading, "steps": args.steps,
                       "train_s": round(seconds), "s_per_step": round(seconds / args.steps, 3),
                       "metrics": out}))
 

@@ -238,7 +238,13 @@ def _pipeline(args: argparse.Namespace):
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    print(_pipeline(args).ask(args.image, args.question))
+    pipe = _pipeline(args)
+    print(pipe.ask(args.image, args.question))
+    if args.show_reading:
+        reading = pipe.read(args.image)
+        print("reading: " + ("; ".join(reading["entries"]) or "(this model reads nothing: "
+                                                                "it was trained without "
+                                                                "model.reading)"))
     return 0
 
 
@@ -364,6 +370,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = inference("ask", "answer a free-text question about an image", cmd_ask)
     q.add_argument("question", help='e.g. "How many platelets are in the image?"')
+    q.add_argument("--show-reading", action="store_true",
+                   help="also print what the model read on the image (counts, types, places)")
     q = inference("detect", "detect cells and parasites; optionally draw them", cmd_detect)
     q.add_argument("--classes", nargs="*", help="class names to find (default: the model's)")
     q.add_argument("--min-score", type=float, default=0.3, help="score threshold (default 0.3)")

@@ -61,3 +61,71 @@ def test_mask_spans_is_invertible(words, seed, density):
     assert L.unmask(masked, target) == text
     n_sentinels = masked.count("<extra_id_")
     assert target.count("<extra_id_") == n_sentinels + 1  # closing sentinel
+
+
+# ----------------------------------------------------------------------------- reading
+FIELD = ["red blood cell", "target cell", "target cell", "atypical lymphocyte", "platelet"]
+CENTRES = [(10, 10), (100, 100), (200, 30), (20, 240), (250, 250)]
+
+
+def test_read_field_counts_broader_terms_and_places_single_objects():
+    entries = dict(L.read_field(FIELD, CENTRES, 256, 256, order=["red blood cell"]))
+    assert list(entries)[0] == "red blood cell"
+    assert entries["red blood cell"] == "3 red blood cells"
+    assert entries["target cell"] == "2 target cells"
+    assert entries["atypical lymphocyte"] == "1 atypical lymphocyte bottom left"
+    # a broader term with one member names its type too
+    assert entries["white blood cell"] == "1 white blood cell bottom left, an atypical lymphocyte"
+    assert entries["lymphocyte"].startswith("1 lymphocyte bottom left")
+    assert entries["platelet"] == "1 platelet bottom right"
+    assert L.read_field([], [], 256, 256) == []
+
+
+def test_read_cell_uses_the_words_of_questions():
+    entries = L.read_cell("monocyte", {"cytoplasm_colour": "blue", "cell_size": "big"})
+    assert entries == [("type", "type monocyte"), ("cell size", "cell size big"),
+                       ("cytoplasm color", "cytoplasm color blue")]
+    assert L.read_cell(None, {}) == []
+
+
+def test_relevant_entries_follow_the_words_of_the_question():
+    entries = L.read_field(FIELD, CENTRES, 256, 256)
+    text = L.reading_text
+    assert text(entries, "How many red blood cells are in the image?") == "3 red blood cells"
+    assert text(entries, "How many target cells are in the image?") == "2 target cells"
+    # the longer name wins over the one inside it
+    assert text(entries, "How many atypical lymphocytes are there?").startswith(
+        "1 atypical lymphocyte")
+    assert text(entries, "Is there a monocyte in the image?") == "nothing"
+    cell = L.read_cell("monocyte", {"cell_shape": "round", "nucleus_shape": "irregular"})
+    assert text(cell, "What is the nucleus shape of the cell?") == "nucleus shape irregular"
+    assert text(cell, "What type of white blood cell is this?") == "type monocyte"
+    assert text(cell) == "type monocyte; cell shape round; nucleus shape irregular"
+
+
+def test_report_field_matches_describe_field():
+    boxes = [(0, 0, 10, 10), (0, 0, 10, 10), (0, 0, 10, 10), (5, 200, 30, 230),
+             (240, 240, 250, 250), (0, 100, 20, 120), (50, 90, 70, 110)]
+    labels = FIELD + ["monocyte", "ring form"]
+    assert L.report_field(labels, boxes) == L.describe_field(
+        {"red blood cell": 3, "white blood cell": 2, "platelet": 1}, infected=1,
+        white_cells=["monocyte", "atypical lymphocyte"], red_morphologies={"target cell": 2})
+
+
+@given(st.integers(0, 10_000))
+@settings(max_examples=40, deadline=None)
+def test_fill_hints_from_the_true_report_are_the_target(seed):
+    report = ("This field shows 32 red blood cells and 2 white blood cells. Among the red "
+              "cells are 12 target cells and 1 spherocyte. No parasites are seen.")
+    masked, target = L.mask_spans(report, random.Random(seed))
+    closing = target.split()[-1]
+    assert L.fill_hints(masked, report) == target[:-len(closing)].strip()
+
+
+def test_fill_hints_from_another_report():
+    masked = "This field shows <extra_id_0> red blood cells. No <extra_id_1>"
+    assert L.fill_hints(masked, "This field shows 30 red blood cells. No parasites are seen.") \
+        == "<extra_id_0> 30 <extra_id_1> parasites are seen."
+    # a blank whose context is nowhere in the report gets no passage
+    assert L.fill_hints("Totally <extra_id_0> words", "This field shows 3 platelets.") \
+        == "<extra_id_0>"

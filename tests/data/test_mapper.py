@@ -11,7 +11,7 @@ from unihema.config.schema import AugmentConfig, Config
 from unihema.data import language, prompts
 from unihema.data.catalog import DataError
 from unihema.data.io import ImageReadError
-from unihema.data.mapper import DatasetMapper, TaskDataset, task_augment_config
+from unihema.data.mapper import DatasetMapper, TaskDataset, task_augment_config, truth_reading
 from unihema.data.sample import UnifiedSample
 
 SIZE = 64
@@ -218,3 +218,22 @@ def test_task_dataset(field, cell):
     with pytest.raises(ValueError, match="supervises"):
         TaskDataset([cell], "segment", DatasetMapper(image_size=SIZE, augment=None, train=False),
                     train=False)
+
+
+def test_text_items_carry_the_annotations_reading(field, cell):
+    ev = DatasetMapper(image_size=SIZE, augment=None, train=False)
+    item = ev(field, "vqa", np.random.default_rng(0), qa_index=0)
+    entries = dict(item["reading"]["entries"])
+    assert entries["red blood cell"].startswith("1 red blood cell")  # one box of each
+    assert entries["white blood cell"] == "1 white blood cell center"
+    assert item["reading"]["report"] == REPORT
+    mlm = ev(field, "mlm", np.random.default_rng(0))
+    assert mlm["reading"] == item["reading"]
+    assert mlm["prompt"] == prompts.render("mlm", text=mlm["masked_text"])
+    crop = truth_reading(cell)
+    assert crop["entries"][0] == ("type", "type neutrophil")
+    assert ("cell size", "cell size big") in crop["entries"]
+    bare = UnifiedSample(dataset="toy", split="test", sample_id="q0",
+                         image_path=cell.image_path, width=40, height=40,
+                         qa=[language.qa_presence("platelet", True)])
+    assert truth_reading(bare) == {"entries": [], "report": ""}

@@ -130,6 +130,10 @@ def test_load_model_layouts(models, tmp_path):
     assert b.name == "modelB" and b.tasks == ["detect", "classify"] and b.image_size is None
     with pytest.raises(FileNotFoundError, match="not a model folder"):
         load_model(tmp_path)
+    assert a.model.reading_source == "model"
+    assert load_model(run_a, reading="truth").model.reading_source == "truth"
+    with pytest.raises(ValueError, match="'model' or 'truth'"):
+        load_model(run_a, reading="oracle")
 
 
 class FakeBaseline:

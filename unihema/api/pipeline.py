@@ -128,6 +128,18 @@ class UniHemaPipeline:
     def fill(self, image: ImageLike, text_with_sentinels: str) -> str:
         """Fill ``<extra_id_N>`` spans of a report; returns the completed text."""
         batch = self._batch(image, "mlm", prompts.render("mlm", text=text_with_sentinels),
-                            target="")
+                            target="", masked_text=text_with_sentinels)
         spans = self.model.predict(batch)[0]["text"]
         return language.unmask(text_with_sentinels, spans)
+
+    def read(self, image: ImageLike) -> Dict[str, Any]:
+        """What the model sees on the image, as its text tasks are told (``model.reading``):
+        ``{"entries": ["32 red blood cells", "1 spherocyte middle left", ...], "report": str}``
+        for a field; the type and attributes for a single cell. Empty for a model trained
+        without ``model.reading``."""
+        if not self.model.config.reading.tasks:
+            return {"entries": [], "report": ""}
+        batch = self._batch(image, "vqa", "")
+        reading = self.model.readings(batch)[0]
+        return {"entries": [text for _, text in reading["entries"]],
+                "report": reading["report"]}

@@ -262,6 +262,27 @@ class HeadsConfig:
 
 
 @dataclass
+class ReadingConfig:
+    """What the model's own heads see, written as text into the prompts of its text tasks
+    (docs/model.md, "The reading"). Training reads the annotations instead."""
+
+    tasks: List[TaskName] = opt(help="text tasks whose prompt carries the reading ([] = none)",
+                                factory=list)
+    detect: List[str] = opt(help="classes detected on a field of view", factory=list)
+    types: Dict[str, List[str]] = opt(
+        help="detected class -> its types: one type renames the class, several are chosen "
+             "among by the classify head on a crop of each detected cell", factory=dict)
+    describe: List[str] = opt(help="classes whose cells also get the morphology attributes",
+                              factory=lambda: ["white blood cell"])
+    select: bool = opt(True, "a question's prompt carries only the entries it names (false: "
+                       "the whole reading)")
+    score_threshold: float = opt(0.4, "detections below this score are not read",
+                                 range=(0.0, 1.0))
+    crop_size: int = opt(96, "side of the cell crops cut from a field (pixels)",
+                         range=(16, 1024))
+
+
+@dataclass
 class ModelConfig:
     """The unified model; `unihema config schema` lists every size."""
 
@@ -275,6 +296,8 @@ class ModelConfig:
     text: TextConfig = opt(help="T5 text encoder/decoder", factory=TextConfig)
     fusion: FusionConfig = opt(help="Hema-Former fusion", factory=FusionConfig)
     heads: HeadsConfig = opt(help="task heads", factory=HeadsConfig)
+    reading: ReadingConfig = opt(help="the model's reading of an image for its text tasks",
+                                 factory=lambda: ReadingConfig())
 
 
 @dataclass

@@ -36,6 +36,8 @@ LIST_KEYS: Dict[str, str] = {
     "target": "targets",
     "question": "questions",
     "qtype": "qtypes",
+    "reading": "readings",
+    "masked_text": "masked_texts",
 }
 
 #: Value of padded mask pixels; losses and metrics ignore it.

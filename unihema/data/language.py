@@ -8,6 +8,7 @@ so that every source speaks the same language and the model learns one phrasing 
 from __future__ import annotations
 
 import random
+import re
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 from unihema.data.sample import QAPair
@@ -246,3 +247,176 @@ def unmask(masked: str, target: str) -> str:
     for w in masked.split():
         out.extend(fills.get(w, [w]) if w.startswith("<extra_id_") else [w])
     return " ".join(out)
+
+
+# ----------------------------------------------------------------------------- reading
+#: One entry of a reading: ``(key, text)``, e.g. ``("target cell", "12 target cells")`` or
+#: ``("nucleus shape", "nucleus shape unsegmented-round")``; the key is what a question names.
+Entry = Tuple[str, str]
+
+
+def attribute_words(attribute: str) -> str:
+    """``"cytoplasm_colour" -> "cytoplasm color"``: an attribute as questions name it."""
+    return attribute.replace("_", " ").replace("colour", "color")
+
+
+def read_cell(label: Optional[str], attributes: Optional[Mapping[str, str]] = None
+              ) -> List[Entry]:
+    """What is seen on a single-cell image: ``[("type", "type lymphocyte"), ("cell size",
+    "cell size small"), ...]``, the type first, then each attribute (sorted by key) in the
+    words a question uses for it."""
+    out = [("type", f"type {label}")] if label else []
+    for k, v in sorted((attributes or {}).items()):
+        out.append((attribute_words(k), f"{attribute_words(k)} {v}"))
+    return out
+
+
+def read_field(labels: Sequence[str], centres: Sequence[Tuple[float, float]], width: int,
+               height: int, order: Sequence[str] = ()) -> List[Entry]:
+    """What is seen on a field of view: counts per type and broader term, and where single
+    objects are: ``[("red blood cell", "32 red blood cells"), ("spherocyte", "1 spherocyte
+    middle left"), ...]``.
+
+    A broader term (``vocab.ancestors``) counts every narrower one, as questions do ("how many
+    red blood cells" includes the target cells); a single object of a broader term also names
+    its type. Names in ``order`` (e.g. the detection classes) come first, the rest
+    alphabetically.
+    """
+    from unihema.data import vocab
+
+    members: Dict[str, List[int]] = {}
+    for i, lab in enumerate(labels):
+        for name in [lab] + vocab.ancestors(lab):
+            members.setdefault(name, []).append(i)
+    rank = {n: k for k, n in enumerate(order)}
+    out = []
+    for name in sorted(members, key=lambda n: (rank.get(n, len(rank)), n)):
+        idx = members[name]
+        text = f"{len(idx)} {plural(name, len(idx))}"
+        if len(idx) == 1:
+            cx, cy = centres[idx[0]]
+            text += " " + location_name(cx, cy, width, height)
+            if labels[idx[0]] != name:  # "1 white blood cell top left, a monocyte"
+                text += f", {article(labels[idx[0]])} {labels[idx[0]]}"
+        out.append((name, text))
+    return out
+
+
+_WORD = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+_SINGULAR = {v: k for k, v in _IRREGULAR_PLURALS.items()}
+
+
+def _word_forms(word: str) -> set:
+    """A question word and the singular forms it may stand for (``cells`` -> ``cell``)."""
+    forms = {word, _SINGULAR.get(word, word)}
+    if word.endswith("es"):
+        forms.add(word[:-2])
+    if word.endswith("s"):
+        forms.add(word[:-1])
+    return forms
+
+
+def relevant_entries(entries: Sequence[Entry], question: str) -> List[Entry]:
+    """The entries whose key the question names (its words, in order, singular or plural),
+    leaving out a match inside a longer one ("lymphocyte" when "atypical lymphocyte" is asked).
+    ``"How many target cells are there?"`` keeps ``("target cell", "12 target cells")``."""
+    words = [_word_forms(w) for w in _WORD.findall(question.lower())]
+    spans = []
+    for key, text in entries:
+        kw = _WORD.findall(key.lower())
+        for s in range(len(words) - len(kw) + 1):
+            if kw and all(k in words[s + j] for j, k in enumerate(kw)):
+                spans.append((s, s + len(kw), key, text))
+                break
+    keep = [e for e in spans
+            if not any(o is not e and o[0] <= e[0] and e[1] <= o[1] and o[1] - o[0] > e[1] - e[0]
+                       for o in spans)]
+    return [(k, t) for _, _, k, t in keep]
+
+
+def reading_text(entries: Sequence[Entry], question: Optional[str] = None) -> str:
+    """The reading as the prompt carries it: every entry, or with ``question`` only those it
+    names (:func:`relevant_entries`); ``"nothing"`` when none is left."""
+    if question is not None:
+        entries = relevant_entries(entries, question)
+    return "; ".join(t for _, t in entries) or "nothing"
+
+
+def report_field(labels: Sequence[str], boxes: Sequence[Sequence[float]],
+                 order: Sequence[str] = ()) -> str:
+    """The field report (:func:`describe_field`) of the cells ``labels`` at ``boxes`` (xyxy):
+    red cells, white cells and platelets counted by lineage, abnormal red cells listed by type
+    (``order`` first, the rest alphabetically), white cells in reading order (top to bottom,
+    then left to right), parasites counted as infected red cells. The synthetic generator
+    writes its reports with it, and the model its own from what it reads."""
+    from unihema.data import vocab
+
+    reds = [lab for lab in labels if vocab.is_a(lab, "red blood cell")]
+    whites = sorted((i for i, lab in enumerate(labels) if vocab.is_a(lab, "white blood cell")),
+                    key=lambda i: (boxes[i][1] + boxes[i][3], boxes[i][0]))
+    rank = {n: k for k, n in enumerate(order)}
+    abnormal: Dict[str, int] = {}
+    for lab in sorted((lab for lab in reds if lab != "red blood cell"),
+                      key=lambda n: (rank.get(n, len(rank)), n)):
+        abnormal[lab] = abnormal.get(lab, 0) + 1
+    return describe_field(
+        {"red blood cell": len(reds), "white blood cell": len(whites),
+         "platelet": sum(vocab.is_a(lab, "platelet") for lab in labels)},
+        infected=sum(vocab.is_a(lab, "malaria parasite") for lab in labels),
+        white_cells=[labels[i] for i in whites], red_morphologies=abnormal)
+
+
+def fill_hints(masked: str, report: str, context: int = 3, longest: int = 8) -> str:
+    """For each blank of ``masked`` (T5 sentinels), the words of ``report`` that stand where
+    the blank stands: ``"<extra_id_0> 32 <extra_id_1> target cells"``.
+
+    A blank is placed by the words around it: the report is searched (left to right, after the
+    previous blank's passage) for up to ``context`` words before the blank, shortening the
+    context until it is found; the passage runs to where the words after the blank resume, at
+    most ``longest`` words. A blank that cannot be placed gets an empty passage.
+    """
+    words = masked.split()
+    rep = report.split()
+    out: List[str] = []
+    pos = 0
+    for i, w in enumerate(words):
+        if not w.startswith("<extra_id_"):
+            continue
+        left: List[str] = []
+        for v in reversed(words[:i]):
+            if v.startswith("<extra_id_") or len(left) == context:
+                break
+            left.insert(0, v)
+        right: List[str] = []
+        for v in words[i + 1:]:
+            if v.startswith("<extra_id_") or len(right) == context:
+                break
+            right.append(v)
+        start = None if left else pos
+        for n in range(len(left), 0, -1):
+            hit = _find(rep, left[len(left) - n:], pos)
+            if hit is not None:
+                start = hit + n
+                break
+        passage: List[str] = []
+        if start is not None:
+            end = min(len(rep), start + longest)
+            for n in range(len(right), 0, -1):
+                hit = _find(rep, right[:n], start, end + n)
+                if hit is not None:
+                    end = hit
+                    break
+            passage = rep[start:end]
+            pos = start + len(passage)
+        out.append(" ".join([w] + passage))
+    return " ".join(out)
+
+
+def _find(words: Sequence[str], seq: Sequence[str], start: int, stop: Optional[int] = None
+          ) -> Optional[int]:
+    """First index ``>= start`` where ``seq`` occurs in ``words`` (ending by ``stop``)."""
+    stop = len(words) if stop is None else min(stop, len(words))
+    for i in range(start, stop - len(seq) + 1):
+        if list(words[i:i + len(seq)]) == list(seq):
+            return i
+    return None

@@ -227,6 +227,8 @@ class DatasetMapper:
         masked, target = language.mask_spans(sample.report, span_rng)
         out["prompt"] = prompts.render("mlm", text_rng, text=masked)
         out["target"] = target
+        out["masked_text"] = masked
+        out["reading"] = truth_reading(sample)
 
     def _vqa(self, sample, out, text_rng, qa_index, rng) -> None:
         n = len(sample.qa)
@@ -239,6 +241,22 @@ class DatasetMapper:
         qa = sample.qa[qa_index]
         out.update(question=qa.question, target=qa.answer, qtype=qa.qtype)
         out["prompt"] = prompts.render("vqa", text_rng, question=qa.question)
+        out["reading"] = truth_reading(sample)
+
+
+def truth_reading(sample: UnifiedSample) -> Dict[str, Any]:
+    """What a perfect reader sees on the sample's image: ``{"entries": [(key, text), ...],
+    "report": str}`` (:func:`~unihema.data.language.read_field` for an image with boxes,
+    :func:`~unihema.data.language.read_cell` for a labelled cell image, no entries otherwise;
+    the report is the sample's own). The text tasks train with it in place of the model's own
+    reading (``model.reading``, :mod:`unihema.modeling.reading`)."""
+    entries: List[Tuple[str, str]] = []
+    if sample.boxes is not None and len(sample.boxes):
+        centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in sample.boxes.tolist()]
+        entries = language.read_field(sample.box_labels, centres, sample.width, sample.height)
+    elif sample.label:
+        entries = language.read_cell(sample.label, sample.attributes)
+    return {"entries": entries, "report": sample.report or ""}
 
 
 def _mask_classes(values: Dict[int, str]) -> List[str]:

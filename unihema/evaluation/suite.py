@@ -290,11 +290,13 @@ def _run_image_size(run_dir: Path) -> Optional[int]:
 
 
 def load_model(path: Union[str, Path], *, name: Optional[str] = None,
-               device: str = "cpu") -> LoadedModel:
+               device: str = "cpu", reading: str = "model") -> LoadedModel:
     """Load a checkpoint folder, a run folder holding ``model/`` or a baseline folder.
 
     The image size is the checkpoint's ``image_size`` (saved by the trainer), else the run
     folder's ``config.yaml`` ``data.image_size``, else ``None`` (the suite or 256 decides).
+    ``reading``: what a unihema model's text tasks read, ``"model"`` (its own heads) or
+    ``"truth"`` (the annotations; docs/model.md, "The reading").
 
     Raises:
         FileNotFoundError: ``path`` is none of the three layouts (says what was looked for).
@@ -320,6 +322,9 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
         from unihema.modeling.model import UniHema
 
         model = UniHema.from_pretrained(folder).eval()
+        if reading not in ("model", "truth"):
+            raise ValueError(f"reading must be 'model' or 'truth', got '{reading}'")
+        model.reading_source = reading
         if device != "cpu":
             model.to(device)
         meta = getattr(model, "checkpoint_meta", {}) or {}
@@ -458,6 +463,7 @@ def run_suite(
     plots: bool = True,
     gallery: int = GALLERY_SIZE,
     device: str = "cpu",
+    reading: str = "model",
 ) -> Dict[str, Any]:
     """Score every model on every entry of the suite and write the reports.
 
@@ -471,6 +477,7 @@ def run_suite(
         plots: write the PNGs (``False``: only ``results.json`` and ``results.md``).
         gallery: best and worst items per gallery (0 = no gallery).
         device: ``"cpu"`` or a torch device (``"cuda"``) to run the models on.
+        reading: ``"model"`` or ``"truth"``: what the text tasks read (:func:`load_model`).
 
     Returns:
         The ``results.json`` object (:mod:`unihema.evaluation.report`).
@@ -496,7 +503,8 @@ def run_suite(
     limit = limit if limit is not None else suite.limit
     out = Path(out_dir) if out_dir is not None else Path("runs") / "eval" / suite.name
     names = model_names(model_paths)
-    models = [load_model(p, name=n, device=device) for p, n in zip(model_paths, names)]
+    models = [load_model(p, name=n, device=device, reading=reading)
+              for p, n in zip(model_paths, names)]
     wanted = sorted({e.task for e in suite.entries})
     for m in models:
         if not set(m.tasks) & set(wanted):
@@ -572,7 +580,7 @@ def run_suite(
 def cmd_eval(args: argparse.Namespace) -> int:
     results = run_suite(args.suite, args.model, args.out, progress=not args.no_progress,
                         limit=args.limit, plots=not args.no_plots, gallery=args.gallery,
-                        device=args.device)
+                        device=args.device, reading=args.reading)
     if args.no_progress:  # run_suite printed the tables itself otherwise
         meta = results["meta"]
         per_model = {n: results[n] for n in meta["models"]} if len(meta["models"]) > 1 else {
@@ -610,6 +618,10 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
                    "none)")
     p.add_argument("--device", default="cpu",
                    help="torch device to run the models on, e.g. cuda (default: cpu)")
+    p.add_argument("--reading", choices=("model", "truth"), default="model",
+                   help="what VQA and MLM read of each image: the model's own heads (default) "
+                   "or the annotations, to score the decoder apart from the heads "
+                   "(docs/model.md, 'The reading')")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_eval)
     return p

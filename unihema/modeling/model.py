@@ -34,6 +34,7 @@ from torch import nn
 from unihema import __version__
 from unihema.config.loader import from_dict, to_dict
 from unihema.config.schema import Config, ModelConfig
+from unihema.data.language import fill_hints, reading_text
 from unihema.modeling.backbone import (PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder,
                                        downsample_mask)
 from unihema.modeling.fusion import HemaFormer
@@ -57,6 +58,10 @@ class UniHema(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
+        bad = [t for t in config.reading.tasks if t not in ("vqa", "mlm")]
+        if bad:
+            raise ValueError(f"model.reading.tasks: {bad} are not text tasks; the reading goes "
+                             f"into the prompts of 'vqa' and 'mlm' only")
         d = config.d_model
         self.trunk = ResNetTrunk(depth=config.backbone.depth, width=config.backbone.width,
                                  norm=config.backbone.norm,
@@ -86,6 +91,10 @@ class UniHema(nn.Module):
                                     for task in config.tasks})
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
+        #: "model": text tasks read the image with the model's heads at inference; "truth":
+        #: with the annotations (an oracle for diagnosis, `unihema eval --reading truth`)
+        self.reading_source = "model"
+        self._reader = None
 
     @classmethod
     def from_config(cls, cfg: Union[Config, ModelConfig], tokenizer: Any = None) -> "UniHema":
@@ -152,9 +161,43 @@ class UniHema(nn.Module):
         task = batch["task"]
         if task not in self.heads:
             raise KeyError(f"this model has no '{task}' head; it has {list(self.heads)}")
-        fused = self.encode(batch["images"], batch["pixel_mask"], list(batch["prompts"]))
+        prompts = list(batch["prompts"])
+        if task in self.config.reading.tasks:
+            prompts = [f"{p} reading: {r}" for p, r in zip(prompts, self.reading_prompts(batch))]
+        fused = self.encode(batch["images"], batch["pixel_mask"], prompts)
         head = self.heads[task]
         return head, head(fused, batch)
+
+    def reading_prompts(self, batch: Mapping[str, Any]) -> List[str]:
+        """The part of the reading each text item's prompt carries: for a question, the
+        entries it names (``language.reading_text``); for a masked report, the passage of the
+        reading's report at each blank (``language.fill_hints``)."""
+        readings = self.readings(batch)
+        if batch["task"] == "mlm":
+            masked = batch.get("masked_texts") or batch["prompts"]
+            return [fill_hints(m, r["report"]) for m, r in zip(masked, readings)]
+        questions = batch.get("questions") if self.config.reading.select else None
+        questions = questions or [None] * len(readings)
+        return [reading_text(r["entries"], q) for r, q in zip(readings, questions)]
+
+    def readings(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
+        """What the text decoder is told is on each image of ``batch``: in training (and when
+        ``self.reading_source == "truth"``) the annotations' reading, ``batch["readings"]``;
+        otherwise the model's own (:mod:`unihema.modeling.reading`)."""
+        if self.training or self.reading_source == "truth":
+            if "readings" not in batch:
+                raise KeyError(f"a {batch['task']} batch needs 'readings' (the annotations' "
+                               f"reading) to train with model.reading.tasks")
+            return list(batch["readings"])
+        if self._reader is None:
+            from unihema.modeling.reading import Reader
+            self._reader = Reader(self)
+        return self._reader(batch["images"], batch["pixel_mask"])
+
+    def train(self, mode: bool = True) -> "UniHema":
+        if mode and self._reader is not None:
+            self._reader.clear()  # training changes the weights: readings go stale
+        return super().train(mode)
 
     # ------------------------------------------------------------------ train / predict
     def forward(self, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:

@@ -416,15 +416,7 @@ def render_field(rng_or_seed: Union[int, Sequence[int], np.random.Generator],
     qa = _field_qa(rng, labels, box_arr, attrs, size)
     counts = Counter(labels)
     ordered = {c: counts[c] for c in DETECT_CLASSES if counts[c]}
-    white_order = sorted((i for i, lab in enumerate(labels) if lab in WHITE_TYPES),
-                         key=lambda i: (box_arr[i, 1] + box_arr[i, 3], box_arr[i, 0]))
-    report = language.describe_field(
-        {"red blood cell": sum(counts[c] for c in RED_MORPHOLOGIES),
-         "white blood cell": len(white_order), "platelet": counts["platelet"]},
-        infected=counts["ring form"],
-        white_cells=[labels[i] for i in white_order],
-        red_morphologies={c: counts[c] for c in RED_MORPHOLOGIES if c != "red blood cell"},
-    )
+    report = language.report_field(labels, box_arr.tolist(), order=RED_MORPHOLOGIES)
     meta = {"stain": "Romanowsky (simulated)", "domain": float(cfg.domain),
             "optics": {k: (np.round(v, 4).tolist()) for k, v in optics.items()}}
     return FieldTruth(image, sem, instances, box_arr, labels, attrs, info, crops, qa, report,

@@ -104,6 +104,14 @@ class MorphologyHead(TaskHead):
             out["pred_text"] = fused["generate"]()
         return out
 
+    @torch.no_grad()
+    def predict_attributes(self, fused) -> List[Dict[str, str]]:
+        """The most likely value of every attribute, per item, without writing the sentence."""
+        h = self.hidden(fused["joint"])
+        idx = {a: self.out[a](h).argmax(-1).tolist() for a in self.attributes}
+        return [{a: ATTRIBUTES[a][idx[a][b]] for a in self.attributes}
+                for b in range(h.shape[0])]
+
     def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
         terms = []
         for a, logits in outputs["pred_attributes"].items():

@@ -1,0 +1,219 @@
+"""The model's reading of an image: what its own heads see, written as text.
+
+A text answer (VQA, a filled report) about a field of view needs counts, types and places of
+cells; about a single cell, its type and look. The detection, classification and morphology
+heads learn those from dense supervision in a few hundred steps; a text decoder trained from
+scratch does not learn to count pixels in that budget. So before the text tasks answer, the
+model reads the image with its heads and hands the decoder the reading in its prompt:
+
+* a field (longer real side > ``backbone.small_side``): the ``reading.detect`` classes are
+  detected (score >= ``reading.score_threshold``); a class with one entry in ``reading.types``
+  is renamed to it, a class with several has each cell cropped (``reading.crop_size``, as the
+  training crops are cut) and typed by the classify head; the counts per type and broader term,
+  and where single cells lie, are written by :func:`unihema.data.language.read_field`.
+* a single cell: the classify head chooses its type among every multi-type list of
+  ``reading.types``; cells of a ``reading.describe`` class get the morphology head's attribute
+  values (:func:`unihema.data.language.read_cell`).
+
+Training uses the annotations' reading (:func:`unihema.data.mapper.truth_reading`), so the
+decoder learns to answer from a correct reading; at inference it gets the model's own, so the
+answer follows the image (a shuffled image changes the reading, then the answer).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from unihema.data import language, prompts, vocab
+
+
+class Reader:
+    """Reads images with a model's heads; results are cached by image content (a field is
+    asked many questions).
+
+    Args:
+        model: a :class:`~unihema.modeling.model.UniHema` with the heads the config needs.
+        cache_size: readings kept (least recently used dropped first).
+    """
+
+    def __init__(self, model, cache_size: int = 2048) -> None:
+        self.model = model
+        self.cfg = model.config.reading
+        self._cache: "OrderedDict[str, Dict[str, Any]]" = OrderedDict()
+        self._cache_size = cache_size
+        multi = [t for t in self.cfg.types.values() if len(t) > 1]
+        self.cell_labels = list(dict.fromkeys(n for t in multi for n in t))
+        self.order = list(self.cfg.detect) + [n for t in self.cfg.types.values() for n in t]
+
+    def clear(self) -> None:
+        self._cache.clear()
+
+    @torch.no_grad()
+    def __call__(self, images: torch.Tensor, pixel_mask: torch.Tensor) -> List[Dict[str, Any]]:
+        """``images [B, 3, H, W]`` in [0, 1] with ``pixel_mask [B, H, W]`` -> B readings
+        ``{"entries": [(key, text), ...], "report": str}`` (as ``mapper.truth_reading``)."""
+        sides_h = pixel_mask.any(2).sum(1).tolist()
+        sides_w = pixel_mask.any(1).sum(1).tolist()
+        keys, todo = [], {}
+        for b, (h, w) in enumerate(zip(sides_h, sides_w)):
+            real = images[b, :, :h, :w].contiguous()
+            key = hashlib.sha1(real.numpy().tobytes() if real.device.type == "cpu"
+                               else real.cpu().numpy().tobytes()).hexdigest()
+            keys.append(key)
+            if key not in self._cache and key not in todo:
+                todo[key] = real
+        if todo:
+            small = self.model.trunk.small_side
+            fields = {k: v for k, v in todo.items() if max(v.shape[-2:]) > small}
+            cells = {k: v for k, v in todo.items() if k not in fields}
+            readings = dict(self._read_fields(fields))
+            readings.update(self._read_cells(cells))
+            for k, r in readings.items():
+                self._cache[k] = r
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        for k in keys:
+            self._cache.move_to_end(k)
+        return [self._cache[k] for k in keys]
+
+    # ------------------------------------------------------------------ single cells
+    def _read_cells(self, cells: Dict[str, torch.Tensor]) -> Dict[str, Dict[str, Any]]:
+        if not cells:
+            return {}
+        keys = list(cells)
+        labels = self.cell_types([cells[k] for k in keys], [self.cell_labels] * len(keys))
+        attrs = self.cell_attributes([cells[k] for k in keys], labels)
+        return {k: {"entries": language.read_cell(lab, a),
+                    "report": language.describe_cell(lab, a) if lab else ""}
+                for k, lab, a in zip(keys, labels, attrs)}
+
+    def cell_types(self, crops: Sequence[torch.Tensor], candidates: Sequence[Sequence[str]],
+                   chunk: int = 64) -> List[Optional[str]]:
+        """The classify head's label for each crop ``[3, h, w]`` among its candidates
+        (``None`` without a classify head or candidates)."""
+        if "classify" not in self.model.heads or not all(candidates):
+            return [None] * len(crops)
+        out: List[Optional[str]] = []
+        head = self.model.heads["classify"]
+        for i in range(0, len(crops), chunk):
+            part, cands = crops[i:i + chunk], [list(c) for c in candidates[i:i + chunk]]
+            images, mask = _stack(part)
+            fused = self.model.encode(images, mask, [prompts.render("classify", classes=c)
+                                                     for c in cands])
+            logits = head(fused, {"classes": cands})["pred_logits"]
+            out.extend(c[int(lg.argmax())] for c, lg in zip(cands, logits))
+        return out
+
+    def cell_attributes(self, crops: Sequence[torch.Tensor], labels: Sequence[Optional[str]],
+                        chunk: int = 64) -> List[Dict[str, str]]:
+        """Morphology attribute values of the crops whose label falls under a
+        ``reading.describe`` class (``{}`` for the others)."""
+        out: List[Dict[str, str]] = [{} for _ in crops]
+        if "morphology" not in self.model.heads:
+            return out
+        want = [i for i, lab in enumerate(labels)
+                if lab and any(vocab.is_a(lab, c) for c in self.cfg.describe)]
+        head = self.model.heads["morphology"]
+        prompt = prompts.render("morphology")
+        for i in range(0, len(want), chunk):
+            idx = want[i:i + chunk]
+            images, mask = _stack([crops[j] for j in idx])
+            fused = self.model.encode(images, mask, [prompt] * len(idx))
+            for j, a in zip(idx, head.predict_attributes(fused)):
+                out[j] = a
+        return out
+
+    # ------------------------------------------------------------------ fields
+    def _read_fields(self, fields: Dict[str, torch.Tensor]) -> Dict[str, Dict[str, Any]]:
+        if not fields:
+            return {}
+        keys = list(fields)
+        classes = list(self.cfg.detect)
+        found = self.detect([fields[k] for k in keys], classes) if classes else [
+            ([], []) for _ in keys]
+        # crops of every cell whose class has several types, typed in one pass
+        crops, cands, where = [], [], []
+        labels_of: List[List[str]] = []
+        for n, (k, (labels, boxes)) in enumerate(zip(keys, found)):
+            labels = list(labels)
+            for j, (lab, box) in enumerate(zip(labels, boxes)):
+                types = self.cfg.types.get(lab, [])
+                if len(types) == 1:
+                    labels[j] = types[0]
+                elif len(types) > 1:
+                    crops.append(crop_cell(fields[k], box, self.cfg.crop_size))
+                    cands.append(types)
+                    where.append((n, j))
+            labels_of.append(labels)
+        for (n, j), lab in zip(where, self.cell_types(crops, cands)):
+            if lab is not None:
+                labels_of[n][j] = lab
+        out = {}
+        for k, labels, (_, boxes) in zip(keys, labels_of, found):
+            h, w = fields[k].shape[-2:]
+            centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes]
+            out[k] = {"entries": language.read_field(labels, centres, w, h, order=self.order),
+                      "report": language.report_field(labels, boxes, order=self.order)}
+        return out
+
+    def detect(self, images: Sequence[torch.Tensor], classes: List[str], chunk: int = 8
+               ) -> List[Tuple[List[str], List[List[float]]]]:
+        """Detections of ``classes`` on each image ``[3, h, w]`` scoring at least
+        ``reading.score_threshold``: ``(labels, xyxy boxes in the image's pixels)``."""
+        if "detect" not in self.model.heads:
+            return [([], []) for _ in images]
+        head = self.model.heads["detect"]
+        out = []
+        for i in range(0, len(images), chunk):
+            part = images[i:i + chunk]
+            batch_images, mask = _stack(part)
+            prompt = prompts.render("detect", classes=classes)
+            fused = self.model.encode(batch_images, mask, [prompt] * len(part))
+            batch = {"classes": [classes] * len(part), "scales": [1.0] * len(part),
+                     "orig_sizes": [tuple(p.shape[-2:]) for p in part]}
+            for det in head.postprocess(head(fused, batch), batch):
+                keep = det["scores"] >= self.cfg.score_threshold
+                out.append(([classes[int(c)] for c in det["classes"][keep]],
+                            det["boxes"][keep].tolist()))
+        return out
+
+
+def _stack(images: Sequence[torch.Tensor], multiple: int = 32
+           ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Pad ``[3, h, w]`` images at the top left into ``[B, 3, H, W]`` and their pixel mask."""
+    h = -(-max(int(im.shape[-2]) for im in images) // multiple) * multiple
+    w = -(-max(int(im.shape[-1]) for im in images) // multiple) * multiple
+    out = images[0].new_zeros((len(images), 3, h, w))
+    mask = torch.zeros((len(images), h, w), dtype=torch.bool, device=images[0].device)
+    for b, im in enumerate(images):
+        out[b, :, :im.shape[-2], :im.shape[-1]] = im
+        mask[b, :im.shape[-2], :im.shape[-1]] = True
+    return out, mask
+
+
+def crop_cell(image: torch.Tensor, box: Sequence[float], side: int) -> torch.Tensor:
+    """A ``side`` x ``side`` crop of ``image [3, H, W]`` centred on ``box`` (xyxy pixels).
+
+    The window is ``max(side, 1.25 x the box's longer side)`` and is resized down to ``side``,
+    as the single-cell crops of the training data are cut; parts outside the image take the
+    image's median colour.
+    """
+    x0, y0, x1, y1 = [float(v) for v in box]
+    win = max(side, int(-(-1.25 * max(x1 - x0, y1 - y0) // 1)))
+    top = int(round((y0 + y1) / 2 - win / 2))
+    left = int(round((x0 + x1) / 2 - win / 2))
+    _, h, w = image.shape
+    fill = image.flatten(1).median(dim=1).values
+    out = fill.view(3, 1, 1).expand(3, win, win).clone()
+    ya, xa, yb, xb = max(0, top), max(0, left), min(h, top + win), min(w, left + win)
+    if yb > ya and xb > xa:
+        out[:, ya - top:yb - top, xa - left:xb - left] = image[:, ya:yb, xa:xb]
+    if win != side:
+        out = F.interpolate(out[None], size=(side, side), mode="bilinear",
+                            align_corners=False)[0]
+    return out
