@@ -212,3 +212,61 @@ def test_load_local_hf_t5_directory(tok, tmp_path, caplog):
     assert "resizing" in caplog.text
     with pytest.raises(FileNotFoundError, match="not_a_model"):
         TextModel.from_config(TextConfig(pretrained=str(tmp_path / "not_a_model")), tok)
+
+
+def test_copy_pointer_learns_to_copy_from_the_memory_fast(tok):
+    """With ``copy``, answers copied from the memory's token ids are learned in a few steps,
+    for greedy and beam decoding alike, and positions without an id are never copied."""
+    torch.manual_seed(0)
+    model = TextModel.from_config(TextConfig(**TINY, copy=True), tok)
+    words = ["monocyte", "spherocyte", "basophil", "platelet", "eosinophil", "lymphocyte"]
+    rows = [tok(w, add_special_tokens=False).input_ids for w in words]
+    width = max(map(len, rows)) + 2
+    ids = torch.full((len(words), width), -1)
+    for i, r in enumerate(rows):
+        ids[i, 2:2 + len(r)] = torch.tensor(r)
+    memory = model.t5.shared(ids.clamp(min=0)) * (ids >= 0)[..., None]
+    memory = (memory + torch.randn_like(memory) * 0.1).detach()
+    mask = torch.ones(ids.shape, dtype=torch.long)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(40):
+        out = model.decoder_forward(memory, mask, words, ids)
+        opt.zero_grad()
+        out.loss.backward()
+        opt.step()
+    model.eval()
+    assert model.generate(memory, mask, max_new_tokens=8, memory_ids=ids) == words
+    assert model.generate(memory, mask, max_new_tokens=8, memory_ids=ids, num_beams=3) == words
+    # the pointer is what answers: the ids of another row give that row's word
+    swapped = model.generate(memory, mask, max_new_tokens=8, memory_ids=ids[[1, 0, 2, 3, 4, 5]])
+    assert swapped[:2] == ["spherocyte", "monocyte"]
+    none = torch.full_like(ids, -1)
+    assert all(isinstance(t, str) for t in model.generate(memory, mask, max_new_tokens=4,
+                                                          memory_ids=none))
+
+
+def test_copy_pointer_copies_a_passage_in_order(tok):
+    """Aligned copy: answer step t may point at token t of the reading (``memory_offsets``),
+    so a passage is copied in its order even when its words also stand elsewhere."""
+    torch.manual_seed(0)
+    model = TextModel.from_config(TextConfig(**TINY, copy=True), tok)
+    passages = ["<extra_id_0> 12 <extra_id_1> target cells", "<extra_id_0> cells 12",
+                "<extra_id_0> target <extra_id_1> 12 cells", "<extra_id_0> 3 cells"]
+    ids, mask, offsets = model.tokenize_pairs(["fill: 12 target cells reading:"] * 4, passages)
+    assert (offsets[0] >= 0).sum() == len(tok(passages[0]).input_ids)
+    assert offsets[0][offsets[0] >= 0].tolist() == list(range(int((offsets[0] >= 0).sum())))
+    memory = model.t5.shared(ids).detach()
+    memory_ids = ids.masked_fill(mask == 0, -1)
+    targets = [p + f" <extra_id_{p.count('<extra_id_')}>" for p in passages]
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    model.train()
+    for _ in range(60):
+        loss = model.decoder_loss(memory, mask, targets, memory_ids, offsets)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    out = model.generate(memory, mask, max_new_tokens=12, memory_ids=memory_ids,
+                         memory_offsets=offsets)
+    assert out == targets

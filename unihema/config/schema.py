@@ -228,6 +228,8 @@ class TextConfig:
     dropout: float = opt(0.0, "T5 dropout rate (0 keeps the fast CPU attention path)",
                          range=(0.0, 0.9))
     max_prompt_tokens: int = opt(96, "prompts are cut to this many tokens", range=(8, 4096))
+    copy: bool = opt(False, "the decoder may copy prompt tokens (a pointer over the prompt, "
+                     "mixed with the vocabulary by a learned gate; docs/model.md)")
     max_target_tokens: int = opt(64, "answers are cut to (and generated up to) this many tokens",
                                  range=(4, 4096))
 

@@ -121,11 +121,18 @@ class UniHema(nn.Module):
         return self.fuse(self.encode_image(images, pixel_mask), pixel_mask, prompts)
 
     def fuse(self, visual: Dict[str, torch.Tensor], pixel_mask: torch.Tensor,
-             prompts: List[str]) -> Dict[str, Any]:
+             prompts: List[str], readings: Optional[List[str]] = None) -> Dict[str, Any]:
         """Prompt encoding, Hema-Former fusion and the decoder memory for ``B`` prompts over
-        the output of :meth:`encode_image` (batch ``B``)."""
+        the output of :meth:`encode_image` (batch ``B``); ``readings``: text the prompts carry
+        after ``" reading:"`` (:meth:`reading_prompts`), whose tokens the decoder may copy in
+        order."""
         pyramid = {k: v for k, v in visual.items() if k.startswith("P")}
-        ids, am = self.text.tokenize(prompts, self.config.text.max_prompt_tokens)
+        offsets = None
+        if readings is None:
+            ids, am = self.text.tokenize(prompts, self.config.text.max_prompt_tokens)
+        else:
+            ids, am, offsets = self.text.tokenize_pairs(
+                [f"{p} reading:" for p in prompts], readings, self.config.text.max_prompt_tokens)
         t_raw = self.text.encode(ids, am)
         fused = self.fusion(pyramid, pixel_mask, self.text_in(t_raw), am.bool())
         for fine, coarse in (("P4", "P5"), ("P3", "P4"), ("P2", "P3")):
@@ -148,23 +155,28 @@ class UniHema(nn.Module):
         memory_mask = torch.cat([am.new_ones(am.shape[0], 1 + fused["queries"].shape[1]),
                                  p5_mask, am], 1)
         text_cfg = self.config.text
+        # what the decoder may copy: the prompt's tokens (the visual tokens carry no token id)
+        lead_ids = ids.new_full(memory_mask[:, :-ids.shape[1]].shape, -1)
+        memory_ids = torch.cat([lead_ids, ids.masked_fill(am == 0, -1)], 1)
+        memory_offsets = None if offsets is None else torch.cat([lead_ids, offsets], 1)
         fused["memory"], fused["memory_mask"] = memory, memory_mask
+        fused["memory_ids"], fused["memory_offsets"] = memory_ids, memory_offsets
         fused["embed_phrases"] = self.text.embed_phrases
         fused["decoder_loss"] = lambda targets: self.text.decoder_loss(
-            memory, memory_mask, list(targets))
+            memory, memory_mask, list(targets), memory_ids, memory_offsets)
         fused["generate"] = lambda: self.text.generate(
             memory, memory_mask, max_new_tokens=text_cfg.max_target_tokens,
-            num_beams=self.config.heads.num_beams)
+            num_beams=self.config.heads.num_beams, memory_ids=memory_ids,
+            memory_offsets=memory_offsets)
         return fused
 
     def _run(self, batch: Mapping[str, Any]):
         task = batch["task"]
         if task not in self.heads:
             raise KeyError(f"this model has no '{task}' head; it has {list(self.heads)}")
-        prompts = list(batch["prompts"])
-        if task in self.config.reading.tasks:
-            prompts = [f"{p} reading: {r}" for p, r in zip(prompts, self.reading_prompts(batch))]
-        fused = self.encode(batch["images"], batch["pixel_mask"], prompts)
+        readings = self.reading_prompts(batch) if task in self.config.reading.tasks else None
+        fused = self.fuse(self.encode_image(batch["images"], batch["pixel_mask"]),
+                          batch["pixel_mask"], list(batch["prompts"]), readings)
         head = self.heads[task]
         return head, head(fused, batch)
 

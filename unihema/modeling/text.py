@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from unihema.config.schema import TextConfig
@@ -112,7 +113,7 @@ class TextModel(nn.Module):
                  num_layers: int = 12, num_decoder_layers: int = 12, num_heads: int = 12,
                  dropout: float = 0.0, pretrained: str = "", max_prompt_tokens: int = 96,
                  max_target_tokens: int = 64, t5_config: Optional[Dict[str, Any]] = None,
-                 cache_size: int = 4096):
+                 cache_size: int = 4096, copy: bool = False):
         super().__init__()
         from transformers import T5Config, T5ForConditionalGeneration
 
@@ -156,6 +157,17 @@ class TextModel(nn.Module):
                            feed_forward_proj="gated-gelu", tie_word_embeddings=True,
                            is_encoder_decoder=True, **ids)
             self.t5 = T5ForConditionalGeneration(cfg)
+        self.copy = bool(copy)
+        if self.copy:
+            d = self.t5.config.d_model
+            self.copy_query = nn.Linear(d, d, bias=False)
+            self.copy_key = nn.Linear(d, d, bias=False)
+            self.copy_gate = nn.Linear(d, 1)
+            # how strongly step t of the answer points at token t of the reading (the copy of
+            # a passage, in order), read from the decoder state; starts at zero
+            self.copy_align = nn.Linear(d, 1)
+            nn.init.zeros_(self.copy_align.weight)
+            nn.init.zeros_(self.copy_align.bias)
         self._cache: "OrderedDict[str, torch.Tensor]" = OrderedDict()
         self._cache_size = cache_size
         self._cache_version: Tuple[int, ...] = ()
@@ -173,7 +185,8 @@ class TextModel(nn.Module):
                    num_decoder_layers=cfg.num_decoder_layers, num_heads=cfg.num_heads,
                    dropout=cfg.dropout, pretrained=cfg.pretrained,
                    max_prompt_tokens=cfg.max_prompt_tokens,
-                   max_target_tokens=cfg.max_target_tokens, t5_config=t5_config)
+                   max_target_tokens=cfg.max_target_tokens, t5_config=t5_config,
+                   copy=cfg.copy)
 
     def architecture(self) -> Dict[str, Any]:
         """The T5 config as a JSON-able dict; ``TextModel(t5_config=...)`` rebuilds it."""
@@ -222,6 +235,31 @@ class TextModel(nn.Module):
                              max_length=max_len or self.max_prompt_tokens, return_tensors="pt")
         return (enc["input_ids"].long().to(self.device),
                 enc["attention_mask"].long().to(self.device))
+
+    def tokenize_pairs(self, texts: List[str], seconds: List[str],
+                       max_len: Optional[int] = None
+                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``texts[i] + " " + seconds[i]`` tokenized as two parts, so the second part's tokens
+        know their place in it: ``(input_ids, attention_mask, offsets)``, all ``[B, T]``;
+        ``offsets`` counts the tokens of the second part from 0 (-1 for the first part and
+        padding). A row longer than ``max_len`` loses the end of its first part."""
+        limit = max_len or self.max_prompt_tokens
+        first = self.tokenizer(list(texts), add_special_tokens=False).input_ids
+        second = self.tokenizer(list(seconds)).input_ids  # ends with </s>
+        rows = []
+        for a, b in zip(first, second):
+            b = b[-limit:]
+            rows.append((a[:max(0, limit - len(b))], b))
+        width = max(len(a) + len(b) for a, b in rows)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        offsets = torch.full((len(rows), width), -1, dtype=torch.long)
+        for i, (a, b) in enumerate(rows):
+            ids[i, :len(a) + len(b)] = torch.tensor(a + b)
+            mask[i, :len(a) + len(b)] = 1
+            offsets[i, len(a):len(a) + len(b)] = torch.arange(len(b))
+        return ids.to(self.device), mask.to(self.device), offsets.to(self.device)
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """``[B, T]`` ids and mask -> ``[B, T, d_text]`` last hidden state of the T5 encoder."""
@@ -283,10 +321,40 @@ class TextModel(nn.Module):
         ids, mask = self.tokenize(targets, max_len or self.max_target_tokens)
         return ids.masked_fill(mask == 0, -100)
 
+    def _mix(self, logits: torch.Tensor, states: torch.Tensor, memory: torch.Tensor,
+             memory_ids: Optional[torch.Tensor], memory_offsets: Optional[torch.Tensor] = None,
+             first_step: int = 0) -> torch.Tensor:
+        """Log-probabilities ``[B, L, V]`` of the next token: the vocabulary distribution of
+        ``logits`` alone, or, with the copy pointer, mixed with attention over the memory
+        tokens that carry a token id (``memory_ids [B, M]``, -1 elsewhere) by a gate read from
+        the decoder ``states [B, L, d_text]``. ``memory_offsets [B, M]`` (the place of a token
+        in the reading, -1 elsewhere) lets answer step ``first_step + l`` point at reading
+        token ``first_step + l``, with a strength read from the state."""
+        if not self.copy or memory_ids is None:
+            return logits.log_softmax(-1)
+        valid = memory_ids >= 0  # [B, M]
+        scores = torch.einsum("bld,bmd->blm", self.copy_query(states), self.copy_key(memory))
+        scores = scores / states.shape[-1] ** 0.5
+        if memory_offsets is not None:
+            steps = torch.arange(first_step, first_step + states.shape[1],
+                                 device=states.device)
+            aligned = memory_offsets[:, None, :] == steps[None, :, None]  # [B, L, M]
+            scores = scores + self.copy_align(states) * aligned
+        scores = scores.masked_fill(~valid[:, None, :], float("-inf"))
+        attn = scores.softmax(-1).nan_to_num(0.0)  # a row without copyable tokens: all zero
+        copied = logits.new_zeros(logits.shape).scatter_add_(
+            2, memory_ids.clamp(min=0)[:, None, :].expand(-1, logits.shape[1], -1), attn)
+        gate = torch.sigmoid(self.copy_gate(states))
+        gate = torch.where(valid.any(1)[:, None, None], gate, torch.ones_like(gate))
+        return (gate * logits.softmax(-1) + (1 - gate) * copied).clamp(min=1e-9).log()
+
     def decoder_forward(self, memory: torch.Tensor, memory_mask: torch.Tensor,
-                        targets: List[str]) -> DecoderOutput:
+                        targets: List[str], memory_ids: Optional[torch.Tensor] = None,
+                        memory_offsets: Optional[torch.Tensor] = None) -> DecoderOutput:
         """Teacher-forced decoding of ``targets`` (B strings) from ``memory`` [B, M, d_text]
-        with ``memory_mask`` [B, M] (1 = attend); see :class:`DecoderOutput`."""
+        with ``memory_mask`` [B, M] (1 = attend); ``memory_ids`` [B, M]: the token id of each
+        memory position that may be copied (-1: none; used when ``copy`` is on);
+        ``memory_offsets`` [B, M]: see :meth:`_mix`. See :class:`DecoderOutput`."""
         if len(targets) != memory.shape[0]:
             raise ValueError(f"{len(targets)} targets for a memory batch of {memory.shape[0]}")
         if not targets:
@@ -294,17 +362,27 @@ class TextModel(nn.Module):
             return DecoderOutput(zero, zero.detach(), 0)
         enc, mask = self._memory(memory, memory_mask)
         labels = self.labels(targets)
-        out = self.t5(encoder_outputs=enc, attention_mask=mask, labels=labels, use_cache=False)
+        out = self.t5(encoder_outputs=enc, attention_mask=mask, labels=labels, use_cache=False,
+                      output_hidden_states=self.copy)
         scored = labels != -100
+        loss = out.loss
+        logp = None
+        if self.copy and memory_ids is not None:
+            logp = self._mix(out.logits, out.decoder_hidden_states[-1], memory, memory_ids,
+                             memory_offsets)
+            loss = F.nll_loss(logp.flatten(0, 1), labels.flatten(), ignore_index=-100)
         with torch.no_grad():
-            hits = (out.logits.argmax(-1) == labels) & scored
+            pred = (logp if logp is not None else out.logits).argmax(-1)
+            hits = (pred == labels) & scored
             acc = hits.sum().float() / scored.sum().clamp(min=1)
-        return DecoderOutput(out.loss, acc, int(scored.sum()))
+        return DecoderOutput(loss, acc, int(scored.sum()))
 
     def decoder_loss(self, memory: torch.Tensor, memory_mask: torch.Tensor,
-                     targets: List[str]) -> torch.Tensor:
+                     targets: List[str], memory_ids: Optional[torch.Tensor] = None,
+                     memory_offsets: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Scalar cross-entropy of generating ``targets`` from ``memory`` [B, M, d_text]."""
-        return self.decoder_forward(memory, memory_mask, targets).loss
+        return self.decoder_forward(memory, memory_mask, targets, memory_ids,
+                                    memory_offsets).loss
 
     def decode(self, ids: torch.Tensor) -> List[str]:
         """``[B, L]`` generated ids -> strings, sentinels kept, pad and ``</s>`` dropped.
@@ -325,16 +403,57 @@ class TextModel(nn.Module):
 
     @torch.no_grad()
     def generate(self, memory: torch.Tensor, memory_mask: torch.Tensor, *,
-                 max_new_tokens: Optional[int] = None, num_beams: int = 1) -> List[str]:
-        """Decode one answer per memory row: ``memory`` [B, M, d_text], ``memory_mask`` [B, M].
+                 max_new_tokens: Optional[int] = None, num_beams: int = 1,
+                 memory_ids: Optional[torch.Tensor] = None,
+                 memory_offsets: Optional[torch.Tensor] = None) -> List[str]:
+        """Decode one answer per memory row: ``memory`` [B, M, d_text], ``memory_mask`` [B, M]
+        (``memory_ids``, ``memory_offsets``: see :meth:`decoder_forward`).
 
         Greedy when ``num_beams == 1``, else beam search; at most ``max_new_tokens`` tokens
         (default ``max_target_tokens``). Returns B strings.
         """
         if memory.shape[0] == 0:
             return []
+        max_new = max_new_tokens or self.max_target_tokens
+        if self.copy and memory_ids is not None:
+            return self.decode(self._search(memory, memory_mask, memory_ids, memory_offsets,
+                                            max_new, num_beams))
         enc, mask = self._memory(memory, memory_mask)
         ids = self.t5.generate(encoder_outputs=enc, attention_mask=mask,
-                               max_new_tokens=max_new_tokens or self.max_target_tokens,
-                               num_beams=num_beams, do_sample=False)
+                               max_new_tokens=max_new, num_beams=num_beams, do_sample=False)
         return self.decode(ids)
+
+    def _search(self, memory: torch.Tensor, memory_mask: torch.Tensor,
+                memory_ids: torch.Tensor, memory_offsets: Optional[torch.Tensor],
+                max_new: int, beams: int) -> torch.Tensor:
+        """Beam search (greedy for one beam) over the copy-mixed distribution; returns the
+        best sequence per row, ``[B, <= max_new]`` ids without the start token."""
+        b = memory.shape[0]
+        start = self.t5.config.decoder_start_token_id
+        eos, pad = self.tokenizer.eos_token_id, self.tokenizer.pad_token_id
+        rep = lambda t: t.repeat_interleave(beams, 0)  # noqa: E731
+        mem, mids = rep(memory), rep(memory_ids)
+        moff = None if memory_offsets is None else rep(memory_offsets)
+        enc, mask = self._memory(mem, rep(memory_mask))
+        seqs = torch.full((b * beams, 1), start, dtype=torch.long, device=memory.device)
+        scores = torch.zeros(b, beams, device=memory.device)
+        scores[:, 1:] = float("-inf")  # the beams start as one
+        done = torch.zeros(b * beams, dtype=torch.bool, device=memory.device)
+        for step in range(max_new):
+            out = self.t5(encoder_outputs=enc, attention_mask=mask, decoder_input_ids=seqs,
+                          use_cache=False, output_hidden_states=True)
+            logp = self._mix(out.logits[:, -1:], out.decoder_hidden_states[-1][:, -1:], mem,
+                             mids, moff, first_step=step)[:, 0]  # [B*beams, V]
+            # a finished beam only continues with padding, at no cost
+            logp = torch.where(done[:, None], torch.full_like(logp, float("-inf")), logp)
+            logp[done, pad] = 0.0
+            total = (scores.view(-1, 1) + logp).view(b, -1)  # [B, beams*V]
+            best, idx = total.topk(beams, dim=-1)
+            parent = idx // logp.shape[-1] + torch.arange(b, device=idx.device)[:, None] * beams
+            token = idx % logp.shape[-1]
+            seqs = torch.cat([seqs[parent.flatten()], token.view(-1, 1)], 1)
+            done = done[parent.flatten()] | (token.view(-1) == eos)
+            scores = best
+            if bool(done.all()):
+                break
+        return seqs.view(b, beams, -1)[:, 0, 1:]
