@@ -82,10 +82,13 @@ def test_read_field_counts_broader_terms_and_places_single_objects():
 
 
 def test_read_cell_uses_the_words_of_questions():
-    entries = L.read_cell("monocyte", {"cytoplasm_colour": "blue", "cell_size": "big"})
-    assert entries == [("type", "type monocyte"), ("cell size", "cell size big"),
-                       ("cytoplasm color", "cytoplasm color blue")]
-    assert L.read_cell(None, {}) == []
+    entries = L.read_cell({"white blood cell": "monocyte"},
+                          {"cytoplasm_colour": "blue", "cell_size": "big"})
+    assert entries == [("white blood cell", "white blood cell type monocyte"),
+                       ("cell size", "cell size big"), ("cytoplasm color", "cytoplasm color blue")]
+    assert L.read_cell({}, {}) == []
+    assert L.lineage("atypical lymphocyte") == "white blood cell"
+    assert L.lineage("red blood cell") == "red blood cell"
 
 
 def test_relevant_entries_follow_the_words_of_the_question():
@@ -97,10 +100,14 @@ def test_relevant_entries_follow_the_words_of_the_question():
     assert text(entries, "How many atypical lymphocytes are there?").startswith(
         "1 atypical lymphocyte")
     assert text(entries, "Is there a monocyte in the image?") == "nothing"
-    cell = L.read_cell("monocyte", {"cell_shape": "round", "nucleus_shape": "irregular"})
+    cell = L.read_cell({"white blood cell": "monocyte", "red blood cell": "target cell"},
+                       {"cell_shape": "round", "nucleus_shape": "irregular"})
     assert text(cell, "What is the nucleus shape of the cell?") == "nucleus shape irregular"
-    assert text(cell, "What type of white blood cell is this?") == "type monocyte"
-    assert text(cell) == "type monocyte; cell shape round; nucleus shape irregular"
+    assert text(cell, "What type of white blood cell is this?") == (
+        "white blood cell type monocyte")
+    assert text(cell, "What type of red blood cell is this?") == "red blood cell type target cell"
+    assert text(cell) == ("white blood cell type monocyte; red blood cell type target cell; "
+                          "cell shape round; nucleus shape irregular")
 
 
 def test_report_field_matches_describe_field():

@@ -231,7 +231,7 @@ def test_text_items_carry_the_annotations_reading(field, cell):
     assert mlm["reading"] == item["reading"]
     assert mlm["prompt"] == prompts.render("mlm", text=mlm["masked_text"])
     crop = truth_reading(cell)
-    assert crop["entries"][0] == ("type", "type neutrophil")
+    assert crop["entries"][0] == ("white blood cell", "white blood cell type neutrophil")
     assert ("cell size", "cell size big") in crop["entries"]
     bare = UnifiedSample(dataset="toy", split="test", sample_id="q0",
                          image_path=cell.image_path, width=40, height=40,

@@ -24,7 +24,7 @@ READING = [
     "malaria parasite: [ring form]}",
     # a random detector scores ~0.01 everywhere: read its 40 best peaks
     "model.reading.score_threshold=0.0", "model.heads.detect_topk=40",
-    "model.text.max_prompt_tokens=160",
+    "model.text.max_prompt_tokens=160", "model.text.copy=true",
     "model.backbone.small_side=100",  # the test fields are 128 pixels, the crops 96
 ]
 
@@ -72,15 +72,17 @@ def test_a_field_is_read_by_detection_then_typed(cfg, synth_root, monkeypatch):
         assert "Ring forms of a malaria parasite are seen in 1 red cell." in r["report"]
 
 
-def test_a_single_cell_is_typed_and_described(model, cfg, synth_root):
+def test_a_single_cell_is_typed_per_lineage_and_described(model, cfg, synth_root):
     batch = _batch(cfg, synth_root, "vqa", "crop", n=4)
     for r in model.readings(batch):
-        key, text = r["entries"][0]
-        assert key == "type" and text.split(" ", 1)[1] in REDS + WHITES
-        label = text.split(" ", 1)[1]
-        # white cells get the morphology head's attributes, red cells none
-        assert (len(r["entries"]) > 1) == (label in WHITES)
-        assert label in r["report"]
+        entries = dict(r["entries"])
+        assert entries["red blood cell"].split(" type ")[1] in REDS
+        assert entries["white blood cell"].split(" type ")[1] in WHITES
+        assert {"cell size", "nucleus shape"} <= set(entries)  # the morphology head's reading
+        named = [t for t in REDS + WHITES if f" {t}" in r["report"]]
+        assert len(named) == 1, r["report"]
+        # the report describes the look of a white cell, not of a red one
+        assert (" with " in r["report"]) == (named[0] in WHITES)
 
 
 def test_readings_are_cached_by_image_content(cfg, synth_root, monkeypatch):
@@ -101,9 +103,9 @@ def test_readings_are_cached_by_image_content(cfg, synth_root, monkeypatch):
 def test_training_prompts_carry_the_annotations_reading(model, cfg, synth_root, monkeypatch):
     batch = _batch(cfg, synth_root, "vqa", "field", train=True)
     seen = []
-    real = model.encode
-    monkeypatch.setattr(model, "encode", lambda im, pm, prompts: seen.append(prompts)
-                        or real(im, pm, prompts))
+    real = model.fuse
+    monkeypatch.setattr(model, "fuse", lambda v, pm, prompts, readings=None: seen.append(
+        (prompts, readings)) or real(v, pm, prompts, readings))
     model.train()
     try:
         model(batch)
@@ -111,9 +113,10 @@ def test_training_prompts_carry_the_annotations_reading(model, cfg, synth_root, 
         model.eval()
     question = batch["questions"][0]
     entries = dict(batch["readings"][0]["entries"])
-    assert seen[0][0].startswith(batch["prompts"][0] + " reading: ")
+    prompts, readings = seen[0]
+    assert prompts == batch["prompts"]
     named = [t for k, t in entries.items() if k in question]
-    assert all(t in seen[0][0] for t in named)
+    assert all(t in readings[0] for t in named) and (named or readings[0] == "nothing")
     bare = {k: v for k, v in batch.items() if k != "readings"}
     model.train()
     try:
@@ -126,9 +129,9 @@ def test_training_prompts_carry_the_annotations_reading(model, cfg, synth_root, 
 def test_truth_reading_as_an_oracle_and_mlm_hints(model, cfg, synth_root, monkeypatch):
     batch = _batch(cfg, synth_root, "mlm", "field")
     seen = []
-    real = model.encode
-    monkeypatch.setattr(model, "encode", lambda im, pm, prompts: seen.append(prompts)
-                        or real(im, pm, prompts))
+    real = model.fuse
+    monkeypatch.setattr(model, "fuse", lambda v, pm, prompts, readings=None: seen.append(
+        readings) or real(v, pm, prompts, readings))
     model.reading_source = "truth"
     try:
         model.predict(batch)
@@ -136,7 +139,7 @@ def test_truth_reading_as_an_oracle_and_mlm_hints(model, cfg, synth_root, monkey
         model.reading_source = "model"
     # with the true report the passage at each blank is the masked words themselves
     target = batch["targets"][0]
-    assert seen[0][0].endswith("reading: " + target.rsplit(" ", 1)[0])
+    assert seen[0][0] == target.rsplit(" ", 1)[0]
 
 
 def test_pipeline_read(model, synth_root):

@@ -260,15 +260,28 @@ def attribute_words(attribute: str) -> str:
     return attribute.replace("_", " ").replace("colour", "color")
 
 
-def read_cell(label: Optional[str], attributes: Optional[Mapping[str, str]] = None
+def read_cell(types: Mapping[str, str], attributes: Optional[Mapping[str, str]] = None
               ) -> List[Entry]:
-    """What is seen on a single-cell image: ``[("type", "type lymphocyte"), ("cell size",
-    "cell size small"), ...]``, the type first, then each attribute (sorted by key) in the
-    words a question uses for it."""
-    out = [("type", f"type {label}")] if label else []
+    """What is seen on a single-cell image: ``[("white blood cell", "white blood cell type
+    monocyte"), ("cell size", "cell size big"), ...]``.
+
+    ``types`` maps a lineage to the cell's type within it (:func:`lineage` of the type, as in
+    ``{"white blood cell": "monocyte"}``; a reader unsure of the lineage may give one per
+    lineage, and a question names the one it asks about); then each attribute (sorted by key)
+    in the words a question uses for it.
+    """
+    out = [(group, f"{group} type {label}") for group, label in types.items() if label]
     for k, v in sorted((attributes or {}).items()):
         out.append((attribute_words(k), f"{attribute_words(k)} {v}"))
     return out
+
+
+def lineage(label: str) -> str:
+    """The broadest term above ``label`` (``"atypical lymphocyte" -> "white blood cell"``), or
+    ``label`` itself."""
+    from unihema.data import vocab
+
+    return (vocab.ancestors(label) or [label])[-1]
 
 
 def read_field(labels: Sequence[str], centres: Sequence[Tuple[float, float]], width: int,

@@ -255,7 +255,8 @@ def truth_reading(sample: UnifiedSample) -> Dict[str, Any]:
         centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in sample.boxes.tolist()]
         entries = language.read_field(sample.box_labels, centres, sample.width, sample.height)
     elif sample.label:
-        entries = language.read_cell(sample.label, sample.attributes)
+        entries = language.read_cell({language.lineage(sample.label): sample.label},
+                                     sample.attributes)
     return {"entries": entries, "report": sample.report or ""}
 
 

@@ -11,9 +11,11 @@ model reads the image with its heads and hands the decoder the reading in its pr
   is renamed to it, a class with several has each cell cropped (``reading.crop_size``, as the
   training crops are cut) and typed by the classify head; the counts per type and broader term,
   and where single cells lie, are written by :func:`unihema.data.language.read_field`.
-* a single cell: the classify head chooses its type among every multi-type list of
-  ``reading.types``; cells of a ``reading.describe`` class get the morphology head's attribute
-  values (:func:`unihema.data.language.read_cell`).
+* a single cell: the classify head types it within each multi-type list of
+  ``reading.types`` (a question names the lineage it asks about) and among all of them for
+  its report; the morphology head gives its attribute values
+  (:func:`unihema.data.language.read_cell`), which its report states when the best type falls
+  under a ``reading.describe`` class.
 
 Training uses the annotations' reading (:func:`unihema.data.mapper.truth_reading`), so the
 decoder learns to answer from a correct reading; at inference it gets the model's own, so the
@@ -62,35 +64,46 @@ class Reader:
         keys, todo = [], {}
         for b, (h, w) in enumerate(zip(sides_h, sides_w)):
             real = images[b, :, :h, :w].contiguous()
-            key = hashlib.sha1(real.numpy().tobytes() if real.device.type == "cpu"
-                               else real.cpu().numpy().tobytes()).hexdigest()
+            key = hashlib.sha1(real.cpu().numpy().tobytes()).hexdigest()
             keys.append(key)
             if key not in self._cache and key not in todo:
                 todo[key] = real
+        readings: Dict[str, Dict[str, Any]] = {}
         if todo:
             small = self.model.trunk.small_side
             fields = {k: v for k, v in todo.items() if max(v.shape[-2:]) > small}
             cells = {k: v for k, v in todo.items() if k not in fields}
-            readings = dict(self._read_fields(fields))
+            readings.update(self._read_fields(fields))
             readings.update(self._read_cells(cells))
             for k, r in readings.items():
                 self._cache[k] = r
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
+        out = [readings[k] if k in readings else self._cache[k] for k in keys]
         for k in keys:
-            self._cache.move_to_end(k)
-        return [self._cache[k] for k in keys]
+            if k in self._cache:
+                self._cache.move_to_end(k)
+        return out
 
     # ------------------------------------------------------------------ single cells
     def _read_cells(self, cells: Dict[str, torch.Tensor]) -> Dict[str, Dict[str, Any]]:
         if not cells:
             return {}
         keys = list(cells)
-        labels = self.cell_types([cells[k] for k in keys], [self.cell_labels] * len(keys))
-        attrs = self.cell_attributes([cells[k] for k in keys], labels)
-        return {k: {"entries": language.read_cell(lab, a),
-                    "report": language.describe_cell(lab, a) if lab else ""}
-                for k, lab, a in zip(keys, labels, attrs)}
+        crops = [cells[k] for k in keys]
+        # one type per lineage (a question names the lineage it asks about), and the best of
+        # all for the report
+        multi = {g: t for g, t in self.cfg.types.items() if len(t) > 1}
+        per_group = {g: self.cell_types(crops, [t] * len(crops)) for g, t in multi.items()}
+        best = self.cell_types(crops, [self.cell_labels] * len(crops))
+        attrs = self.cell_attributes(crops, [None] * len(crops))
+        out = {}
+        for n, (k, lab, a) in enumerate(zip(keys, best, attrs)):
+            described = lab is not None and any(vocab.is_a(lab, c) for c in self.cfg.describe)
+            out[k] = {"entries": language.read_cell({g: per_group[g][n] for g in multi}, a),
+                      "report": language.describe_cell(lab, a if described else {})
+                      if lab else ""}
+        return out
 
     def cell_types(self, crops: Sequence[torch.Tensor], candidates: Sequence[Sequence[str]],
                    chunk: int = 64) -> List[Optional[str]]:
@@ -111,13 +124,14 @@ class Reader:
 
     def cell_attributes(self, crops: Sequence[torch.Tensor], labels: Sequence[Optional[str]],
                         chunk: int = 64) -> List[Dict[str, str]]:
-        """Morphology attribute values of the crops whose label falls under a
-        ``reading.describe`` class (``{}`` for the others)."""
+        """Morphology attribute values of each crop whose label falls under a
+        ``reading.describe`` class, or of every crop labelled ``None`` while ``describe`` is
+        set (a single cell: a question on its attributes names them); ``{}`` for the rest."""
         out: List[Dict[str, str]] = [{} for _ in crops]
-        if "morphology" not in self.model.heads:
+        if "morphology" not in self.model.heads or not self.cfg.describe:
             return out
         want = [i for i, lab in enumerate(labels)
-                if lab and any(vocab.is_a(lab, c) for c in self.cfg.describe)]
+                if lab is None or any(vocab.is_a(lab, c) for c in self.cfg.describe)]
         head = self.model.heads["morphology"]
         prompt = prompts.render("morphology")
         for i in range(0, len(want), chunk):
