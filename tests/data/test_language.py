@@ -66,10 +66,11 @@ def test_mask_spans_is_invertible(words, seed, density):
 # ----------------------------------------------------------------------------- reading
 FIELD = ["red blood cell", "target cell", "target cell", "atypical lymphocyte", "platelet"]
 CENTRES = [(10, 10), (100, 100), (200, 30), (20, 240), (250, 250)]
+BOXES = [(x - 2, y - 2, x + 2, y + 2) for x, y in CENTRES]
 
 
 def test_read_field_counts_broader_terms_and_places_single_objects():
-    entries = dict(L.read_field(FIELD, CENTRES, 256, 256, order=["red blood cell"]))
+    entries = dict(L.read_field(FIELD, BOXES, 256, 256, order=["red blood cell"]))
     assert list(entries)[0] == "red blood cell"
     assert entries["red blood cell"] == "3 red blood cells"
     assert entries["target cell"] == "2 target cells"
@@ -92,7 +93,7 @@ def test_read_cell_uses_the_words_of_questions():
 
 
 def test_relevant_entries_follow_the_words_of_the_question():
-    entries = L.read_field(FIELD, CENTRES, 256, 256)
+    entries = L.read_field(FIELD, BOXES, 256, 256)
     text = L.reading_text
     assert text(entries, "How many red blood cells are in the image?") == "3 red blood cells"
     assert text(entries, "How many target cells are in the image?") == "2 target cells"

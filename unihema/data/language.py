@@ -176,8 +176,8 @@ def qa_type(kind: str, answer: str) -> QAPair:
 
 
 def qa_attribute(attribute: str, value: str, subject: str = "cell") -> QAPair:
-    words = attribute.replace("_", " ").replace("colour", "color")
-    return QAPair(f"What is the {words} of the {subject}?", value, "attribute")
+    return QAPair(f"What is the {attribute_words(attribute)} of the {subject}?", value,
+                  "attribute")
 
 
 def qa_location(name: str, where: str) -> QAPair:
@@ -284,11 +284,12 @@ def lineage(label: str) -> str:
     return (vocab.ancestors(label) or [label])[-1]
 
 
-def read_field(labels: Sequence[str], centres: Sequence[Tuple[float, float]], width: int,
+def read_field(labels: Sequence[str], boxes: Sequence[Sequence[float]], width: int,
                height: int, order: Sequence[str] = ()) -> List[Entry]:
-    """What is seen on a field of view: counts per type and broader term, and where single
-    objects are: ``[("red blood cell", "32 red blood cells"), ("spherocyte", "1 spherocyte
-    middle left"), ...]``.
+    """What is seen on a field of view of ``width`` x ``height`` pixels, ``labels`` at
+    ``boxes`` (xyxy): counts per type and broader term, and where single objects are (the zone
+    of the box centre): ``[("red blood cell", "32 red blood cells"), ("spherocyte", "1
+    spherocyte middle left"), ...]``.
 
     A broader term (``vocab.ancestors``) counts every narrower one, as questions do ("how many
     red blood cells" includes the target cells); a single object of a broader term also names
@@ -307,8 +308,8 @@ def read_field(labels: Sequence[str], centres: Sequence[Tuple[float, float]], wi
         idx = members[name]
         text = f"{len(idx)} {plural(name, len(idx))}"
         if len(idx) == 1:
-            cx, cy = centres[idx[0]]
-            text += " " + location_name(cx, cy, width, height)
+            x0, y0, x1, y1 = boxes[idx[0]]
+            text += " " + location_name((x0 + x1) / 2, (y0 + y1) / 2, width, height)
             if labels[idx[0]] != name:  # "1 white blood cell top left, a monocyte"
                 text += f", {article(labels[idx[0]])} {labels[idx[0]]}"
         out.append((name, text))

@@ -252,8 +252,8 @@ def truth_reading(sample: UnifiedSample) -> Dict[str, Any]:
     reading (``model.reading``, :mod:`unihema.modeling.reading`)."""
     entries: List[Tuple[str, str]] = []
     if sample.boxes is not None and len(sample.boxes):
-        centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in sample.boxes.tolist()]
-        entries = language.read_field(sample.box_labels, centres, sample.width, sample.height)
+        entries = language.read_field(sample.box_labels, sample.boxes.tolist(), sample.width,
+                                      sample.height)
     elif sample.label:
         entries = language.read_cell({language.lineage(sample.label): sample.label},
                                      sample.attributes)

@@ -170,8 +170,7 @@ class Reader:
         out = {}
         for k, labels, (_, boxes) in zip(keys, labels_of, found):
             h, w = fields[k].shape[-2:]
-            centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in boxes]
-            out[k] = {"entries": language.read_field(labels, centres, w, h, order=self.order),
+            out[k] = {"entries": language.read_field(labels, boxes, w, h, order=self.order),
                       "report": language.report_field(labels, boxes, order=self.order)}
         return out
 
