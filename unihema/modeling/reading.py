@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from unihema.data import language, prompts, vocab
+from unihema.data.collate import collate
 
 
 class Reader:
@@ -96,7 +97,7 @@ class Reader:
         multi = {g: t for g, t in self.cfg.types.items() if len(t) > 1}
         per_group = {g: self.cell_types(crops, [t] * len(crops)) for g, t in multi.items()}
         best = self.cell_types(crops, [self.cell_labels] * len(crops))
-        attrs = self.cell_attributes(crops, [None] * len(crops))
+        attrs = self.cell_attributes(crops)
         out = {}
         for n, (k, lab, a) in enumerate(zip(keys, best, attrs)):
             described = lab is not None and any(vocab.is_a(lab, c) for c in self.cfg.describe)
@@ -122,24 +123,19 @@ class Reader:
             out.extend(c[int(lg.argmax())] for c, lg in zip(cands, logits))
         return out
 
-    def cell_attributes(self, crops: Sequence[torch.Tensor], labels: Sequence[Optional[str]],
-                        chunk: int = 64) -> List[Dict[str, str]]:
-        """Morphology attribute values of each crop whose label falls under a
-        ``reading.describe`` class, or of every crop labelled ``None`` while ``describe`` is
-        set (a single cell: a question on its attributes names them); ``{}`` for the rest."""
-        out: List[Dict[str, str]] = [{} for _ in crops]
+    def cell_attributes(self, crops: Sequence[torch.Tensor], chunk: int = 64
+                        ) -> List[Dict[str, str]]:
+        """Morphology attribute values of each crop (``{}`` each without a morphology head or
+        with no ``reading.describe`` class)."""
         if "morphology" not in self.model.heads or not self.cfg.describe:
-            return out
-        want = [i for i, lab in enumerate(labels)
-                if lab is None or any(vocab.is_a(lab, c) for c in self.cfg.describe)]
+            return [{} for _ in crops]
+        out: List[Dict[str, str]] = []
         head = self.model.heads["morphology"]
         prompt = prompts.render("morphology")
-        for i in range(0, len(want), chunk):
-            idx = want[i:i + chunk]
-            images, mask = _stack([crops[j] for j in idx])
-            fused = self.model.encode(images, mask, [prompt] * len(idx))
-            for j, a in zip(idx, head.predict_attributes(fused)):
-                out[j] = a
+        for i in range(0, len(crops), chunk):
+            images, mask = _stack(crops[i:i + chunk])
+            out.extend(head.predict_attributes(self.model.encode(images, mask,
+                                                                 [prompt] * len(images))))
         return out
 
     # ------------------------------------------------------------------ fields
@@ -155,12 +151,13 @@ class Reader:
         labels_of: List[List[str]] = []
         for n, (k, (labels, boxes)) in enumerate(zip(keys, found)):
             labels = list(labels)
+            fill = median_colour(fields[k])  # once per field, for all its crops
             for j, (lab, box) in enumerate(zip(labels, boxes)):
                 types = self.cfg.types.get(lab, [])
                 if len(types) == 1:
                     labels[j] = types[0]
                 elif len(types) > 1:
-                    crops.append(crop_cell(fields[k], box, self.cfg.crop_size))
+                    crops.append(crop_cell(fields[k], box, self.cfg.crop_size, fill))
                     cands.append(types)
                     where.append((n, j))
             labels_of.append(labels)
@@ -196,32 +193,28 @@ class Reader:
         return out
 
 
-def _stack(images: Sequence[torch.Tensor], multiple: int = 32
-           ) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Pad ``[3, h, w]`` images at the top left into ``[B, 3, H, W]`` and their pixel mask."""
-    h = -(-max(int(im.shape[-2]) for im in images) // multiple) * multiple
-    w = -(-max(int(im.shape[-1]) for im in images) // multiple) * multiple
-    out = images[0].new_zeros((len(images), 3, h, w))
-    mask = torch.zeros((len(images), h, w), dtype=torch.bool, device=images[0].device)
-    for b, im in enumerate(images):
-        out[b, :, :im.shape[-2], :im.shape[-1]] = im
-        mask[b, :im.shape[-2], :im.shape[-1]] = True
-    return out, mask
+def _stack(images: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``[3, h, w]`` images padded into ``[B, 3, H, W]`` with their pixel mask, as
+    :func:`~unihema.data.collate.collate` batches them, on the images' device."""
+    batch = collate([{"task": "read", "image": im.cpu()} for im in images])
+    device = images[0].device
+    return batch["images"].to(device), batch["pixel_mask"].to(device)
 
 
-def crop_cell(image: torch.Tensor, box: Sequence[float], side: int) -> torch.Tensor:
+def crop_cell(image: torch.Tensor, box: Sequence[float], side: int,
+              fill: Optional[torch.Tensor] = None) -> torch.Tensor:
     """A ``side`` x ``side`` crop of ``image [3, H, W]`` centred on ``box`` (xyxy pixels).
 
     The window is ``max(side, 1.25 x the box's longer side)`` and is resized down to ``side``,
     as the single-cell crops of the training data are cut; parts outside the image take the
-    image's median colour.
+    colour ``fill [3]`` (default: the image's median colour, :func:`median_colour`).
     """
     x0, y0, x1, y1 = [float(v) for v in box]
     win = max(side, int(-(-1.25 * max(x1 - x0, y1 - y0) // 1)))
     top = int(round((y0 + y1) / 2 - win / 2))
     left = int(round((x0 + x1) / 2 - win / 2))
     _, h, w = image.shape
-    fill = image.flatten(1).median(dim=1).values
+    fill = median_colour(image) if fill is None else fill
     out = fill.view(3, 1, 1).expand(3, win, win).clone()
     ya, xa, yb, xb = max(0, top), max(0, left), min(h, top + win), min(w, left + win)
     if yb > ya and xb > xa:
@@ -230,3 +223,8 @@ def crop_cell(image: torch.Tensor, box: Sequence[float], side: int) -> torch.Ten
         out = F.interpolate(out[None], size=(side, side), mode="bilinear",
                             align_corners=False)[0]
     return out
+
+
+def median_colour(image: torch.Tensor) -> torch.Tensor:
+    """``[3]`` per-channel median of ``image [3, H, W]``."""
+    return image.flatten(1).median(dim=1).values
