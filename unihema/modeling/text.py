@@ -362,15 +362,20 @@ class TextModel(nn.Module):
             return DecoderOutput(zero, zero.detach(), 0)
         enc, mask = self._memory(memory, memory_mask)
         labels = self.labels(targets)
-        out = self.t5(encoder_outputs=enc, attention_mask=mask, labels=labels, use_cache=False,
-                      output_hidden_states=self.copy)
         scored = labels != -100
-        loss = out.loss
         logp = None
         if self.copy and memory_ids is not None:
+            # decoder inputs without labels: T5's own vocabulary-only loss would be wasted
+            out = self.t5(encoder_outputs=enc, attention_mask=mask, use_cache=False,
+                          decoder_input_ids=self.t5.prepare_decoder_input_ids_from_labels(labels),
+                          output_hidden_states=True)
             logp = self._mix(out.logits, out.decoder_hidden_states[-1], memory, memory_ids,
                              memory_offsets)
             loss = F.nll_loss(logp.flatten(0, 1), labels.flatten(), ignore_index=-100)
+        else:
+            out = self.t5(encoder_outputs=enc, attention_mask=mask, labels=labels,
+                          use_cache=False)
+            loss = out.loss
         with torch.no_grad():
             pred = (logp if logp is not None else out.logits).argmax(-1)
             hits = (pred == labels) & scored
