@@ -87,6 +87,27 @@ def test_gradient_reaches_every_trainable_parameter(cfg, batches):
     assert not dead, dead
 
 
+@pytest.mark.parametrize("task", ["classify", "morphology", "vqa", "mlm"])
+def test_heads_without_maps_skip_them_with_the_same_losses(model, batches, task, monkeypatch):
+    """Cell and text heads read the joint embedding and the decoder memory, not the stride-4
+    map or the top-down pass: their batches skip both, and the losses equal those computed
+    with the whole pyramid."""
+    head = model.heads[task]
+    assert head.dense is False and model.heads["detect"].dense is True
+    b = batches[task]
+    visual = model.encode_image(b["images"], b["pixel_mask"], dense=False)
+    assert "P2" not in visual and "C1" not in visual and "P3" in visual
+    model.train()
+    torch.manual_seed(0)
+    lean = model(b)
+    monkeypatch.setattr(head, "dense", True)
+    torch.manual_seed(0)
+    full = model(b)
+    assert lean.keys() == full.keys()
+    for k in lean:
+        torch.testing.assert_close(lean[k], full[k], rtol=1e-5, atol=1e-6)
+
+
 def test_save_load_round_trip_is_identical(model, batches, tmp_path):
     model.eval()
     path = model.save_pretrained(tmp_path / "ckpt", extra={"note": "test"})

@@ -125,7 +125,8 @@ def fit_temperature(model, split: TaskSplit, batch_size: int = 32,
     if limit is not None and limit < len(ds):
         ds = Subset(ds, range(limit))
     for batch in DataLoader(ds, batch_size=batch_size, collate_fn=collate):
-        fused = model.encode(batch["images"], batch["pixel_mask"], list(batch["prompts"]))
+        fused = model.encode(batch["images"], batch["pixel_mask"], list(batch["prompts"]),
+                             dense=head.dense)
         logits.extend(head(fused, batch)["pred_logits"])
         labels.extend(batch["labels"].tolist())
     return head.calibrate(logits, labels)

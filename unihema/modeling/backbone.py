@@ -270,11 +270,12 @@ class VisualEncoder(nn.Module):
             lv: nn.Conv2d(d_model, d_model, 3, padding=1) for lv in ("C2", "C3", "C4")
         })
 
-    def forward(self, feats: Dict[str, torch.Tensor], pixel_mask: torch.Tensor
-                ) -> Dict[str, torch.Tensor]:
+    def forward(self, feats: Dict[str, torch.Tensor], pixel_mask: torch.Tensor,
+                dense: bool = True) -> Dict[str, torch.Tensor]:
         """``feats`` from :class:`ResNetTrunk`, ``pixel_mask`` ``[B, H, W]`` ->
-        ``{"P2": [B, d, H/4, W/4], ..., "P5": [B, d, H/32, W/32]}``."""
-        x = {lv: self.proj[lv](feats[lv]) for lv in STRIDES}
+        ``{"P2": [B, d, H/4, W/4], ..., "P5": [B, d, H/32, W/32]}``; ``dense=False`` stops
+        at P3 (the stride-4 map is the costliest level and only per-pixel heads read it)."""
+        x = {lv: self.proj[lv](feats[lv]) for lv in STRIDES if dense or lv != "C2"}
         if self.encoder is not None:
             tokens, pads, shapes = [], [], []
             for i, lv in enumerate(self.levels):
@@ -290,7 +291,7 @@ class VisualEncoder(nn.Module):
                 x[lv] = out[:, start:start + n].transpose(1, 2).reshape(-1, out.shape[-1], h, w)
                 start += n
         p = {"P5": x["C5"]}
-        for lv, up in (("C4", "P5"), ("C3", "P4"), ("C2", "P3")):
+        for lv, up in (("C4", "P5"), ("C3", "P4"), ("C2", "P3"))[:None if dense else 2]:
             top = F.interpolate(p[up], size=x[lv].shape[-2:], mode="nearest")
             p["P" + lv[1]] = self.smooth[lv](x[lv] + top)
         return p

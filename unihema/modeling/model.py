@@ -42,7 +42,8 @@ from unihema.modeling.heads import HEADS
 from unihema.modeling.text import TextModel, load_tokenizer
 
 # importing the head modules registers them
-from unihema.modeling.heads import cell, dense, text as _text_heads  # noqa: F401,E402
+from unihema.modeling.heads import cell as _cell_heads, dense as _dense_heads  # noqa: F401,E402
+from unihema.modeling.heads import text as _text_heads  # noqa: F401,E402
 
 logger = logging.getLogger(__name__)
 
@@ -102,30 +103,37 @@ class UniHema(nn.Module):
         return cls(config=mcfg, tokenizer=tokenizer or load_tokenizer(mcfg.text.tokenizer))
 
     # ------------------------------------------------------------------ shared trunk
-    def encode_image(self, images: torch.Tensor, pixel_mask: torch.Tensor
+    def encode_image(self, images: torch.Tensor, pixel_mask: torch.Tensor, dense: bool = True
                      ) -> Dict[str, torch.Tensor]:
         """The prompt-independent part: ``images [B, 3, H, W]`` in [0, 1] -> ``{"C1": stem
         features [B, c, H/2, W/2], "pooled": masked mean of C5 [B, c5], "P2".."P5": pyramid}``.
-        Several prompts over one image can share it."""
+        Several prompts over one image can share it. ``dense=False`` (heads that read only
+        the global embedding, the queries or the decoder memory) leaves out C1 and P2."""
         # each item normalised with the BatchNorm statistics of its kind (crop or field), read
         # from its real size: evaluation batches may pad a crop beside a field
         small = real_sides(pixel_mask) <= self.trunk.small_side
         feats = self.trunk((images - self.pixel_mean) / self.pixel_std, small=small)
         pooled = HemaFormer.masked_mean(feats["C5"], pixel_mask)
-        return {"C1": feats["C1"], "pooled": pooled, **self.visual(feats, pixel_mask)}
+        out = {"pooled": pooled, **self.visual(feats, pixel_mask, dense=dense)}
+        if dense:
+            out["C1"] = feats["C1"]
+        return out
 
-    def encode(self, images: torch.Tensor, pixel_mask: torch.Tensor, prompts: List[str]
-               ) -> Dict[str, Any]:
+    def encode(self, images: torch.Tensor, pixel_mask: torch.Tensor, prompts: List[str],
+               dense: bool = True) -> Dict[str, Any]:
         """Run trunk, text encoder and fusion once: ``images [B, 3, H, W]`` in [0, 1],
-        ``pixel_mask [B, H, W]``, ``B`` prompt strings -> the fused representation."""
-        return self.fuse(self.encode_image(images, pixel_mask), pixel_mask, prompts)
+        ``pixel_mask [B, H, W]``, ``B`` prompt strings -> the fused representation
+        (``dense=False``: without the maps only per-pixel heads read, see :meth:`fuse`)."""
+        return self.fuse(self.encode_image(images, pixel_mask, dense), pixel_mask, prompts)
 
     def fuse(self, visual: Dict[str, torch.Tensor], pixel_mask: torch.Tensor,
              prompts: List[str], readings: Optional[List[str]] = None) -> Dict[str, Any]:
         """Prompt encoding, Hema-Former fusion and the decoder memory for ``B`` prompts over
         the output of :meth:`encode_image` (batch ``B``); ``readings``: text the prompts carry
         after ``" reading:"`` (:meth:`reading_prompts`), whose tokens the decoder may copy in
-        order."""
+        order. Without ``"P2"`` in ``visual`` (``encode_image(..., dense=False)``) the
+        top-down pass is left out too: ``joint``, ``queries`` and the memory do not depend on
+        it, only the detection and segmentation heads read the maps it refines."""
         pyramid = {k: v for k, v in visual.items() if k.startswith("P")}
         offsets = None
         if readings is None:
@@ -135,10 +143,11 @@ class UniHema(nn.Module):
                 [f"{p} reading:" for p in prompts], readings, self.config.text.max_prompt_tokens)
         t_raw = self.text.encode(ids, am)
         fused = self.fusion(pyramid, pixel_mask, self.text_in(t_raw), am.bool())
-        for fine, coarse in (("P4", "P5"), ("P3", "P4"), ("P2", "P3")):
-            up = F.interpolate(fused[coarse], size=fused[fine].shape[-2:], mode="nearest")
-            fused[fine] = fused[fine] + self.topdown[fine](up)
-        fused["C1"] = visual["C1"]
+        if "P2" in visual:
+            for fine, coarse in (("P4", "P5"), ("P3", "P4"), ("P2", "P3")):
+                up = F.interpolate(fused[coarse], size=fused[fine].shape[-2:], mode="nearest")
+                fused[fine] = fused[fine] + self.topdown[fine](up)
+            fused["C1"] = visual["C1"]
         # the pooled trunk itself joins the global embedding: a short path from the pixels to
         # the classification and morphology heads that the random-init transformers cannot blur
         # early in training (measured: 0.33 -> 0.58 white-cell macro-F1 after 300 crop steps)
@@ -175,9 +184,9 @@ class UniHema(nn.Module):
         if task not in self.heads:
             raise KeyError(f"this model has no '{task}' head; it has {list(self.heads)}")
         readings = self.reading_prompts(batch) if task in self.config.reading.tasks else None
-        fused = self.fuse(self.encode_image(batch["images"], batch["pixel_mask"]),
-                          batch["pixel_mask"], list(batch["prompts"]), readings)
         head = self.heads[task]
+        fused = self.fuse(self.encode_image(batch["images"], batch["pixel_mask"], head.dense),
+                          batch["pixel_mask"], list(batch["prompts"]), readings)
         return head, head(fused, batch)
 
     def reading_prompts(self, batch: Mapping[str, Any]) -> List[str]:

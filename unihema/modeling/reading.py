@@ -118,7 +118,7 @@ class Reader:
             part, cands = crops[i:i + chunk], [list(c) for c in candidates[i:i + chunk]]
             images, mask = _stack(part)
             fused = self.model.encode(images, mask, [prompts.render("classify", classes=c)
-                                                     for c in cands])
+                                                     for c in cands], dense=False)
             logits = head(fused, {"classes": cands})["pred_logits"]
             out.extend(c[int(lg.argmax())] for c, lg in zip(cands, logits))
         return out
@@ -134,8 +134,8 @@ class Reader:
         prompt = prompts.render("morphology")
         for i in range(0, len(crops), chunk):
             images, mask = _stack(crops[i:i + chunk])
-            out.extend(head.predict_attributes(self.model.encode(images, mask,
-                                                                 [prompt] * len(images))))
+            out.extend(head.predict_attributes(self.model.encode(
+                images, mask, [prompt] * len(images), dense=False)))
         return out
 
     # ------------------------------------------------------------------ fields

@@ -37,6 +37,11 @@ class TaskHead(nn.Module):
     """Base class of task heads; see the module docstring for the contract."""
 
     task: str = ""
+    #: whether the head reads the fused maps (``"P2".."P5"``, ``"C1"``). A head that reads
+    #: only ``joint``, ``queries``, ``text`` or the decoder memory sets False, and the model
+    #: then skips the stride-4 map and the top-down pass for its batches (same outputs,
+    #: less compute).
+    dense: bool = True
 
     @classmethod
     def from_config(cls, cfg: Any) -> "TaskHead":

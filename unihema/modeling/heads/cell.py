@@ -26,6 +26,7 @@ from unihema.modeling.losses import ragged_cross_entropy
 @HEADS.register("classify")
 class ClassifyHead(TaskHead):
     task = "classify"
+    dense = False  # reads the joint embedding (and the decoder memory)
 
     def __init__(self, *, d_model: int, d_text: int, embed_dim: int) -> None:
         super().__init__()
@@ -83,6 +84,7 @@ class ClassifyHead(TaskHead):
 @HEADS.register("morphology")
 class MorphologyHead(TaskHead):
     task = "morphology"
+    dense = False  # reads the joint embedding (and the decoder memory)
 
     def __init__(self, *, d_model: int) -> None:
         super().__init__()

@@ -17,6 +17,8 @@ from unihema.modeling.heads import HEADS, TaskHead
 class TextHead(TaskHead):
     """Generation through the model's text decoder; no parameters of its own."""
 
+    dense = False  # reads the decoder memory only
+
     @classmethod
     def from_config(cls, cfg) -> "TextHead":
         return cls()
