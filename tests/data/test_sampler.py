@@ -73,3 +73,26 @@ def test_a_source_may_set_its_own_batch_size():
                         Source("fields", "detect", 20, 1.0)], 4, seed=0)
     sizes = {b[0][0]: len(b) for b in take(s, 50)}
     assert sizes == {0: 16, 1: 4}
+
+
+def test_item_weights_draw_items_in_proportion_and_resume():
+    """Class-balanced sampling: a source with item weights draws with replacement, item j
+    about w_j / sum(w) of the time, still deterministic and resumable."""
+    weights = (1.0,) * 8 + (4.0,) * 2  # items 8 and 9 four times as likely as each other one
+    src = [Source("c:classify", "classify", 10, 1.0, item_weights=weights)]
+    items = Counter(j for b in take(MixtureSampler(src, 5, seed=1), 1200) for _, j in b)
+    total = sum(items.values())
+    assert items[8] / total == pytest.approx(4 / 16, abs=0.03)
+    assert items[0] / total == pytest.approx(1 / 16, abs=0.02)
+    a = take(MixtureSampler(src, 5, seed=1), 40)
+    s = MixtureSampler(src, 5, seed=1)
+    first = take(s, 13)
+    resumed = MixtureSampler(src, 5, seed=1)
+    resumed.load_state_dict(s.state_dict())
+    assert first + take(resumed, 27) == a
+
+
+@pytest.mark.parametrize("weights", [(1.0, 0.0, 1.0), (1.0, 1.0), (1.0, float("nan"), 1.0)])
+def test_item_weights_must_be_positive_one_per_item(weights):
+    with pytest.raises(ValueError, match="one positive item weight per item"):
+        MixtureSampler([Source("c", "classify", 3, 1.0, item_weights=weights)], 2)

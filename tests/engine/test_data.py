@@ -107,3 +107,47 @@ def test_vqa_trains_on_every_question_pair(synth_root):
     assert len(split.dataset) == sum(len(s.qa) for s in split.samples)
     questions = {split.dataset[i]["question"] for i in range(len(split.dataset))}
     assert questions == {q.question for s in split.samples for q in s.qa}
+
+
+def test_balance_draws_every_label_about_equally_often(synth_root):
+    """data.balance.classify = 1: plain red cells (the commonest crops) and each white-cell
+    type come out about equally often; 0.5 lies between; the source keeps one weight per
+    item, normalised to mean 1."""
+    entry = (f"data.train=[{{name: synthetic_smear, root: '{synth_root}', split: train, "
+             f"tasks: [classify]}}]")
+    from collections import Counter
+
+    cfg = load_config(None, [entry, "data.balance={classify: 1.0}"])
+    (split,) = build_task_splits(cfg.data.train, cfg, train=True)
+    labels = [split.samples[i].label for i, _ in split.dataset.items]
+    counts = Counter(labels)
+    assert max(counts.values()) >= 3 * min(counts.values())  # the stored mix is skewed
+    (source,), _ = mixture_sources(cfg, [split])
+    assert len(source.item_weights) == len(labels)
+    assert np.mean(source.item_weights) == pytest.approx(1.0)
+    mass = Counter()
+    for lb, w in zip(labels, source.item_weights):
+        mass[lb] += w
+    assert max(mass.values()) == pytest.approx(min(mass.values()))
+    half = load_config(None, [entry, "data.balance={classify: 0.5}"])
+    (source_half,), _ = mixture_sources(half, [split])
+    share = {lb: sum(w for x, w in zip(labels, source_half.item_weights) if x == lb)
+             for lb in counts}
+    top = max(counts, key=counts.get)
+    assert counts[top] / len(labels) > share[top] / len(labels) > 1 / len(counts)
+    loader, _ = build_train_loader(cfg, [split], max_steps=60)
+    drawn = Counter(lb for batch in loader for lb in
+                    (batch["classes"][i][int(y)] for i, y in enumerate(batch["labels"])))
+    rare = min(counts, key=counts.get)
+    assert drawn[rare] / sum(drawn.values()) > 2 * counts[rare] / len(labels)
+
+
+def test_balance_errors_name_the_setting(synth_root):
+    entry = (f"data.train=[{{name: synthetic_smear, root: '{synth_root}', split: train, "
+             f"tasks: [classify, detect]}}]")
+    cfg = load_config(None, [entry, "data.balance={detect: 1.0}"])
+    with pytest.raises(ValueError, match="data.balance.detect: class-balanced sampling needs"):
+        mixture_sources(cfg, build_task_splits(cfg.data.train, cfg, train=True))
+    cfg = load_config(None, [entry, "data.balance={classify: 2.0}"])
+    with pytest.raises(ValueError, match=r"data.balance.classify = 2.0: expected .* \[0, 1\]"):
+        mixture_sources(cfg, build_task_splits(cfg.data.train, cfg, train=True))

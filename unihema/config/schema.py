@@ -143,6 +143,11 @@ class DataConfig:
     task_weights: Dict[TaskName, float] = opt(
         help="multiplier of each task's sampling weight, e.g. {vqa: 2.0}", factory=dict
     )
+    balance: Dict[TaskName, float] = opt(
+        help="class-balanced sampling per task, e.g. {classify: 1.0}: an item is drawn with "
+        "probability proportional to n^-balance, n = the items of its split sharing its label "
+        "(0 = as stored, 1 = every label equally often); for tasks whose items carry one label "
+        "(classify, morphology)", factory=dict)
     augment: AugmentConfig = opt(help="training augmentations", factory=AugmentConfig)
 
 

@@ -25,13 +25,17 @@ import torch.utils.data
 @dataclass(frozen=True)
 class Source:
     """One stream of training items: ``size`` items of one task with a sampling ``weight``;
-    ``batch_size`` overrides the sampler's (small cell crops afford larger batches)."""
+    ``batch_size`` overrides the sampler's (small cell crops afford larger batches).
+    ``item_weights`` (``size`` positive numbers): draw items with these relative
+    probabilities, with replacement (class-balanced sampling); ``None``: every item once per
+    pass, in a fresh random order each pass."""
 
     name: str
     task: str
     size: int
     weight: float = 1.0
     batch_size: Optional[int] = None
+    item_weights: Optional[Tuple[float, ...]] = None
 
 
 class MixtureSampler(torch.utils.data.Sampler):
@@ -63,6 +67,11 @@ class MixtureSampler(torch.utils.data.Sampler):
         bad = [s.name for s in sources if not (s.weight > 0 and np.isfinite(s.weight))]
         if bad:
             raise ValueError(f"mixture sources need a positive weight: {bad}")
+        bad = [s.name for s in sources if s.item_weights is not None and (
+            len(s.item_weights) != s.size or not all(w > 0 and np.isfinite(w)
+                                                     for w in s.item_weights))]
+        if bad:
+            raise ValueError(f"mixture sources need one positive item weight per item: {bad}")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if not 0 <= rank < world_size:
@@ -81,8 +90,14 @@ class MixtureSampler(torch.utils.data.Sampler):
 
     # ------------------------------------------------------------------ core
     def _perm(self, i: int) -> np.ndarray:
+        """Pass ``self._epoch[i]`` over source ``i``: a permutation, or ``size`` weighted
+        draws with replacement when the source has item weights."""
         rng = np.random.default_rng([self.seed, 1 + i, self._epoch[i]])
-        return rng.permutation(self.sources[i].size)
+        src = self.sources[i]
+        if src.item_weights is None:
+            return rng.permutation(src.size)
+        p = np.asarray(src.item_weights, dtype=np.float64)
+        return rng.choice(src.size, size=src.size, replace=True, p=p / p.sum())
 
     def _take(self, i: int, n: int) -> List[int]:
         """Next ``n`` items of source ``i`` (wrapping into a fresh permutation when needed)."""

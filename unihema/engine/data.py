@@ -216,25 +216,78 @@ def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Sour
     times the split's (at most 4x, the same pixels per batch), and the split's weight is
     shared so that every item is still drawn equally often and the task keeps its share of the
     steps.
+
+    With ``data.balance[task] = p`` the split's items get the weights of
+    :func:`balance_weights` (normalised to mean 1): every label is drawn about equally often at
+    ``p = 1``, and the size buckets share the split's weight by their items' total weight.
     """
     sources, datasets = [], []
     for s in splits:
         weight = s.entry.weight * cfg.data.task_weights.get(s.task, 1.0)
         batch = cfg.data.task_batch_size.get(s.task) or cfg.data.batch_size
+        power = cfg.data.balance.get(s.task, 0.0)
+        item_w = balance_weights(s, power) if power else None
         buckets = size_buckets(s, cfg)
         if len(buckets) == 1:
             sources.append(Source(s.name, s.task, len(s.dataset), weight,
-                                  cfg.data.task_batch_size.get(s.task)))
+                                  cfg.data.task_batch_size.get(s.task),
+                                  None if item_w is None else tuple(item_w)))
             datasets.append(s.dataset)
             continue
         largest = buckets[0][0]
         sizes = [batch * min(4, max(1, round((largest / side) ** 2))) for side, _ in buckets]
-        rates = [len(items) / b for (_, items), b in zip(buckets, sizes)]
+        mass = [len(items) if item_w is None else sum(item_w[j] for j in items)
+                for _, items in buckets]
+        rates = [m / b for m, b in zip(mass, sizes)]
         for (side, items), b, r in zip(buckets, sizes, rates):
             sources.append(Source(f"{s.name}@{side}px", s.task, len(items),
-                                  weight * r / sum(rates), b))
+                                  weight * r / sum(rates), b,
+                                  None if item_w is None else tuple(item_w[j] for j in items)))
             datasets.append(ItemSubset(s.dataset, items))
     return sources, datasets
+
+
+#: tasks whose items carry one label each, which class-balanced sampling counts
+BALANCE_TASKS = ("classify", "morphology")
+
+
+def balance_weights(split: TaskSplit, power: float) -> List[float]:
+    """Class-balanced sampling weights of ``split``'s items: ``n_label ** -power`` with
+    ``n_label`` the number of the split's items sharing the item's label, scaled to mean 1
+    (so a label's share of the draws goes from ``n_label / N`` at ``power = 0`` to ``1 / L``
+    at ``power = 1``, ``L`` labels).
+
+    Raises:
+        ValueError: ``power`` outside [0, 1], a task without one label per item, or an item
+            without a label (naming the sample).
+    """
+    where = f"data.balance.{split.task}"
+    if not 0.0 <= power <= 1.0:
+        raise ValueError(f"{where} = {power}: expected a number in [0, 1] (0 = as stored, "
+                         f"1 = every label equally often)")
+    if split.task not in BALANCE_TASKS:
+        raise ValueError(f"{where}: class-balanced sampling needs one label per item; "
+                         f"'{split.task}' items have none (tasks: {list(BALANCE_TASKS)})")
+    ds = split.dataset
+    labels = []
+    for sample_index, _ in ds.items:
+        sample = ds.samples[sample_index]
+        if not sample.label:
+            raise ValueError(f"{where}: sample '{sample.key}' of {split.name} has no label, "
+                             f"so it cannot be balanced; label every item or drop the setting")
+        labels.append(sample.label)
+    counts: Dict[str, int] = {}
+    for lb in labels:
+        counts[lb] = counts.get(lb, 0) + 1
+    raw = [counts[lb] ** -power for lb in labels]
+    mean = sum(raw) / len(raw)
+    stored = [100 * n / len(labels) for n in counts.values()]
+    drawn = [100 * n ** (1 - power) / sum(c ** (1 - power) for c in counts.values())
+             for n in counts.values()]
+    logger.info("%s: class-balanced sampling (power %g), %d labels: each label %.1f-%.1f %% "
+                "of the items, %.1f-%.1f %% of the draws", split.name, power, len(counts),
+                min(stored), max(stored), min(drawn), max(drawn))
+    return [w / mean for w in raw]
 
 
 def build_train_loader(cfg: Config, splits: Sequence[TaskSplit], *, max_steps: int,
