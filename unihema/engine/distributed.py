@@ -108,16 +108,31 @@ def rank0_value(value: float, device: torch.device) -> float:
     return float(t.item())
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``train.precision`` -> ``fp32 | bf16 | fp16`` for ``device`` (``auto``: bf16 where the
-    GPU supports it, fp16 on other GPUs, fp32 on the CPU, which has no fast bf16)."""
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX tiles). Elsewhere bf16 is
+    emulated on the CPU and slower than fp32."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # a torch build without the probes
+        return False
+
+
+def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = False) -> str:
+    """``train.precision`` -> ``fp32 | bf16 | fp16`` for ``device``. ``auto``: bf16 where the
+    GPU supports it, fp16 on other GPUs; on a CPU fp32, or bf16 with ``cpu_bf16`` when the
+    CPU has native bf16 (:func:`cpu_has_bf16`)."""
     if precision != "auto":
-        if precision != "fp32" and device.type != "cuda":
-            raise ValueError(f"train.precision={precision} needs a GPU; this run is on the "
-                             f"{device.type} (use fp32 or auto)")
+        if device.type != "cuda" and precision == "fp16":
+            raise ValueError(f"train.precision=fp16 needs a GPU; this run is on the "
+                             f"{device.type} (use fp32, auto or, on a CPU with native bf16, "
+                             f"bf16)")
+        if device.type == "cpu" and precision == "bf16" and not cpu_has_bf16():
+            raise ValueError("train.precision=bf16 on this CPU: it has no native bf16 "
+                             "(AVX512-BF16 or AMX), so bf16 would be slower than fp32; use "
+                             "fp32 or auto")
         return precision
     if device.type != "cuda":
-        return "fp32"
+        return "bf16" if cpu_bf16 and device.type == "cpu" and cpu_has_bf16() else "fp32"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
