@@ -6,8 +6,9 @@
 For each model: parameters per part, and the median latency (batch 1, ``torch.inference_mode``,
 after one warm-up) of
   * ``shared``: the six-task forward sharing one trunk: the image is encoded once
-    (``encode_image``), the six task prompts are fused with it as a batch of six, and each head
-    runs on its slice;
+    (``encode_image``), the task prompts are fused with it as two batches (detection and
+    segmentation with the per-pixel maps, the four others without them, as
+    ``TaskHead.dense`` says), and each head runs on its slice;
   * ``separate``: six independent task forwards (trunk, text encoder, fusion, head each time).
 Text heads run the decoder over a fixed 16-token target (teacher forcing) so that the cost
 does not depend on when a randomly initialised model happens to stop generating.
@@ -77,22 +78,30 @@ def bench(name: str, size: int, repeats: int, threads: int) -> dict:
     batches = task_batches(size)
     tasks = list(batches)
 
+    # the heads that read the per-pixel maps, then the others (which skip them, TaskHead.dense)
+    groups = [[t for t in tasks if model.heads[t].dense],
+              [t for t in tasks if not model.heads[t].dense]]
+
     def shared():
         visual = model.encode_image(image, mask)
-        n = len(tasks)
-        visual6 = {k: v.expand(n, *v.shape[1:]) for k, v in visual.items()}
-        fused = model.fuse(visual6, mask.expand(n, -1, -1),
-                           [batches[t]["prompts"][0] for t in tasks])
-        for i, t in enumerate(tasks):
-            if t not in ("mlm", "vqa"):
-                run_dense_head(model, t, slice_fused(fused, i), batches[t])
-        rows = [tasks.index(t) for t in TEXT_TASKS]  # one decoder pass for the text answers
-        model.text.decoder_loss(fused["memory"][rows], fused["memory_mask"][rows],
-                                [TARGET] * len(rows))
+        for group in groups:
+            n = len(group)
+            lean = {k: v for k, v in visual.items()
+                    if model.heads[group[0]].dense or k not in ("P2", "C1")}
+            fused = model.fuse({k: v.expand(n, *v.shape[1:]) for k, v in lean.items()},
+                               mask.expand(n, -1, -1), [batches[t]["prompts"][0] for t in group])
+            for i, t in enumerate(group):
+                if t not in ("mlm", "vqa"):
+                    run_dense_head(model, t, slice_fused(fused, i), batches[t])
+            rows = [group.index(t) for t in TEXT_TASKS if t in group]
+            if rows:  # one decoder pass for the text answers
+                model.text.decoder_loss(fused["memory"][rows], fused["memory_mask"][rows],
+                                        [TARGET] * len(rows))
 
     def separate():
         for t in tasks:
-            fused = model.encode(image, mask, batches[t]["prompts"])
+            # as in training and prediction: cell and text heads skip the per-pixel maps
+            fused = model.encode(image, mask, batches[t]["prompts"], dense=model.heads[t].dense)
             if t != "mlm" and t != "vqa":
                 run_dense_head(model, t, fused, batches[t])
             if t in TEXT_TASKS:
