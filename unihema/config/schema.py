@@ -180,7 +180,8 @@ class TrainConfig:
         "fp32 on a CPU unless cpu_bf16; bf16 on a CPU needs native bf16 (AVX512-BF16 or AMX)")
     cpu_bf16: bool = opt(False, "with precision auto on a CPU that computes bf16 natively "
                          "(AVX512-BF16 or AMX), autocast to bf16 (convolutions and matrix "
-                         "products ~15 percent faster per demo step); other CPUs, and DeepSpeed runs, stay fp32")
+                         "products ~15 percent faster per demo step); other CPUs, and "
+                         "DeepSpeed runs, stay fp32")
     deepspeed: str = opt("", "DeepSpeed JSON config (e.g. configs/deepspeed/zero2.json); '' = "
                          "plain PyTorch (DDP under torchrun)")
     log_every: int = opt(10, "log losses every N steps")
