@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -276,14 +277,12 @@ def balance_weights(split: TaskSplit, power: float) -> List[float]:
             raise ValueError(f"{where}: sample '{sample.key}' of {split.name} has no label, "
                              f"so it cannot be balanced; label every item or drop the setting")
         labels.append(sample.label)
-    counts: Dict[str, int] = {}
-    for lb in labels:
-        counts[lb] = counts.get(lb, 0) + 1
+    counts = Counter(labels)
     raw = [counts[lb] ** -power for lb in labels]
     mean = sum(raw) / len(raw)
     stored = [100 * n / len(labels) for n in counts.values()]
-    drawn = [100 * n ** (1 - power) / sum(c ** (1 - power) for c in counts.values())
-             for n in counts.values()]
+    mass = [n ** (1 - power) for n in counts.values()]  # a label's total weight
+    drawn = [100 * m / sum(mass) for m in mass]
     logger.info("%s: class-balanced sampling (power %g), %d labels: each label %.1f-%.1f %% "
                 "of the items, %.1f-%.1f %% of the draws", split.name, power, len(counts),
                 min(stored), max(stored), min(drawn), max(drawn))
