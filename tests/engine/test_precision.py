@@ -19,6 +19,13 @@ def test_auto_on_a_cpu_is_fp32_unless_cpu_bf16_and_native(monkeypatch, native):
     assert resolve_precision("fp32", CPU, cpu_bf16=True) == "fp32"
 
 
+def test_deepspeed_on_a_cpu_stays_fp32(monkeypatch):
+    monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: True)
+    assert resolve_precision("auto", CPU, cpu_bf16=True, deepspeed=True) == "fp32"
+    with pytest.raises(ValueError, match="DeepSpeed runs on a CPU train in fp32"):
+        resolve_precision("bf16", CPU, deepspeed=True)
+
+
 def test_explicit_bf16_on_a_cpu_needs_native_bf16(monkeypatch):
     monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: True)
     assert resolve_precision("bf16", CPU) == "bf16"

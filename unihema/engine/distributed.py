@@ -117,22 +117,28 @@ def cpu_has_bf16() -> bool:
         return False
 
 
-def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = False) -> str:
+def resolve_precision(precision: str, device: torch.device, cpu_bf16: bool = False,
+                      deepspeed: bool = False) -> str:
     """``train.precision`` -> ``fp32 | bf16 | fp16`` for ``device``. ``auto``: bf16 where the
     GPU supports it, fp16 on other GPUs; on a CPU fp32, or bf16 with ``cpu_bf16`` when the
-    CPU has native bf16 (:func:`cpu_has_bf16`)."""
+    CPU has native bf16 (:func:`cpu_has_bf16`) and the run is plain PyTorch (bf16 autocast on
+    a CPU is not a DeepSpeed path, so ``deepspeed`` runs on a CPU stay fp32)."""
     if precision != "auto":
         if device.type != "cuda" and precision == "fp16":
             raise ValueError(f"train.precision=fp16 needs a GPU; this run is on the "
                              f"{device.type} (use fp32, auto or, on a CPU with native bf16, "
                              f"bf16)")
+        if device.type == "cpu" and precision == "bf16" and deepspeed:
+            raise ValueError("train.precision=bf16 on a CPU is plain-PyTorch autocast; "
+                             "DeepSpeed runs on a CPU train in fp32 (use fp32 or auto)")
         if device.type == "cpu" and precision == "bf16" and not cpu_has_bf16():
             raise ValueError("train.precision=bf16 on this CPU: it has no native bf16 "
                              "(AVX512-BF16 or AMX), so bf16 would be slower than fp32; use "
                              "fp32 or auto")
         return precision
     if device.type != "cuda":
-        return "bf16" if cpu_bf16 and device.type == "cpu" and cpu_has_bf16() else "fp32"
+        native = cpu_bf16 and not deepspeed and device.type == "cpu" and cpu_has_bf16()
+        return "bf16" if native else "fp32"
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 

@@ -138,9 +138,8 @@ class Trainer:
         self.loader, self.sampler = build_train_loader(
             cfg, self.splits, max_steps=cfg.train.max_steps * self.accum,
             rank=self.dist.rank, world_size=self.dist.world_size)
-        # bf16 autocast on a CPU is a plain-PyTorch path; DeepSpeed on CPUs stays fp32
         self.precision = resolve_precision(cfg.train.precision, self.device,
-                                           cfg.train.cpu_bf16 and not cfg.train.deepspeed)
+                                           cfg.train.cpu_bf16, bool(cfg.train.deepspeed))
         self.model.to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.budget = Budget(max_steps=max(1, cfg.train.max_steps),
