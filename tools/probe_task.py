@@ -37,9 +37,15 @@ def probe_config(data: str, tasks: str, steps: int, out: str, overrides=()) -> C
     ``data``, trained for ``steps`` into ``out``, then ``overrides`` (KEY=VALUE)."""
     entries = [x for s in ("train", "val", "test")
                for x in (f"data.{s}.0.root={data}", f"data.{s}.0.tasks=[{tasks}]")]
-    return load_config(str(PRESETS / "demo.yaml"), entries + [
+    cfg = load_config(str(PRESETS / "demo.yaml"), entries + [
         f"train.output_dir={out}", f"train.max_steps={steps}",
         f"model.tasks=[{tasks}]"] + list(overrides))
+    # cross-supervision only between the probed tasks
+    keep = set(tasks.split(","))
+    cfg.data.cross_supervision = {t: [o for o in others if o in keep]
+                                  for t, others in cfg.data.cross_supervision.items()
+                                  if t in keep and any(o in keep for o in others)}
+    return cfg
 
 
 def main() -> None:

@@ -237,3 +237,48 @@ def test_text_items_carry_the_annotations_reading(field, cell):
                          image_path=cell.image_path, width=40, height=40,
                          qa=[language.qa_presence("platelet", True)])
     assert truth_reading(bare) == {"entries": [], "report": ""}
+
+
+CROSS = {"morphology": ["classify"], "classify": ["morphology"]}
+
+
+def test_cross_supervision_attaches_the_other_cell_tasks_targets_in_training(cell, tmp_path):
+    rng = np.random.default_rng(0)
+    tr = DatasetMapper(image_size=SIZE, augment=None, train=True, cross=CROSS)
+    morph = tr(cell, "morphology", rng)
+    assert morph["cross_tasks"] == ["classify"]
+    assert morph["classes"] == cell.label_set and morph["label"] == 2  # "neutrophil"
+    assert morph["attributes"] == ATTRS  # its own targets are unchanged
+    typed = tr(cell, "classify", rng)
+    assert typed["cross_tasks"] == ["morphology"] and typed["attributes"] == ATTRS
+    # missing targets are marked, never invented: a typed crop without attributes (a red
+    # cell), a described crop without a type
+    red = UnifiedSample(dataset="toy", split="train", sample_id="r0",
+                        image_path=cell.image_path, width=40, height=40,
+                        label="spherocyte", label_set=["red blood cell", "spherocyte"]).check()
+    assert tr(red, "classify", rng)["attributes"] == {}
+    untyped = UnifiedSample(dataset="toy", split="train", sample_id="u0",
+                            image_path=cell.image_path, width=40, height=40,
+                            attributes=ATTRS).check()
+    item = tr(untyped, "morphology", rng)
+    assert item["classes"] == [] and item["label"] == -1
+    # evaluation items carry their own task's targets only
+    ev = DatasetMapper(image_size=SIZE, augment=None, train=False, cross=CROSS)
+    item = ev(cell, "morphology", rng)
+    assert "cross_tasks" not in item and "label" not in item and "classes" not in item
+    assert "attributes" not in ev(cell, "classify", rng)
+    # and without the setting nothing changes
+    plain = DatasetMapper(image_size=SIZE, augment=None, train=True)(cell, "morphology", rng)
+    assert "cross_tasks" not in plain and "label" not in plain
+
+
+def test_cross_supervision_rejects_unsupported_pairs():
+    with pytest.raises(ValueError, match=r"data.cross_supervision.*detect -> classify.*valid "
+                                         r"pairs: classify -> morphology"):
+        DatasetMapper(image_size=SIZE, augment=None, train=True, cross={"detect": ["classify"]})
+    with pytest.raises(ValueError, match="classify -> classify"):
+        DatasetMapper(image_size=SIZE, augment=None, train=True, cross={"classify": ["classify"]})
+    cfg = Config()
+    cfg.data.cross_supervision = {"morphology": ["vqa"]}
+    with pytest.raises(ValueError, match="morphology -> vqa"):
+        DatasetMapper.from_config(cfg, train=True)

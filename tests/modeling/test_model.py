@@ -187,3 +187,64 @@ def test_each_item_gets_the_normalisation_of_its_real_size(model, monkeypatch):
     mask[1, :96, :80] = True
     model.encode_image(torch.rand(2, 3, 192, 192), mask)
     assert seen == [[False, True]]
+
+
+def _cross_batch(synth_root, task, n=4):
+    """A training batch of ``task`` whose items also carry the other cell task's targets
+    (morphology: ``n`` white cells; classify: ``n / 2`` white and ``n / 2`` red cells), and the
+    red-cell samples."""
+    samples = load_dataset("synthetic_smear", synth_root, "train")
+    mapper = DatasetMapper(image_size=256, augment=None, train=True,
+                           cross={"morphology": ["classify"], "classify": ["morphology"]})
+    white = [s for s in samples if s.attributes and task in s.tasks()]
+    red = [s for s in samples if task in s.tasks() and not s.attributes]
+    items = white[:n] if task == "morphology" else white[:n // 2] + red[:n // 2]
+    ds = TaskDataset(items, task, mapper, train=True)
+    return collate([ds[i] for i in range(len(items))]), red
+
+
+def test_cross_supervision_trains_the_other_cell_head(model, synth_root):
+    """A morphology batch carrying types returns the classify head's loss computed from the
+    same fused representation (items without a type skipped); a classify batch carrying
+    attributes returns the attribute term only; the gradients reach the other head."""
+    b, _ = _cross_batch(synth_root, "morphology")
+    model.train()
+    for m in model.modules():  # deterministic: no dropout (BatchNorm uses the batch)
+        if isinstance(m, torch.nn.Dropout):
+            m.eval()
+    losses = model(b)
+    assert set(losses) == {"loss_morphology_attr", "loss_morphology_text", "loss_classify_ce"}
+    fused = model.encode(b["images"], b["pixel_mask"], list(b["prompts"]), dense=False)
+    head = model.heads["classify"]
+    expect = head.loss(head(fused, b), b)["loss_classify_ce"]
+    torch.testing.assert_close(losses["loss_classify_ce"], expect)
+    b["labels"] = b["labels"].clone()
+    b["labels"][0] = -1  # an untyped crop is skipped, not scored
+    keep = {"classes": b["classes"][1:], "labels": b["labels"][1:],
+            "joint": fused["joint"][1:], "embed_phrases": fused["embed_phrases"]}
+    expect = head.loss(head(keep, keep), keep)["loss_classify_ce"]
+    torch.testing.assert_close(model(b)["loss_classify_ce"], expect)
+
+    typed, red = _cross_batch(synth_root, "classify")
+    model.train()
+    model.zero_grad()
+    losses = model(typed)
+    assert set(losses) == {"loss_classify_ce", "loss_morphology_attr"}
+    losses["loss_morphology_attr"].backward()
+    assert model.heads["morphology"].hidden[0].weight.grad.abs().sum() > 0
+    assert model.heads["morphology"].out["nucleus_shape"].weight.grad.abs().sum() > 0
+    model.zero_grad()
+    # red cells state no attributes: no attribute term at all
+    mapper = DatasetMapper(image_size=256, augment=None, train=True,
+                           cross={"classify": ["morphology"]})
+    ds = TaskDataset(red[:3], "classify", mapper, train=True)
+    assert set(model(collate([ds[i] for i in range(3)]))) == {"loss_classify_ce"}
+
+
+def test_cross_supervision_without_the_head_is_a_clear_error(tiny, synth_root):
+    b, _ = _cross_batch(synth_root, "morphology", n=2)
+    torch.manual_seed(0)
+    only = load_config(None, tiny + ["model.tasks=[morphology]"])
+    m = UniHema.from_config(only)
+    with pytest.raises(KeyError, match="carries 'classify' targets.*no 'classify' head"):
+        m(b)

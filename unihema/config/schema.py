@@ -148,6 +148,12 @@ class DataConfig:
         "probability proportional to n^-balance, n = the items of its split sharing its label "
         "(0 = as stored, 1 = every label equally often); for tasks whose items carry one label "
         "(classify, morphology)", factory=dict)
+    cross_supervision: Dict[TaskName, List[TaskName]] = opt(
+        help="in training, items of a task also carry the targets of other cell tasks and "
+        "their batches train those heads too, e.g. {morphology: [classify], classify: "
+        "[morphology]}: a white-cell crop of a morphology batch also trains its type, one of "
+        "a classify batch its attributes (pairs of classify and morphology only)",
+        factory=dict)
     augment: AugmentConfig = opt(help="training augmentations", factory=AugmentConfig)
 
 

@@ -31,6 +31,13 @@ Per task:
 * ``mlm``: ``prompt`` holds the report with T5 sentinels, ``target`` the sentinel string.
 * ``vqa``: ``question``, ``target`` (the answer), ``qtype``.
 
+Cross-supervision (training only, ``cross={task: [other tasks]}``, :data:`CROSS_TASKS`): an
+item of ``task`` also carries the targets of the other cell task and ``cross_tasks`` lists
+them. A morphology item gets ``classes`` (``sample.label_set``, ``[]`` without one) and
+``label`` (``-1`` without a label in it); a classify item gets ``attributes`` (``{}`` for a
+cell without attributes, a red cell). Missing targets are marked, never invented: the heads'
+cross losses skip them.
+
 Geometric augmentation is limited per task to what keeps the target true (:data:`GEOMETRY`):
 a VQA answer names locations and counts, a report states counts, and cell size is itself a
 class cue (macrocyte, microcyte) and a morphology attribute.
@@ -63,6 +70,22 @@ GEOMETRY: Dict[str, Tuple[str, ...]] = {
     "mlm": ("flip", "rot90"),
     "vqa": (),
 }
+
+#: Cross-supervision pairs (``data.cross_supervision``): the tasks whose targets an item of
+#: each cell task may also carry. Both read the same single-cell crops.
+CROSS_TASKS: Dict[str, Tuple[str, ...]] = {"classify": ("morphology",),
+                                           "morphology": ("classify",)}
+
+
+def check_cross(cross: Dict[str, Sequence[str]]) -> Dict[str, Tuple[str, ...]]:
+    """Validate ``data.cross_supervision``; raises ``ValueError`` naming each bad pair."""
+    bad = [f"{t} -> {o}" for t, others in cross.items() for o in others
+           if o not in CROSS_TASKS.get(t, ())]
+    if bad:
+        valid = ", ".join(f"{t} -> {o}" for t, os_ in CROSS_TASKS.items() for o in os_)
+        raise ValueError(f"data.cross_supervision: {bad} are not supported; valid pairs: "
+                         f"{valid}")
+    return {t: tuple(dict.fromkeys(others)) for t, others in cross.items() if others}
 
 
 def task_augment_config(cfg: AugmentConfig, task: str) -> AugmentConfig:
@@ -98,10 +121,13 @@ class DatasetMapper:
     """
 
     def __init__(self, *, image_size: int, augment: Optional[AugmentConfig], train: bool,
-                 upscale: bool = False) -> None:
+                 upscale: bool = False, cross: Optional[Dict[str, Sequence[str]]] = None
+                 ) -> None:
         if image_size <= 0:
             raise ValueError(f"image_size must be positive, got {image_size}")
         self.image_size = int(image_size)
+        #: cross-supervision targets attached in training (see the module docstring)
+        self.cross = check_cross(dict(cross or {}))
         self.upscale = bool(upscale)
         self.train = bool(train)
         self.augment = augment
@@ -117,7 +143,7 @@ class DatasetMapper:
         """From a root ``Config`` or its ``DataConfig``: ``data.image_size``, ``data.augment``."""
         data = getattr(cfg, "data", cfg)
         return cls(image_size=data.image_size, augment=data.augment, train=train,
-                   upscale=data.upscale)
+                   upscale=data.upscale, cross=data.cross_supervision)
 
     # ------------------------------------------------------------------ entry point
     def __call__(
@@ -176,6 +202,10 @@ class DatasetMapper:
         out["scale"] = float(scale)
 
         getattr(self, f"_{task}")(sample, out, text_rng, qa_index, rng)
+        if self.train and task in self.cross:
+            out["cross_tasks"] = list(self.cross[task])
+            for other in self.cross[task]:
+                getattr(self, f"_cross_{other}")(sample, out)
         if task == "detect":
             out["boxes"] = boxes_t.float()
             out["box_classes"] = out["box_classes"][torch.from_numpy(keep)]
@@ -220,6 +250,16 @@ class DatasetMapper:
         out["attributes"] = dict(sample.attributes)
         out["target"] = language.describe_cell(sample.label, sample.attributes)
         out["prompt"] = prompts.render("morphology", text_rng)
+
+    @staticmethod
+    def _cross_classify(sample, out) -> None:
+        classes = list(sample.label_set or [])
+        out["classes"] = classes
+        out["label"] = classes.index(sample.label) if sample.label in classes else -1
+
+    @staticmethod
+    def _cross_morphology(sample, out) -> None:
+        out["attributes"] = dict(sample.attributes or {})
 
     def _mlm(self, sample, out, text_rng, qa_index, rng) -> None:
         # Evaluation masks the same spans every run: seeded from the key, not Python's hash().

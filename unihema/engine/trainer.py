@@ -183,10 +183,18 @@ class Trainer:
     def check_loss_weights(self) -> None:
         """Fail before training when a trained task has no configured loss weight at all."""
         weights = self.cfg.train.loss_weights
-        for task in {s.task for s in self.splits}:
+        trained = {s.task for s in self.splits}
+        for task in trained:
             if not any(k.startswith(f"loss_{task}_") for k in weights):
                 raise KeyError(f"no train.loss_weights for task '{task}' (expected keys like "
                                f"loss_{task}_<term>); configured: {sorted(weights)}")
+        heads = set(self.model.heads)
+        for task, others in self.cfg.data.cross_supervision.items():
+            missing = [o for o in others if o not in heads]
+            if task in trained and missing:
+                raise KeyError(f"data.cross_supervision.{task}: {missing} have no head in "
+                               f"this model (model.tasks: {sorted(heads)}); drop them or add "
+                               f"the tasks")
 
     # ------------------------------------------------------------------ one micro-batch
     def _autocast(self):

@@ -187,7 +187,7 @@ class UniHema(nn.Module):
         head = self.heads[task]
         fused = self.fuse(self.encode_image(batch["images"], batch["pixel_mask"], head.dense),
                           batch["pixel_mask"], list(batch["prompts"]), readings)
-        return head, head(fused, batch)
+        return head, head(fused, batch), fused
 
     def reading_prompts(self, batch: Mapping[str, Any]) -> List[str]:
         """The part of the reading each text item's prompt carries: for a question, the
@@ -222,9 +222,24 @@ class UniHema(nn.Module):
 
     # ------------------------------------------------------------------ train / predict
     def forward(self, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
-        """Raw (unweighted) losses ``{"loss_<task>_<term>": scalar}`` of a one-task batch."""
-        head, outputs = self._run(batch)
-        return head.loss(outputs, batch)
+        """Raw (unweighted) losses ``{"loss_<task>_<term>": scalar}`` of a one-task batch.
+
+        A batch whose items carry other heads' targets (``batch["cross_tasks"]``, from
+        ``data.cross_supervision``) also returns those heads' terms, computed from the same
+        fused representation (:meth:`TaskHead.cross_loss`)."""
+        head, outputs, fused = self._run(batch)
+        losses = dict(head.loss(outputs, batch))
+        for other in dict.fromkeys(t for ts in batch.get("cross_tasks") or [] for t in ts):
+            if other not in self.heads:
+                raise KeyError(f"a {batch['task']} batch carries '{other}' targets "
+                               f"(data.cross_supervision) but this model has no '{other}' "
+                               f"head; it has {list(self.heads)}")
+            for name, value in self.heads[other].cross_loss(fused, batch).items():
+                if name in losses:
+                    raise KeyError(f"cross-supervision by '{other}' repeats loss '{name}' of "
+                                   f"the {batch['task']} batch")
+                losses[name] = value
+        return losses
 
     @torch.no_grad()
     def predict(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
@@ -232,7 +247,7 @@ class UniHema(nn.Module):
         was_training = self.training
         self.eval()
         try:
-            head, outputs = self._run(batch)
+            head, outputs, _ = self._run(batch)
             return head.postprocess(outputs, batch)
         finally:
             self.train(was_training)

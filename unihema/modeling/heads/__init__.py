@@ -56,6 +56,13 @@ class TaskHead(nn.Module):
     def postprocess(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> List[Dict]:
         raise NotImplementedError(f"{type(self).__name__} must implement postprocess")
 
+    def cross_loss(self, fused: Mapping[str, Any], batch: Mapping[str, Any]
+                   ) -> Dict[str, torch.Tensor]:
+        """This head's loss terms on a batch of another task that carries its targets
+        (``data.cross_supervision``), from that batch's fused representation; items without a
+        target are skipped. Heads that support it override this."""
+        raise NotImplementedError(f"{type(self).__name__} does not support cross-supervision")
+
 
 def batch_class_names(batch: Mapping[str, Any]) -> List[str]:
     """The union of the items' class lists (``batch["classes"]``), in first-seen order: the

@@ -7,6 +7,11 @@ list. Probabilities are a softmax divided by a temperature fitted on held-out da
 
 morphology: one linear layer per attribute of ``vocab.ATTRIBUTES`` over the joint embedding;
 the descriptive sentence is written by the shared text decoder (``loss_morphology_text``).
+
+Cross-supervision (``data.cross_supervision``): both heads read the same crops, so each can
+train on the other's batches when the items carry its targets (:meth:`TaskHead.cross_loss`):
+a morphology batch of white cells then trains their type, a classify batch the attributes of
+its white cells. Same loss names and weights as in the head's own batches.
 """
 
 from __future__ import annotations
@@ -53,6 +58,17 @@ class ClassifyHead(TaskHead):
     def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
         return {"loss_classify_ce": ragged_cross_entropy(outputs["pred_logits"],
                                                          batch["labels"].tolist())}
+
+    def cross_loss(self, fused, batch) -> Dict[str, torch.Tensor]:
+        """Cross-entropy over the items with a label (``label >= 0``); ``{}`` when none has."""
+        keep = [i for i, y in enumerate(batch["labels"].tolist()) if y >= 0]
+        if not keep:
+            return {}
+        sub = {"classes": [batch["classes"][i] for i in keep],
+               "labels": batch["labels"][keep]}
+        joint = fused["joint"][keep]
+        return self.loss(self({"joint": joint, "embed_phrases": fused["embed_phrases"]}, sub),
+                         sub)
 
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
@@ -114,17 +130,33 @@ class MorphologyHead(TaskHead):
         return [{a: ATTRIBUTES[a][idx[a][b]] for a in self.attributes}
                 for b in range(h.shape[0])]
 
-    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
+    def _attribute_loss(self, pred: Dict[str, torch.Tensor], attributes) -> torch.Tensor:
+        """Mean over attributes of the cross-entropy over the items that state it, or
+        ``None`` when no item states any attribute."""
         terms = []
-        for a, logits in outputs["pred_attributes"].items():
+        for a, logits in pred.items():
             values = ATTRIBUTES[a]
             target = torch.tensor([values.index(attrs[a]) if a in attrs else -1
-                                   for attrs in batch["attributes"]], dtype=torch.long)
+                                   for attrs in attributes], dtype=torch.long,
+                                  device=logits.device)
             if (target >= 0).any():
                 terms.append(F.cross_entropy(logits, target, ignore_index=-1))
-        attr = torch.stack(terms).mean() if terms else outputs["pred_attributes"][
-            self.attributes[0]].sum() * 0.0
+        return torch.stack(terms).mean() if terms else None
+
+    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
+        pred = outputs["pred_attributes"]
+        attr = self._attribute_loss(pred, batch["attributes"])
+        if attr is None:
+            attr = pred[self.attributes[0]].sum() * 0.0
         return {"loss_morphology_attr": attr, "loss_morphology_text": outputs["pred_text_loss"]}
+
+    def cross_loss(self, fused, batch) -> Dict[str, torch.Tensor]:
+        """The attribute term over the items that state attributes (a classify batch has no
+        sentence to train); ``{}`` when none does."""
+        h = self.hidden(fused["joint"])
+        attr = self._attribute_loss({a: self.out[a](h) for a in self.attributes},
+                                    batch["attributes"])
+        return {} if attr is None else {"loss_morphology_attr": attr}
 
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
