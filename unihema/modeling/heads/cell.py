@@ -17,7 +17,7 @@ its white cells. Same loss names and weights as in the head's own batches.
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -130,7 +130,8 @@ class MorphologyHead(TaskHead):
         return [{a: ATTRIBUTES[a][idx[a][b]] for a in self.attributes}
                 for b in range(h.shape[0])]
 
-    def _attribute_loss(self, pred: Dict[str, torch.Tensor], attributes) -> torch.Tensor:
+    def _attribute_loss(self, pred: Dict[str, torch.Tensor], attributes
+                        ) -> Optional[torch.Tensor]:
         """Mean over attributes of the cross-entropy over the items that state it, or
         ``None`` when no item states any attribute."""
         terms = []
