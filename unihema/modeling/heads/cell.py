@@ -113,9 +113,13 @@ class MorphologyHead(TaskHead):
     def from_config(cls, cfg) -> "MorphologyHead":
         return cls(d_model=cfg.d_model)
 
+    def attribute_logits(self, joint: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """``joint [B, d]`` -> ``{attribute: logits [B, n_values]}``."""
+        h = self.hidden(joint)
+        return {a: self.out[a](h) for a in self.attributes}
+
     def forward(self, fused, batch) -> Dict[str, Any]:
-        h = self.hidden(fused["joint"])
-        out: Dict[str, Any] = {"pred_attributes": {a: self.out[a](h) for a in self.attributes}}
+        out: Dict[str, Any] = {"pred_attributes": self.attribute_logits(fused["joint"])}
         if self.training:
             out["pred_text_loss"] = fused["decoder_loss"](batch["targets"])
         else:
@@ -125,10 +129,10 @@ class MorphologyHead(TaskHead):
     @torch.no_grad()
     def predict_attributes(self, fused) -> List[Dict[str, str]]:
         """The most likely value of every attribute, per item, without writing the sentence."""
-        h = self.hidden(fused["joint"])
-        idx = {a: self.out[a](h).argmax(-1).tolist() for a in self.attributes}
+        idx = {a: lg.argmax(-1).tolist()
+               for a, lg in self.attribute_logits(fused["joint"]).items()}
         return [{a: ATTRIBUTES[a][idx[a][b]] for a in self.attributes}
-                for b in range(h.shape[0])]
+                for b in range(fused["joint"].shape[0])]
 
     def _attribute_loss(self, pred: Dict[str, torch.Tensor], attributes
                         ) -> Optional[torch.Tensor]:
@@ -154,8 +158,7 @@ class MorphologyHead(TaskHead):
     def cross_loss(self, fused, batch) -> Dict[str, torch.Tensor]:
         """The attribute term over the items that state attributes (a classify batch has no
         sentence to train); ``{}`` when none does."""
-        h = self.hidden(fused["joint"])
-        attr = self._attribute_loss({a: self.out[a](h) for a in self.attributes},
+        attr = self._attribute_loss(self.attribute_logits(fused["joint"]),
                                     batch["attributes"])
         return {} if attr is None else {"loss_morphology_attr": attr}
 
