@@ -172,6 +172,7 @@ class Trainer:
         self.progress = progress
         self.step = 0
         self.check_loss_weights()
+        self.check_cross_supervision()
         logger.info("training on %s, precision %s%s", env_summary(self.dist), self.precision,
                     f", DeepSpeed ZeRO-{zero_stage(self.ds_config)}" if self.engine else "")
         resume_from = ckpt.resolve(cfg.train.resume if resume is None else resume,
@@ -183,11 +184,15 @@ class Trainer:
     def check_loss_weights(self) -> None:
         """Fail before training when a trained task has no configured loss weight at all."""
         weights = self.cfg.train.loss_weights
-        trained = {s.task for s in self.splits}
-        for task in trained:
+        for task in {s.task for s in self.splits}:
             if not any(k.startswith(f"loss_{task}_") for k in weights):
                 raise KeyError(f"no train.loss_weights for task '{task}' (expected keys like "
                                f"loss_{task}_<term>); configured: {sorted(weights)}")
+
+    def check_cross_supervision(self) -> None:
+        """Fail before training when a trained task's batches would carry the targets of a
+        head this model lacks (``data.cross_supervision``)."""
+        trained = {s.task for s in self.splits}
         heads = set(self.model.heads)
         for task, others in self.cfg.data.cross_supervision.items():
             missing = [o for o in others if o not in heads]
