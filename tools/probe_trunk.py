@@ -24,10 +24,11 @@ from typing import List, Sequence, Tuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 from torchmetrics.functional.classification import multiclass_f1_score
 
+from unihema.data.catalog import load_dataset
+from unihema.data.io import read_image
 from unihema.modeling.backbone import PIXEL_MEAN, PIXEL_STD, ResNetTrunk
 from unihema.synth import WHITE_TYPES
 
@@ -35,26 +36,22 @@ from unihema.synth import WHITE_TYPES
 def load_white_crops(root: Path, split: str, target: str
                      ) -> Tuple[torch.Tensor, torch.Tensor, List[str]]:
     """``(images [N, 3, s, s] in [0, 1], labels [N], class names)`` of the white-cell crops of
-    ``root/split/crops.jsonl``; ``target`` is ``type`` or a morphology attribute."""
-    path = root / split / "crops.jsonl"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist; generate the data with "
-                                f"`unihema demo --data-only --out DIR` (then --data DIR/data)")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    rows = [r for r in rows if r["label"] in WHITE_TYPES]
-    if not rows:
-        raise ValueError(f"{path}: no white-cell crops")
+    one split of a generated dataset (read by its adapter); ``target`` is ``type`` or a
+    morphology attribute."""
+    samples = [s for s in load_dataset("synthetic_smear", root, split)
+               if s.meta.get("kind") == "crop" and s.label in WHITE_TYPES]
+    if not samples:
+        raise ValueError(f"{root}: split '{split}' has no white-cell crops")
     if target == "type":
         names: Sequence[str] = WHITE_TYPES
-        values = [r["label"] for r in rows]
+        values = [s.label for s in samples]
     else:
-        missing = [r["sample_id"] for r in rows if target not in (r.get("attributes") or {})]
+        missing = [s.sample_id for s in samples if target not in (s.attributes or {})]
         if missing:
-            raise ValueError(f"{path}: crops {missing[:3]} have no attribute '{target}'")
-        values = [r["attributes"][target] for r in rows]
+            raise ValueError(f"{root}/{split}: crops {missing[:3]} have no attribute '{target}'")
+        values = [s.attributes[target] for s in samples]
         names = sorted(set(values))
-    images = np.stack([np.asarray(Image.open(root / r["image_path"]).convert("RGB"))
-                       for r in rows])
+    images = np.stack([read_image(s.image_path) for s in samples])
     x = torch.from_numpy(images).permute(0, 3, 1, 2).float().div_(255.0)
     y = torch.tensor([list(names).index(v) for v in values])
     return x, y, list(names)
