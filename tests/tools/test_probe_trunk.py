@@ -31,6 +31,10 @@ def test_trains_and_scores_the_white_cell_crops(synth_root, target):
 
 def test_missing_data_and_unknown_attribute_are_clear_errors(synth_root, tmp_path):
     done = _run("--data", str(tmp_path / "nowhere"), "--steps", "1")
+    assert done.returncode != 0 and "'" + str(tmp_path / "nowhere") + "' is not a folder" in \
+        done.stderr
+    (tmp_path / "empty").mkdir()
+    done = _run("--data", str(tmp_path / "empty"), "--steps", "1")
     assert done.returncode != 0 and "manifest.json is missing" in done.stderr
     done = _run("--data", str(synth_root), "--steps", "1", "--target", "colour_of_the_sky")
     assert done.returncode != 0 and "no attribute 'colour_of_the_sky'" in done.stderr
