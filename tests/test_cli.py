@@ -107,9 +107,10 @@ def test_demo_data_only_reuses_and_regenerates(tmp_path, capsys):
     stamp = manifest.stat().st_mtime_ns
     assert main(args + ["synth.size=96"]) == 0
     assert manifest.stat().st_mtime_ns == stamp
-    # a different generator config regenerates
-    assert main(args + ["synth.size=64"]) == 0
-    assert json.loads(manifest.read_text())["config"]["size"] == 64
+    # a different generator config regenerates; a repeated --set adds to the earlier ones
+    assert main(args + ["--set", "synth.size=64"]) == 0
+    config = json.loads(manifest.read_text())["config"]
+    assert config["size"] == 64 and config["workers"] == 1
 
 
 @pytest.fixture(scope="module")

@@ -331,7 +331,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="generate, check and preview the data; skip the model")
     demo.add_argument("--config", default=None,
                       help="YAML config instead of the built-in preset (presets/demo.yaml)")
-    demo.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="config overrides")
+    demo.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
+                      help="config overrides (--set may repeat; all are applied in order)")
     demo.set_defaults(func=cmd_demo)
 
     tr = sub.add_parser("train", help="train the unified model (all configured tasks, one run)",
@@ -408,7 +409,8 @@ def build_parser() -> argparse.ArgumentParser:
                           ("domain", float, "domain shift 0..1 (default 0)"),
                           ("workers", int, "processes (default: one per core)")):
         d.add_argument(f"--{key}", type=typ, default=None, help=hlp)
-    d.add_argument("--set", nargs="*", metavar="KEY=VALUE", help="other config overrides")
+    d.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
+                   help="other config overrides (--set may repeat; all are applied in order)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_data_generate)
 
