@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from unihema.config.schema import AugmentConfig
-from unihema.data.collate import IGNORE_INDEX, collate
+from unihema.data.collate import IGNORE_INDEX, collate, slice_batch
 from unihema.data.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import UnifiedSample
 
@@ -60,6 +60,25 @@ def test_list_keys_and_labels():
     assert "masks" not in out
     vqa = collate([_item("vqa", 5, 5, question="q?", target="2", qtype="count")])
     assert vqa["questions"] == ["q?"] and vqa["targets"] == ["2"] and vqa["qtypes"] == ["count"]
+
+
+def test_slice_batch_takes_items_of_every_key():
+    batch = collate([_item("classify", 10, 12, key=f"c{i}", classes=["a", "b"], label=i % 2)
+                     for i in range(5)])
+    batch["trunk_items"] = 2  # a scalar setting is kept as it is
+    part = slice_batch(batch, 3, 5)
+    assert part["keys"] == ["c3", "c4"] and part["labels"].tolist() == [1, 0]
+    assert torch.equal(part["images"], batch["images"][3:5])
+    assert torch.equal(part["pixel_mask"], batch["pixel_mask"][3:5])
+    assert part["classes"] == [["a", "b"]] * 2 and part["prompts"] == ["classify: x"] * 2
+    assert part["task"] == "classify" and part["trunk_items"] == 2
+    with pytest.raises(ValueError, match=r"items 3:6 of a batch of 5"):
+        slice_batch(batch, 3, 6)
+    with pytest.raises(ValueError, match=r"items 2:2"):
+        slice_batch(batch, 2, 2)
+    batch["keys"] = batch["keys"][:4]
+    with pytest.raises(ValueError, match="'keys' has 4 values for 5 items"):
+        slice_batch(batch, 0, 2)
 
 
 def test_refuses_mixed_tasks_and_empty():

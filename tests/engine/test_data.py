@@ -8,8 +8,8 @@ import pytest
 from unihema.config.loader import load_config
 from unihema.data.catalog import DataError
 from unihema.data.sample import UnifiedSample
-from unihema.engine.data import (build_task_splits, build_train_loader, mixture_sources,
-                                 relabel)
+from unihema.engine.data import (build_task_splits, build_train_loader, check_trunk_items,
+                                 mixture_sources, relabel, trunk_items)
 
 LINEAGES = ["red blood cell", "white blood cell", "platelet", "malaria parasite"]
 
@@ -151,3 +151,33 @@ def test_balance_errors_name_the_setting(synth_root):
     cfg = load_config(None, [entry, "data.balance={classify: 2.0}"])
     with pytest.raises(ValueError, match=r"data.balance.classify = 2.0: expected .* \[0, 1\]"):
         mixture_sources(cfg, build_task_splits(cfg.data.train, cfg, train=True))
+
+
+def test_trunk_items_enlarge_the_batches_of_their_task(synth_root):
+    entry = (f"data.train=[{{name: synthetic_smear, root: '{synth_root}', split: train, "
+             f"tasks: [classify, morphology]}}]")
+    base = [entry, "data.task_batch_size={classify: 6}", "data.batch_size=2"]
+    cfg = load_config(None, base + ["data.trunk_items={classify: 4, morphology: 3}"])
+    splits = build_task_splits(cfg.data.train, cfg, train=True)
+    sizes = {s.task: s.batch_size for s in mixture_sources(cfg, splits)[0]}
+    plain = {s.task: s.batch_size for s in mixture_sources(load_config(None, base),
+                                                             splits)[0]}
+    # classify: its own 6 + 4; morphology: the default 2 + 3
+    assert sizes == {"classify": 10, "morphology": 5}
+    assert plain == {"classify": 6, "morphology": None}
+    assert trunk_items(cfg, "classify") == 4 and trunk_items(cfg, "detect") == 0
+    zero = load_config(None, base + ["data.trunk_items={classify: 0}"])
+    assert check_trunk_items(zero) == {}
+    loader, _ = build_train_loader(cfg, splits, max_steps=12)
+    lengths = {}
+    for b in loader:
+        lengths.setdefault(b["task"], set()).add(len(b["keys"]))
+    assert lengths == {"classify": {10}, "morphology": {5}}
+
+
+def test_trunk_items_errors_name_the_setting():
+    with pytest.raises(ValueError, match=r"data.trunk_items.detect: .*only \['classify', "
+                                         r"'morphology'\]"):
+        check_trunk_items(load_config(None, ["data.trunk_items={detect: 8}"]))
+    with pytest.raises(ValueError, match=r"data.trunk_items.classify = -1: expected a count"):
+        check_trunk_items(load_config(None, ["data.trunk_items={classify: -1}"]))

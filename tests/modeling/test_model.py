@@ -7,7 +7,7 @@ import torch
 
 from unihema.config import load_config
 from unihema.data.catalog import load_dataset
-from unihema.data.collate import collate
+from unihema.data.collate import collate, slice_batch
 from unihema.data.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import TASKS
 from unihema.modeling.heads import weigh_losses
@@ -248,3 +248,36 @@ def test_cross_supervision_without_the_head_is_a_clear_error(tiny, synth_root):
     m = UniHema.from_config(only)
     with pytest.raises(KeyError, match="carries 'classify' targets.*no 'classify' head"):
         m(b)
+
+
+def test_trunk_items_are_scored_from_the_trunk_alone(model, synth_root):
+    """``trunk_items = k``: the full path's losses are those of the batch without its last
+    ``k`` items, and ``loss_<task>_trunk_<term>`` are the heads' cross losses on
+    ``trunk_pool`` of those items' pooled C5 alone; that gradient reaches the trunk and the
+    head, not the fusion."""
+    full, _ = _cross_batch(synth_root, "morphology", n=6)
+    main, tail = slice_batch(full, 0, 4), slice_batch(full, 4, 6)
+    model.train()
+    for m in model.modules():  # deterministic: no dropout (the tiny trunk uses GroupNorm)
+        if isinstance(m, torch.nn.Dropout):
+            m.eval()
+    losses = model(dict(full, trunk_items=2))
+    plain = model(main)
+    assert set(losses) == set(plain) | {"loss_morphology_trunk_attr", "loss_classify_trunk_ce"}
+    for name, value in plain.items():
+        torch.testing.assert_close(losses[name], value)
+    pooled = model.encode_image(tail["images"], tail["pixel_mask"], dense=False)["pooled"]
+    view = {"joint": model.trunk_pool(pooled), "embed_phrases": model.text.embed_phrases}
+    torch.testing.assert_close(losses["loss_classify_trunk_ce"],
+                               model.heads["classify"].cross_loss(view, tail)["loss_classify_ce"])
+    torch.testing.assert_close(
+        losses["loss_morphology_trunk_attr"],
+        model.heads["morphology"].cross_loss(view, tail)["loss_morphology_attr"])
+    model.zero_grad()
+    losses["loss_classify_trunk_ce"].backward()
+    assert model.trunk.conv1.weight.grad.abs().sum() > 0
+    assert model.heads["classify"].image_proj[0].weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.fusion.parameters())
+    model.zero_grad()
+    with pytest.raises(ValueError, match="trunk_items = 6 leaves no item of a batch of 6"):
+        model(dict(full, trunk_items=6))

@@ -154,6 +154,12 @@ class DataConfig:
         "[morphology]}: a white-cell crop of a morphology batch also trains its type, one of "
         "a classify batch its attributes (pairs of classify and morphology only)",
         factory=dict)
+    trunk_items: Dict[TaskName, int] = opt(
+        help="in training, this many extra items per batch of a cell task that only the "
+        "visual trunk sees (deep supervision), e.g. {morphology: 96}: their pooled trunk "
+        "features are scored by the same heads (loss_<task>_trunk_<term>), at a fraction of a "
+        "full item's cost; the batch's other items take the full path (classify and "
+        "morphology only)", factory=dict)
     augment: AugmentConfig = opt(help="training augmentations", factory=AugmentConfig)
 
 

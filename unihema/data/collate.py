@@ -100,3 +100,22 @@ def collate(batch: Sequence[Dict[str, Any]], pad_to_multiple: int = 32) -> Dict[
         values: List[Any] = [item[key] for item in batch]
         out[LIST_KEYS.get(key, key)] = values
     return out
+
+
+def slice_batch(batch: Dict[str, Any], start: int, stop: int) -> Dict[str, Any]:
+    """Items ``start:stop`` of a collated batch: every tensor and per-item list is sliced on
+    its first axis, other values (``task``) are kept. Images keep the batch's padded size."""
+    size = int(batch["images"].shape[0])
+    if not 0 <= start < stop <= size:
+        raise ValueError(f"cannot take items {start}:{stop} of a batch of {size}")
+    out: Dict[str, Any] = {}
+    for key, value in batch.items():
+        if torch.is_tensor(value) and value.dim() > 0:
+            out[key] = value[start:stop]
+        elif isinstance(value, list):
+            if len(value) != size:
+                raise ValueError(f"batch key '{key}' has {len(value)} values for {size} items")
+            out[key] = value[start:stop]
+        else:
+            out[key] = value
+    return out

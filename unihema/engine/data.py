@@ -218,20 +218,26 @@ def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Sour
     shared so that every item is still drawn equally often and the task keeps its share of the
     steps.
 
+    With ``data.trunk_items[task] = k`` every batch of the task draws ``k`` items more, the
+    trunk-only items at its end (:func:`trunk_items`).
+
     With ``data.balance[task] = p`` the split's items get the weights of
     :func:`balance_weights` (normalised to mean 1): every label is drawn about equally often at
     ``p = 1``, and the size buckets share the split's weight by their items' total weight.
     """
+    extra = check_trunk_items(cfg)
     sources, datasets = [], []
     for s in splits:
         weight = s.entry.weight * cfg.data.task_weights.get(s.task, 1.0)
         batch = cfg.data.task_batch_size.get(s.task) or cfg.data.batch_size
+        trunk = extra.get(s.task, 0)
         power = cfg.data.balance.get(s.task, 0.0)
         item_w = balance_weights(s, power) if power else None
         buckets = size_buckets(s, cfg)
         if len(buckets) == 1:
+            own = cfg.data.task_batch_size.get(s.task)
             sources.append(Source(s.name, s.task, len(s.dataset), weight,
-                                  cfg.data.task_batch_size.get(s.task),
+                                  (own or cfg.data.batch_size) + trunk if trunk else own,
                                   None if item_w is None else tuple(item_w)))
             datasets.append(s.dataset)
             continue
@@ -242,10 +248,41 @@ def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Sour
         rates = [m / b for m, b in zip(mass, sizes)]
         for (side, items), b, r in zip(buckets, sizes, rates):
             sources.append(Source(f"{s.name}@{side}px", s.task, len(items),
-                                  weight * r / sum(rates), b,
+                                  weight * r / sum(rates), b + trunk,
                                   None if item_w is None else tuple(item_w[j] for j in items)))
             datasets.append(ItemSubset(s.dataset, items))
     return sources, datasets
+
+
+#: tasks whose heads read only the global embedding, so that trunk-only items (pooled trunk
+#: features, no fusion) can be scored by them (``data.trunk_items``)
+TRUNK_TASKS = ("classify", "morphology")
+
+
+def check_trunk_items(cfg: Config) -> Dict[str, int]:
+    """``data.trunk_items`` validated: ``{task: k}`` with ``k >= 0`` for tasks of
+    :data:`TRUNK_TASKS` (zeros dropped).
+
+    Raises:
+        ValueError: another task, or a negative count (naming the entry).
+    """
+    out = {}
+    for task, k in cfg.data.trunk_items.items():
+        if task not in TRUNK_TASKS:
+            raise ValueError(f"data.trunk_items.{task}: trunk-only items are scored from the "
+                             f"pooled trunk features by a head over the global embedding; "
+                             f"only {list(TRUNK_TASKS)} have one")
+        if int(k) != k or k < 0:
+            raise ValueError(f"data.trunk_items.{task} = {k}: expected a count >= 0 of extra "
+                             f"items per batch")
+        if k:
+            out[task] = int(k)
+    return out
+
+
+def trunk_items(cfg: Config, task: str) -> int:
+    """How many items at the end of a training batch of ``task`` only the trunk sees."""
+    return check_trunk_items(cfg).get(task, 0)
 
 
 #: tasks whose items carry one label each, which class-balanced sampling counts

@@ -45,7 +45,7 @@ from unihema.config.loader import dump_config, to_dict
 from unihema.config.schema import Config
 from unihema.engine import checkpoint as ckpt
 from unihema.engine.budget import Budget
-from unihema.engine.data import build_task_splits, build_train_loader
+from unihema.engine.data import build_task_splits, build_train_loader, check_trunk_items
 from unihema.engine.distributed import (
     all_finite,
     barrier,
@@ -171,6 +171,7 @@ class Trainer:
             self.device.type, enabled=self.precision == "fp16" and self.engine is None)
         self.progress = progress
         self.step = 0
+        self.trunk_items = check_trunk_items(cfg)
         self.check_loss_weights()
         self.check_cross_supervision()
         logger.info("training on %s, precision %s%s", env_summary(self.dist), self.precision,
@@ -188,6 +189,11 @@ class Trainer:
             if not any(k.startswith(f"loss_{task}_") for k in weights):
                 raise KeyError(f"no train.loss_weights for task '{task}' (expected keys like "
                                f"loss_{task}_<term>); configured: {sorted(weights)}")
+            if task in self.trunk_items and not any(k.startswith(f"loss_{task}_trunk_")
+                                                    for k in weights):
+                raise KeyError(f"data.trunk_items.{task} is set but train.loss_weights has no "
+                               f"loss_{task}_trunk_<term> (the trunk-only items' terms); "
+                               f"configured: {sorted(weights)}")
 
     def check_cross_supervision(self) -> None:
         """Fail before training when a trained task's batches would carry the targets of a
@@ -244,6 +250,8 @@ class Trainer:
             for batch in self.loader:
                 batch = to_device(batch, self.device, self._batch_dtype())
                 task = batch["task"]
+                if task in self.trunk_items:  # the sampler drew them at the batch's end
+                    batch["trunk_items"] = self.trunk_items[task]
                 with self._autocast():
                     losses = weigh_losses(self.wrapped(batch), cfg.train.loss_weights)
                 total = sum(losses.values())

@@ -34,6 +34,7 @@ from torch import nn
 from unihema import __version__
 from unihema.config.loader import from_dict, to_dict
 from unihema.config.schema import Config, ModelConfig
+from unihema.data.collate import slice_batch
 from unihema.data.language import fill_hints, reading_text
 from unihema.modeling.backbone import (PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder,
                                        downsample_mask)
@@ -103,18 +104,31 @@ class UniHema(nn.Module):
         return cls(config=mcfg, tokenizer=tokenizer or load_tokenizer(mcfg.text.tokenizer))
 
     # ------------------------------------------------------------------ shared trunk
-    def encode_image(self, images: torch.Tensor, pixel_mask: torch.Tensor, dense: bool = True
-                     ) -> Dict[str, torch.Tensor]:
+    def encode_image(self, images: torch.Tensor, pixel_mask: torch.Tensor, dense: bool = True,
+                     trunk_items: int = 0) -> Dict[str, torch.Tensor]:
         """The prompt-independent part: ``images [B, 3, H, W]`` in [0, 1] -> ``{"C1": stem
         features [B, c, H/2, W/2], "pooled": masked mean of C5 [B, c5], "P2".."P5": pyramid}``.
         Several prompts over one image can share it. ``dense=False`` (heads that read only
-        the global embedding, the queries or the decoder memory) leaves out C1 and P2."""
+        the global embedding, the queries or the decoder memory) leaves out C1 and P2.
+
+        ``trunk_items = k``: the last ``k`` items go through the trunk only; every output
+        then covers the first ``B - k`` and ``"trunk_pooled" [k, c5]`` holds the pooled C5
+        of the last ``k`` (one trunk pass for all ``B``)."""
         # each item normalised with the BatchNorm statistics of its kind (crop or field), read
         # from its real size: evaluation batches may pad a crop beside a field
         small = real_sides(pixel_mask) <= self.trunk.small_side
         feats = self.trunk((images - self.pixel_mean) / self.pixel_std, small=small)
         pooled = HemaFormer.masked_mean(feats["C5"], pixel_mask)
-        out = {"pooled": pooled, **self.visual(feats, pixel_mask, dense=dense)}
+        n = images.shape[0] - trunk_items
+        if not 0 < n <= images.shape[0]:
+            raise ValueError(f"trunk_items = {trunk_items} leaves no item of a batch of "
+                             f"{images.shape[0]} for the full path")
+        if trunk_items:
+            feats = {k: v[:n] for k, v in feats.items()}
+            pixel_mask = pixel_mask[:n]
+        out = {"pooled": pooled[:n], **self.visual(feats, pixel_mask, dense=dense)}
+        if trunk_items:
+            out["trunk_pooled"] = pooled[n:]
         if dense:
             out["C1"] = feats["C1"]
         return out
@@ -179,14 +193,21 @@ class UniHema(nn.Module):
             memory_offsets=memory_offsets)
         return fused
 
-    def _run(self, batch: Mapping[str, Any]):
+    def _run(self, batch: Mapping[str, Any], trunk_items: int = 0):
+        """``(head, outputs, fused)`` of a one-task batch; with ``trunk_items = k`` the batch
+        is the full-path items and ``images`` / ``pixel_mask`` carry ``k`` more at the end,
+        whose trunk embeddings come back as ``fused["trunk_joint"] [k, d]``."""
         task = batch["task"]
         if task not in self.heads:
             raise KeyError(f"this model has no '{task}' head; it has {list(self.heads)}")
         readings = self.reading_prompts(batch) if task in self.config.reading.tasks else None
         head = self.heads[task]
-        fused = self.fuse(self.encode_image(batch["images"], batch["pixel_mask"], head.dense),
-                          batch["pixel_mask"], list(batch["prompts"]), readings)
+        visual = self.encode_image(batch["images"], batch["pixel_mask"], head.dense,
+                                   trunk_items)
+        n = len(batch["prompts"])
+        fused = self.fuse(visual, batch["pixel_mask"][:n], list(batch["prompts"]), readings)
+        if trunk_items:
+            fused["trunk_joint"] = self.trunk_pool(visual["trunk_pooled"])
         return head, head(fused, batch), fused
 
     def reading_prompts(self, batch: Mapping[str, Any]) -> List[str]:
@@ -226,20 +247,48 @@ class UniHema(nn.Module):
 
         A batch whose items carry other heads' targets (``batch["cross_tasks"]``, from
         ``data.cross_supervision``) also returns those heads' terms, computed from the same
-        fused representation (:meth:`TaskHead.cross_loss`)."""
-        head, outputs, fused = self._run(batch)
-        losses = dict(head.loss(outputs, batch))
-        for other in dict.fromkeys(t for ts in batch.get("cross_tasks") or [] for t in ts):
-            if other not in self.heads:
-                raise KeyError(f"a {batch['task']} batch carries '{other}' targets "
-                               f"(data.cross_supervision) but this model has no '{other}' "
-                               f"head; it has {list(self.heads)}")
-            for name, value in self.heads[other].cross_loss(fused, batch).items():
+        fused representation (:meth:`TaskHead.cross_loss`).
+
+        ``batch["trunk_items"] = k`` (``data.trunk_items``, set by the trainer): the last
+        ``k`` items only pass through the trunk; their pooled features, through the same
+        ``trunk_pool`` that joins them to the global embedding, are scored by the batch's
+        head and the cross-supervised ones (``cross_loss``), as ``loss_<task>_trunk_<term>``:
+        deep supervision of the trunk at a fraction of a full item's cost."""
+        k = int(batch.get("trunk_items") or 0)
+        size = int(batch["images"].shape[0])
+        if not 0 <= k < size:
+            raise ValueError(f"trunk_items = {k} leaves no item of a batch of {size} for the "
+                             f"full path")
+        main = slice_batch(batch, 0, size - k) if k else batch
+        # the full path's items with all images: one trunk pass covers the extra items
+        head, outputs, fused = self._run(
+            dict(main, images=batch["images"], pixel_mask=batch["pixel_mask"]) if k else main,
+            k)
+        losses = dict(head.loss(outputs, main))
+        for other in self._cross_tasks(main):
+            for name, value in self.heads[other].cross_loss(fused, main).items():
                 if name in losses:
                     raise KeyError(f"cross-supervision by '{other}' repeats loss '{name}' of "
                                    f"the {batch['task']} batch")
                 losses[name] = value
+        if k:
+            tail = slice_batch(batch, size - k, size)
+            view = {"joint": fused["trunk_joint"], "embed_phrases": fused["embed_phrases"]}
+            for task in [batch["task"], *self._cross_tasks(tail)]:
+                prefix = f"loss_{task}_"
+                for name, value in self.heads[task].cross_loss(view, tail).items():
+                    losses[name.replace(prefix, prefix + "trunk_", 1)] = value
         return losses
+
+    def _cross_tasks(self, batch: Mapping[str, Any]) -> List[str]:
+        """The other heads whose targets the batch's items carry (``cross_tasks``)."""
+        others = list(dict.fromkeys(t for ts in batch.get("cross_tasks") or [] for t in ts))
+        for other in others:
+            if other not in self.heads:
+                raise KeyError(f"a {batch['task']} batch carries '{other}' targets "
+                               f"(data.cross_supervision) but this model has no '{other}' "
+                               f"head; it has {list(self.heads)}")
+        return others
 
     @torch.no_grad()
     def predict(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
