@@ -134,6 +134,12 @@ def test_demo_quick_trains_evaluates_and_reports(quick_demo):
     report = (out_dir / "report.md").read_text()
     assert "Held-out test metrics" in report and "VQA exact match" in report
     assert "UniHemaPipeline.from_pretrained" in report
+    # the items each figure rests on: every test field of the quick split, its white cells
+    fields = len((out_dir / "data" / "test" / "fields.jsonl").read_text().splitlines())
+    white = metrics["classify"]["n_scored_white"]
+    assert metrics["detect"]["n_scored"] == fields and 0 < white <= metrics["classify"]["n_scored"]
+    assert f"scored on: detect {fields} fields, classify " in report
+    assert f"({white} white cells)" in report
 
 
 def test_inference_commands(quick_demo, capsys, tmp_path):
