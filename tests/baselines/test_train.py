@@ -67,6 +67,25 @@ def test_time_budget_stops_training(config_file, tmp_path):
     assert log[-1]["lr"] < log[0]["lr"]
 
 
+def test_trunk_items_do_not_enlarge_a_baselines_batches(config_file, tmp_path, monkeypatch):
+    """data.trunk_items belong to the unified model: a baseline draws its own batch size."""
+    import unihema.baselines.train as bt
+
+    sizes = []
+    real = bt.build_train_loader
+
+    def spy(cfg, splits, **kw):
+        loader, sampler = real(cfg, splits, **kw)
+        sizes.extend(s.batch_size for s in sampler.sources)
+        return loader, sampler
+
+    monkeypatch.setattr(bt, "build_train_loader", spy)
+    cfg = load_config(config_file, ["data.trunk_items={classify: 5}"])
+    summary = train_baseline(cfg, kind="classifier", out_dir=tmp_path / "t", max_steps=1,
+                             progress=False)
+    assert sizes and all(s in (None, 2) for s in sizes) and summary["batch_size"] == 2
+
+
 def test_lr_override_and_bad_arguments(config_file, tmp_path):
     cfg = load_config(config_file)
     summary = train_baseline(cfg, kind="classifier", out_dir=tmp_path / "m", max_steps=1,

@@ -9,7 +9,7 @@ from unihema.config.loader import load_config
 from unihema.data.catalog import DataError
 from unihema.data.sample import UnifiedSample
 from unihema.engine.data import (build_task_splits, build_train_loader, check_trunk_items,
-                                 mixture_sources, relabel, trunk_items)
+                                 mixture_sources, relabel)
 
 LINEAGES = ["red blood cell", "white blood cell", "platelet", "malaria parasite"]
 
@@ -165,7 +165,7 @@ def test_trunk_items_enlarge_the_batches_of_their_task(synth_root):
     # classify: its own 6 + 4; morphology: the default 2 + 3
     assert sizes == {"classify": 10, "morphology": 5}
     assert plain == {"classify": 6, "morphology": None}
-    assert trunk_items(cfg, "classify") == 4 and trunk_items(cfg, "detect") == 0
+    assert check_trunk_items(cfg) == {"classify": 4, "morphology": 3}
     zero = load_config(None, base + ["data.trunk_items={classify: 0}"])
     assert check_trunk_items(zero) == {}
     loader, _ = build_train_loader(cfg, splits, max_steps=12)

@@ -146,7 +146,10 @@ def train_baseline(
     classes = class_list(splits, task)
     model = build_baseline(arch, kind=kind, classes=classes, image_size=cfg.data.image_size,
                            **(model_options or {}))
-    loader, _ = build_train_loader(cfg, splits, max_steps=steps)
+    # trunk-only items are the unified model's (data.trunk_items): a baseline's batches are
+    # the task's own batch size
+    plain = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data, trunk_items={}))
+    loader, _ = build_train_loader(plain, splits, max_steps=steps)
     optimizer = build_optimizer(model, _with_lr(cfg, lr))
     budget = Budget(max_steps=steps, max_seconds=minutes * 60.0, warmup=cfg.train.warmup_steps,
                     clock=clock)

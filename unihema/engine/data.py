@@ -280,11 +280,6 @@ def check_trunk_items(cfg: Config) -> Dict[str, int]:
     return out
 
 
-def trunk_items(cfg: Config, task: str) -> int:
-    """How many items at the end of a training batch of ``task`` only the trunk sees."""
-    return check_trunk_items(cfg).get(task, 0)
-
-
 #: tasks whose items carry one label each, which class-balanced sampling counts
 BALANCE_TASKS = ("classify", "morphology")
 
