@@ -219,7 +219,8 @@ def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Sour
     steps.
 
     With ``data.trunk_items[task] = k`` every batch of the task draws ``k`` items more, the
-    trunk-only items at its end (:func:`trunk_items`).
+    trunk-only items at its end (:func:`check_trunk_items`; the trainer marks them,
+    ``UniHema.forward`` splits them off).
 
     With ``data.balance[task] = p`` the split's items get the weights of
     :func:`balance_weights` (normalised to mean 1): every label is drawn about equally often at
@@ -235,9 +236,8 @@ def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Sour
         item_w = balance_weights(s, power) if power else None
         buckets = size_buckets(s, cfg)
         if len(buckets) == 1:
-            own = cfg.data.task_batch_size.get(s.task)
             sources.append(Source(s.name, s.task, len(s.dataset), weight,
-                                  (own or cfg.data.batch_size) + trunk if trunk else own,
+                                  batch + trunk if trunk else cfg.data.task_batch_size.get(s.task),
                                   None if item_w is None else tuple(item_w)))
             datasets.append(s.dataset)
             continue
