@@ -134,6 +134,8 @@ def test_demo_quick_trains_evaluates_and_reports(quick_demo):
     report = (out_dir / "report.md").read_text()
     assert "Held-out test metrics" in report and "VQA exact match" in report
     assert "UniHemaPipeline.from_pretrained" in report
+    # the steps that actually ran, and why training ended (the quick demo's cap is 30 steps)
+    assert "training" in report and "30 steps (stopped at the step cap" in report
     # the items each figure rests on: every test field of the quick split, its white cells
     fields = len((out_dir / "data" / "test" / "fields.jsonl").read_text().splitlines())
     white = metrics["classify"]["n_scored_white"]

@@ -87,7 +87,8 @@ def train_unified(cfg: Config, out: Path, retrain: bool) -> Dict[str, Any]:
     t0 = time.perf_counter()
     trainer = Trainer(cfg)
     trainer.train()
-    run = {"steps": trainer.step, "train_seconds": round(time.perf_counter() - t0, 1),
+    run = {"steps": trainer.step, "stopped_by": trainer.stopped_by,
+           "train_seconds": round(time.perf_counter() - t0, 1),
            "parameters": sum(p.numel() for p in trainer.model.parameters())}
     atomic_write_text(out / "unified" / "run.json", json.dumps(run, indent=2))
     return run
@@ -103,7 +104,8 @@ def train_specialist(cfg: Config, kind: str, out: Path, minutes: float, retrain:
         return json.loads((model_dir / "run.json").read_text())
     t0 = time.perf_counter()
     summary = train_baseline(cfg, kind=kind, out_dir=model_dir, max_minutes=minutes)
-    run = {"steps": int(summary["steps"]), "train_seconds": round(time.perf_counter() - t0, 1),
+    run = {"steps": int(summary["steps"]), "stopped_by": summary.get("stopped_by"),
+           "train_seconds": round(time.perf_counter() - t0, 1),
            "parameters": int(summary.get("parameters", 0)), "arch": summary.get("arch", "")}
     atomic_write_text(model_dir / "run.json", json.dumps(run, indent=2))
     return run
@@ -153,12 +155,14 @@ def comparison_rows(results: Dict[str, Dict], cfg: Config) -> List[List[str]]:
 
 
 def run_rows(runs: Dict[str, Dict[str, Any]]) -> List[List[str]]:
-    rows = [["model", "tasks", "architecture", "parameters", "steps", "training time"]]
+    rows = [["model", "tasks", "architecture", "parameters", "steps", "stopped by",
+             "training time"]]
     for name, r in runs.items():
         tasks = "detect + segment + classify" if name == "unified" else SPECIALISTS[name]
         arch = "unihema tiny (one run)" if name == "unified" else r.get("arch", name)
         rows.append([name, tasks, arch, f"{r.get('parameters', 0) / 1e6:.1f} M",
-                     str(r["steps"]), f"{r['train_seconds'] / 60:.1f} min"])
+                     str(r["steps"]), r.get("stopped_by") or "unrecorded",
+                     f"{r['train_seconds'] / 60:.1f} min"])
     return rows
 
 

@@ -212,7 +212,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 3
     if trainer.dist.is_main:
-        print(f"wrote {trainer.out / 'model'} after {trainer.step} steps; "
+        print(f"wrote {trainer.out / 'model'} after {trainer.stop_summary()}; "
               f"losses in {trainer.out / 'metrics.jsonl'}")
     return 0
 

@@ -218,10 +218,12 @@ def run_demo(
     metrics: Dict[str, Dict[str, float]] = {}
     show: Dict[str, Any] = {"files": [], "qa": [], "api": {}}
     train_s = eval_s = 0.0
+    trained = "not trained"
     if train:
         t0 = time.perf_counter()
         trainer = Trainer(cfg)
         trainer.train(save=False)  # saved below, with the fitted temperature
+        trained = trainer.stop_summary()
         val = [s for s in build_task_splits(cfg.data.val, cfg, train=False)
                if s.task == "classify"]
         if val:
@@ -247,7 +249,7 @@ def run_demo(
     md = [
         "# unihema demo", "",
         f"Synthetic smears in `{data_dir}` (size {cfg.synth.size}, seed {cfg.synth.seed}), "
-        f"generated in {gen_s:.1f} s; training {train_s:.0f} s ({cfg.train.max_steps} steps), "
+        f"generated in {gen_s:.1f} s; training {train_s:.0f} s ({trained}), "
         f"evaluation {eval_s:.0f} s, total {total_s:.0f} s.", "",
         "## Held-out test metrics", "", markdown_table(head) if metrics else "(not trained)", "",
         _scored_line(metrics), "",
@@ -266,5 +268,5 @@ def run_demo(
                f"# -> {show['api']['answer']!r}", "```", ""]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     print(f"\nwrote {out / 'report.md'} (+ preview.png, overlays, metrics.json, model/)")
-    print(f"demo finished in {total_s:.1f} s")
+    print(f"demo finished in {total_s:.1f} s (training {train_s:.0f} s: {trained})")
     return 0

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from unihema.engine.budget import Budget
+from unihema.engine.budget import Budget, describe_stop
 
 
 class FakeClock:
@@ -83,3 +83,29 @@ def test_trainer_stops_when_its_time_is_up(run_config):
     assert trainer.scheduler.get_last_lr()[0] == pytest.approx(cfg.train.lr * 0.05)
     saved = json.loads((Path(cfg.train.output_dir) / "model" / "config.json").read_text())
     assert saved["train_seconds"] > 0
+    # the run says what actually ran and why it ended: 1 step of 50, stopped by the clock
+    assert trainer.stopped_by == saved["stopped_by"] == "time"
+    assert trainer.stop_summary() == ("1 step (stopped by the 0.0-minute time budget; "
+                                      "the step cap was 50)")
+    lines = (Path(cfg.train.output_dir) / "metrics.jsonl").read_text().splitlines()
+    end = json.loads(lines[-1])
+    assert end["step"] == 1 and end["end"]["stopped_by"] == "time"
+    assert end["end"]["max_steps"] == 50
+
+
+@pytest.mark.parametrize("steps,reason,minutes,text", [
+    (1008, "time", 12.0, "1,008 steps (stopped by the 12.0-minute time budget; the step cap "
+                         "was 1,200)"),
+    (1200, "steps", 12.0, "1,200 steps (stopped at the step cap before the 12.0-minute time "
+                          "budget)"),
+    (1200, "steps", 0.0, "1,200 steps (stopped at the step cap)"),
+    (40, "data", 0.0, "40 steps (stopped when the data ran out; the step cap was 1,200)"),
+    (7, None, 12.0, "7 steps (interrupted before its end)"),
+])
+def test_describe_stop_states_steps_and_reason(steps, reason, minutes, text):
+    assert describe_stop(steps, reason, 1200, minutes) == text
+
+
+def test_describe_stop_rejects_unknown_reason():
+    with pytest.raises(ValueError, match="unknown stop reason 'tired'"):
+        describe_stop(3, "tired", 10)

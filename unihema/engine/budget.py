@@ -85,3 +85,28 @@ class Budget:
 
 
 __all__ = ["Budget"]
+
+
+#: why a run ended: its step cap, its time budget, or its data (a loader that ran out first)
+STOP_REASONS = ("steps", "time", "data")
+
+
+def describe_stop(steps: int, stopped_by: Optional[str], max_steps: int,
+                  max_minutes: float = 0.0) -> str:
+    """The steps a run actually trained and why it stopped, for reports and logs.
+
+    ``describe_stop(1008, "time", 1200, 12.0)`` ->
+    ``"1,008 steps (stopped by the 12.0-minute time budget; the step cap was 1,200)"``.
+    """
+    if stopped_by == "time":
+        why = f"stopped by the {max_minutes:.1f}-minute time budget; the step cap was {max_steps:,}"
+    elif stopped_by == "steps":
+        why = (f"stopped at the step cap before the {max_minutes:.1f}-minute time budget"
+               if max_minutes > 0 else "stopped at the step cap")
+    elif stopped_by == "data":
+        why = f"stopped when the data ran out; the step cap was {max_steps:,}"
+    elif stopped_by is None:
+        why = "interrupted before its end"
+    else:
+        raise ValueError(f"unknown stop reason {stopped_by!r}; expected one of {STOP_REASONS}")
+    return f"{steps:,} step{'' if steps == 1 else 's'} ({why})"

@@ -44,7 +44,7 @@ import torch
 from unihema.config.loader import dump_config, to_dict
 from unihema.config.schema import Config
 from unihema.engine import checkpoint as ckpt
-from unihema.engine.budget import Budget
+from unihema.engine.budget import Budget, describe_stop
 from unihema.engine.data import build_task_splits, build_train_loader, check_trunk_items
 from unihema.engine.distributed import (
     all_finite,
@@ -171,6 +171,8 @@ class Trainer:
             self.device.type, enabled=self.precision == "fp16" and self.engine is None)
         self.progress = progress
         self.step = 0
+        #: why the last :meth:`train` call ended (``STOP_REASONS``); None before it ends
+        self.stopped_by: Optional[str] = None
         self.trunk_items = check_trunk_items(cfg)
         self.check_loss_weights()
         self.check_cross_supervision()
@@ -304,12 +306,30 @@ class Trainer:
                     logger.info("time budget of %.1f min used up at step %d",
                                 cfg.train.max_minutes, self.step)
                     break
+            self.stopped_by = self._stop_reason()
+            rep.write({"step": self.step, "end": {"stopped_by": self.stopped_by,
+                                                  "train_seconds": round(self.budget.seconds, 1),
+                                                  "max_steps": cfg.train.max_steps}})
         finally:
             rep.close()
         if save:
             self.save(self.out / "model")
-        logger.info("trained to step %d in %.1f s", self.step, time.perf_counter() - rep.t0)
+        logger.info("trained to step %d in %.1f s: %s", self.step,
+                    time.perf_counter() - rep.t0, self.stop_summary())
         return dict(rep.running)
+
+    def _stop_reason(self) -> str:
+        if self.step >= self.cfg.train.max_steps:
+            return "steps"
+        if self.budget.max_seconds > 0 and self.budget.seconds >= self.budget.max_seconds:
+            return "time"
+        return "data"
+
+    def stop_summary(self) -> str:
+        """The steps actually trained and why training stopped, in words, e.g.
+        ``"1,008 steps (stopped by the 12.0-minute time budget; the step cap was 1,200)"``."""
+        return describe_stop(self.step, self.stopped_by, self.cfg.train.max_steps,
+                             self.cfg.train.max_minutes)
 
     def _plain_step(self, any_finite: bool) -> None:
         if any_finite:
@@ -423,6 +443,7 @@ class Trainer:
 
     def _extra(self) -> Dict[str, Any]:
         return {"train_steps": self.step, "train_seconds": round(self.budget.seconds, 1),
+                "stopped_by": self.stopped_by,
                 "image_size": self.cfg.data.image_size,
                 "upscale": self.cfg.data.upscale, "classes": self.default_classes()}
 
