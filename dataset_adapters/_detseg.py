@@ -367,16 +367,18 @@ def domain_of(rel: Path) -> str:
 
 
 def files_by_split(adapter: DatasetAdapter, pattern: str, split: str,
-                   exclude: Sequence[str] = ()) -> List[Path]:
+                   exclude: Sequence[str] = (),
+                   skip: Optional[Callable[[Path], bool]] = None) -> List[Path]:
     """Files of ``split`` matching ``pattern`` below the root, split by their folders.
 
     When some folder of the layout names a split (``train``, ``valid``, ``test``...), that is
     the official split and a file outside any split folder is reported. When none does, the
     files are split by :func:`assign_splits` over their root-relative paths (70/10/20,
-    seed 0). Hidden files and names in ``exclude`` are skipped.
+    seed 0). Hidden files, names in ``exclude`` and files for which ``skip`` is true are
+    skipped.
     """
     files = sorted(p for p in adapter.root.rglob(pattern)
-                   if p.is_file() and p.name not in exclude
+                   if p.is_file() and p.name not in exclude and not (skip and skip(p))
                    and not any(part.startswith(".") for part in p.relative_to(adapter.root).parts))
     if not files:
         raise DataError(f"{adapter.name}: no {pattern} files under {adapter.root}. Expected "
@@ -421,22 +423,38 @@ def find_image(annotation: Path, names: Sequence[str], extensions: Sequence[str]
     return None
 
 
-def yolo_names(adapter: DatasetAdapter, base: Optional[Path] = None) -> List[str]:
-    """Class names of a YOLO layout: the names file (``classes.txt``, ``obj.names``,
-    ``data.yaml``) in ``base`` (default the root) or, failing that, the one file found below
-    it; :class:`DataError` when there is none or several disagree."""
-    from unihema.data.formats import read_yolo_names
-    from unihema.data.formats.yolo import NAME_FILES
+def yolo_names(adapter: DatasetAdapter, label_map: Mapping[str, str],
+               base: Optional[Path] = None) -> List[str]:
+    """Class names of a YOLO layout, from every names file (``classes.txt``, ``obj.names``,
+    ``*.names``, ``data.yaml``) at or below ``base`` (default the root): the shallowest one's,
+    once all are checked to name the same classes through ``label_map``
+    (:func:`unihema.data.formats.resolve_yolo_names`). Spellings of the same classes are noted
+    once per adapter; :class:`DataError` when there is no file or two name different classes.
+    """
+    from unihema.data.formats import find_names_files, resolve_yolo_names
 
     base = base or adapter.root
-    if any((base / n).is_file() for n in NAME_FILES):
-        return read_yolo_names(base)
-    found = sorted({p.parent for n in NAME_FILES for p in base.rglob(n)})
-    if len(found) != 1:
-        raise DataError(f"{adapter.name}: expected one folder with a class-names file "
-                        f"({', '.join(NAME_FILES)}) under {base}, found "
-                        f"{[str(f) for f in found] or 'none'}")
-    return read_yolo_names(found[0])
+    # resolved once per adapter: the note is about the dataset, not about each split
+    cache = vars(adapter).setdefault("_yolo_names", {})
+    if base in cache:
+        return cache[base]
+    files = find_names_files(base)
+    if not files:
+        raise DataError(f"{adapter.name}: no class-names file (classes.txt, obj.names, "
+                        f"*.names, data.yaml) under {base}")
+
+    def canon(raw: str) -> Optional[str]:
+        key = normalize(raw)
+        return next((v for k, v in label_map.items() if normalize(k) == key), None)
+
+    try:
+        resolved = resolve_yolo_names(files, canon, base=base)
+    except DataError as exc:
+        raise DataError(f"{adapter.name}: {exc}") from None
+    if resolved.note:
+        adapter.note(resolved.source, resolved.note)
+    cache[base] = list(resolved.names)
+    return cache[base]
 
 
 def yolo_samples(adapter: DatasetAdapter, split: str, label_map: Mapping[str, str], *,
@@ -445,13 +463,14 @@ def yolo_samples(adapter: DatasetAdapter, split: str, label_map: Mapping[str, st
     """Detection records of a YOLO layout below ``base`` (default the root): every label
     ``.txt`` (names files excluded) with its image beside it or in ``../images``, split by
     :func:`files_by_split`. An image without a label file is not seen (YOLO gives no list of
-    images); a label file without an image is reported."""
-    from unihema.data.formats.yolo import NAME_FILES
+    images); a label file without an image is reported; a names file (``classes.txt`` at any
+    depth) is never taken for a label file."""
+    from unihema.data.formats import is_names_file
 
     base = base or adapter.root
-    names = yolo_names(adapter, base)
+    names = yolo_names(adapter, label_map, base)
     sub = _Rooted(adapter, base)
-    for txt in files_by_split(sub, "*.txt", split, exclude=NAME_FILES):
+    for txt in files_by_split(sub, "*.txt", split, skip=is_names_file):
         image = find_image(txt, [], extensions)
         if image is None:
             exts = "|".join(e.lstrip(".") for e in extensions)

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from dataset_adapters._detseg import (clip_box, image_size, list_images, map_label,
-                                      report_error)
+                                      report_error, yolo_names)
 from unihema.data import language
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
-from unihema.data.formats import read_yolo, read_yolo_names, yolo_to_xyxy
-from unihema.data.formats.yolo import NAME_FILES
+from unihema.data.formats import find_names_files, read_yolo, yolo_to_xyxy
 from unihema.data.sample import QAPair, UnifiedSample
 
 #: class names in index order when the root holds no names file (the repository's order)
@@ -101,7 +100,9 @@ class LeukemiaAttri(DatasetAdapter):
 
     <root>/
       [data.yaml | classes.txt]            class names (index order); without one the
-                                           repository's order DEFAULT_NAMES is used
+                                           repository's order DEFAULT_NAMES is used. Names
+                                           files elsewhere (labels/, labels/<split>/, domain
+                                           folders) must name the same classes
       [<microscope>/<magnification>/]      optional domain folders (kept in meta["domain"])
         images/{train,val,test}/<name>.jpg field image
         labels/{train,val,test}/<name>.txt YOLO with attributes, one white cell a line:
@@ -142,9 +143,11 @@ class LeukemiaAttri(DatasetAdapter):
               "drive); unpack so that images/ and labels/ lie in the root or in domain folders")
 
     def names(self) -> List[str]:
-        """Class names by index: the root's names file, else :data:`DEFAULT_NAMES`."""
-        if any((self.root / n).is_file() for n in NAME_FILES):
-            return read_yolo_names(self.root)
+        """Class names by index: those of the names files below the root (which must name the
+        same classes, :func:`~dataset_adapters._detseg.yolo_names`), else
+        :data:`DEFAULT_NAMES`."""
+        if find_names_files(self.root):
+            return yolo_names(self, LABEL_MAP)
         return list(DEFAULT_NAMES)
 
     def _image_folders(self, split: str) -> List[Path]:

@@ -11,17 +11,23 @@ import numpy as np
 from dataset_adapters import _examples as ex
 from dataset_adapters._fieldboxes import fit_box, report_reader_error
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
-from unihema.data.formats import IMAGE_EXTENSIONS, read_yolo, read_yolo_names, yolo_to_xyxy
+from unihema.data.formats import (IMAGE_EXTENSIONS, find_names_files, is_names_file, read_yolo,
+                                  resolve_yolo_names, yolo_to_xyxy)
 from unihema.data.io import image_size
 from unihema.data.sample import UnifiedSample
+from unihema.data.vocab import normalize
 
-#: raw class name (data.yaml / classes.txt) -> canonical class
+#: raw class name (data.yaml / classes.txt) -> canonical class. The release spells the third
+#: class three ways: Platelets (data.yaml), Platelet (labels/classes.txt) and PC (the
+#: labelling tool's labels/<split>/classes.txt; a platelet-count abbreviation used as a name).
 LABEL_MAP: Dict[str, str] = {
     "WBC": "white blood cell",
     "RBC": "red blood cell",
     "Platelets": "platelet",
+    "Platelet": "platelet",
+    "PC": "platelet",
 }
-#: the documented order of data.yaml's names (class index i is NAMES[i])
+#: data.yaml's names in the release (class index i is NAMES[i])
 NAMES = ("WBC", "RBC", "Platelets")
 
 
@@ -30,33 +36,40 @@ class TXLPBC(DatasetAdapter):
     """TXL-PBC (lugan113/TXL-PBC_Dataset), YOLO layout.
 
     <root>/                              the repository clone, or its TXL_PBC/ folder itself
-      TXL_PBC/data.yaml                  names: [WBC, RBC, Platelets] (list or {id: name})
-      TXL_PBC/images/{train,val,test}/<name>.jpg
-      TXL_PBC/labels/{train,val,test}/<name>.txt   YOLO: `cls cx cy w h` a line, normalised
-      TXL_PBC/labels/classes.txt         the same names, one a line
+      TXL_PBC/data.yaml                  names: ['WBC', 'RBC', 'Platelets'], nc: 3
+      TXL_PBC/images/{train,val,test}/<uuid>.jpg
+      TXL_PBC/labels/{train,val,test}/<uuid>.txt   YOLO: `cls cx cy w h` a line, normalised
+      TXL_PBC/labels/classes.txt         WBC / RBC / Platelet, one a line
+      TXL_PBC/labels/{train,val,test}/classes.txt  WBC / RBC / PC (written by the labelling
+                                         tool beside the labels: a names file, not a label)
 
-    Splits: the source's train, val and test folders. Class names are read from data.yaml
-    and labels/classes.txt (whichever exist; when both do they must agree) and mapped WBC ->
-    white blood cell, RBC -> red blood cell, Platelets -> platelet. Each image needs a label
-    file of the same stem and each label file its image (a missing partner is a problem; an
-    empty label file is an image without cells). Boxes are converted from normalised centre
-    and size with the image's stored size; an edge past the image by at most 1 px is moved onto
-    the border with a note, a box farther out is a problem.
+    The release (1,440 images: train 1,008, val 288, test 144; 24,271 red cells, 1,515 white
+    cells, 851 platelets) names the third class three ways, Platelets, Platelet and PC. Every
+    names file found under the root is read and compared after mapping (WBC -> white blood
+    cell, RBC -> red blood cell, Platelets / Platelet / PC -> platelet): spellings of the same
+    classes are a note of ``data check``, names that map to different classes (a swapped
+    order) are a problem and nothing is loaded, since the class order of the labels would be a
+    guess. A names file is never taken for a label file.
 
-    The layout is taken from the repository's documentation only (not seen here); the exact
-    place of data.yaml (TXL_PBC/ or the repository root) is accepted either way.
+    Splits: the source's train, val and test folders. Each image needs a label file of the same
+    stem and each label file its image (a missing partner is a problem; an empty label file is
+    an image without cells). Boxes are converted from normalised centre and size with the
+    image's stored size; an edge past the image by at most 1 px is moved onto the border with a
+    note, a box farther out is a problem.
     """
 
     tasks = ("detect",)
     splits = ("train", "val", "test")
     classes = {"detect": ("red blood cell", "white blood cell", "platelet")}
-    size = "1,260-1,440 images"
+    size = "1,440 images"
     license = "MIT"
     citation = ("Gan L, Li X, Wang X. TXL-PBC: a freely accessible labeled peripheral blood cell "
                 "dataset. arXiv:2407.13214, 2024.")
     url = "https://github.com/lugan113/TXL-PBC_Dataset"
     downloads = ({"url": "https://github.com/lugan113/TXL-PBC_Dataset/archive/refs/heads/"
                          "main.zip", "sha256": None, "filename": "TXL-PBC_Dataset-main.zip"},)
+    #: the class names, once resolved (see :meth:`class_names`)
+    _names: Optional[List[str]] = None
 
     def base(self) -> Path:
         for cand in (self.root / "TXL_PBC", self.root):
@@ -66,22 +79,29 @@ class TXLPBC(DatasetAdapter):
                         f"{self.root / 'TXL_PBC'}. Expected layout:\n{self.layout()}")
 
     def class_names(self, base: Path) -> List[str]:
-        """Names from data.yaml and labels/classes.txt, which must agree."""
-        files = [p for p in (base / "data.yaml", base / "data.yml", self.root / "data.yaml",
-                             base / "labels" / "classes.txt") if p.is_file()]
+        """Names of data.yaml and every classes.txt, which must name the same classes.
+
+        Resolved once per adapter (the note about spellings belongs to the dataset, not to
+        each split); a disagreement raises :class:`DataError` every time.
+        """
+        if self._names is not None:
+            return self._names
+        files = find_names_files(self.root)
         if not files:
             raise DataError(f"{self.name}: no data.yaml or labels/classes.txt under {base}; "
                             f"the class order (documented {list(NAMES)}) is unknown")
-        found = [(p, read_yolo_names(p)) for p in dict.fromkeys(files)]
-        first, names = found[0]
-        for p, other in found[1:]:
-            if other != names:
-                raise DataError(f"{self.name}: {first} lists {names} but {p} lists {other}")
-        unknown = [n for n in names if n not in LABEL_MAP]
+        try:
+            resolved = resolve_yolo_names(files, _canon, base=self.root)
+        except DataError as exc:
+            raise DataError(f"{self.name}: {exc}") from None
+        unknown = [n for n in resolved.names if _canon(n) is None]
         if unknown:
-            raise DataError(f"{self.name}: {first}: unknown class names {unknown}; this "
-                            f"dataset's names are {list(LABEL_MAP)}")
-        return names
+            raise DataError(f"{self.name}: {resolved.source}: unknown class names {unknown}; "
+                            f"this dataset's names are {list(LABEL_MAP)}")
+        if resolved.note:
+            self.note(resolved.source, resolved.note)
+        self._names = list(resolved.names)
+        return self._names
 
     def _load(self, split: str) -> Iterable[UnifiedSample]:
         base = self.base()
@@ -93,7 +113,7 @@ class TXLPBC(DatasetAdapter):
                                 f"{self.layout()}")
         images = {p.stem: p for p in sorted(img_dir.iterdir())
                   if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS}
-        labels = {p.stem: p for p in sorted(lab_dir.glob("*.txt"))}
+        labels = {p.stem: p for p in sorted(lab_dir.glob("*.txt")) if not is_names_file(p)}
         for stem in sorted(set(labels) - set(images)):
             self.report(labels[stem], f"label file has no image in {img_dir}")
         for stem, image in images.items():
@@ -122,7 +142,7 @@ class TXLPBC(DatasetAdapter):
             if box is None:
                 return None
             boxes.append(box)
-            box_labels.append(LABEL_MAP[names[row.cls]])
+            box_labels.append(_canon(names[row.cls]))
         return UnifiedSample(
             dataset=self.name, split=split, sample_id=stem, image_path=str(image),
             width=width, height=height, boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
@@ -131,6 +151,8 @@ class TXLPBC(DatasetAdapter):
 
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:
+        """The release's layout with its names quirks: data.yaml says Platelets,
+        labels/classes.txt Platelet and each labels/<split>/classes.txt PC."""
         base = Path(root) / "TXL_PBC"
         w, h = 120, 90
         counts = {"train": 2, "val": 1, "test": 1}
@@ -144,8 +166,17 @@ class TXLPBC(DatasetAdapter):
                                [NAMES[k] for k in kinds], seed=n)
                 ex.write_yolo(base / "labels" / split / f"{split}_{n:04d}.txt",
                               [ex.yolo_row(k, b, w, h) for k, b in zip(kinds, boxes)])
-        (base / "labels" / "classes.txt").write_text("\n".join(NAMES) + "\n", encoding="utf-8")
+        (base / "labels" / "classes.txt").write_text("WBC\nRBC\nPlatelet\n", encoding="utf-8")
+        for split in counts:
+            (base / "labels" / split / "classes.txt").write_text("WBC\nRBC\nPC\n",
+                                                                  encoding="utf-8")
         (base / "data.yaml").write_text(
-            "train: images/train\nval: images/val\ntest: images/test\n"
-            f"nc: {len(NAMES)}\nnames: [{', '.join(NAMES)}]\n", encoding="utf-8")
+            "train: ./images/train/\nval: ./images/val/\ntest: ./images/test/\n"
+            f"nc: {len(NAMES)}\nnames: {list(NAMES)}\n", encoding="utf-8")
         return counts
+
+
+def _canon(raw: str) -> Optional[str]:
+    """The canonical class of a raw name (case and separators aside), ``None`` if unknown."""
+    key = normalize(raw)
+    return next((v for k, v in LABEL_MAP.items() if normalize(k) == key), None)

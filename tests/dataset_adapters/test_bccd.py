@@ -100,5 +100,5 @@ def test_txl_pbc_example_names_and_lines(tmp_path):
     with pytest.raises(DataError, match=r"train_0001.txt:1: expected 5 fields"):
         TXLPBC(tmp_path).load("train")
     (base / "labels" / "classes.txt").write_text("RBC\nWBC\nPlatelets\n")
-    with pytest.raises(DataError, match="data.yaml lists .* but .*classes.txt lists"):
+    with pytest.raises(DataError, match="data.yaml: lists .* but .*classes.txt lists"):
         TXLPBC(tmp_path).load("val")

@@ -11,6 +11,7 @@ format                    reader
 Pascal VOC XML            :func:`read_voc`
 COCO JSON                 :func:`read_coco`, :func:`coco_mask` (polygons, RLE)
 YOLO txt                  :func:`read_yolo`, :func:`yolo_to_xyxy`, :func:`read_yolo_names`
+                          :func:`find_names_files`, :func:`resolve_yolo_names`
 point labels              :func:`read_points`, :func:`points_to_boxes`
 folder per class          :func:`scan_class_folders`
 CSV tables                :func:`read_csv_table`
@@ -48,8 +49,12 @@ from unihema.data.formats.table import read_csv_table
 from unihema.data.formats.voc import VocAnnotation, VocObject, read_voc
 from unihema.data.formats.yolo import (
     YoloBox,
+    YoloNames,
+    find_names_files,
+    is_names_file,
     read_yolo,
     read_yolo_names,
+    resolve_yolo_names,
     xyxy_to_yolo,
     yolo_to_xyxy,
 )
@@ -64,5 +69,6 @@ __all__ = [
     "SuperviselyAnnotation", "SuperviselyObject", "encode_bitmap", "read_supervisely",
     "read_csv_table",
     "VocAnnotation", "VocObject", "read_voc",
-    "YoloBox", "read_yolo", "read_yolo_names", "xyxy_to_yolo", "yolo_to_xyxy",
+    "YoloBox", "YoloNames", "find_names_files", "is_names_file", "read_yolo",
+    "read_yolo_names", "resolve_yolo_names", "xyxy_to_yolo", "yolo_to_xyxy",
 ]

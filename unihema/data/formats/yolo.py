@@ -7,6 +7,13 @@ skipped; an empty file means "annotated, no object". Class names come from ``cla
 ``obj.names`` (one name a line, line ``i`` is class ``i``) or ``data.yaml`` (``names:`` a list or
 an ``{id: name}`` mapping).
 
+Labelling tools leave names files wherever they work: the root, ``labels/``, every
+``labels/<split>/`` (LabelImg writes a ``classes.txt`` beside the labels it saves), sometimes
+spelled differently from ``data.yaml`` (``Platelet``, ``Platelets``, ``PC``).
+:func:`is_names_file` tells them from label files, :func:`find_names_files` finds them all and
+:func:`resolve_yolo_names` checks that they agree once each name is mapped to its canonical term
+(different spellings of one class are a note, different classes an error).
+
 The reader checks the syntax and that sizes are positive; whether a box lies inside its image
 is checked by the adapter (after :func:`yolo_to_xyxy`), so each bad box is reported with its
 file and line.
@@ -16,11 +23,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from unihema.data.formats._common import PathLike, data_error, read_text, to_float, to_int
 
-#: Files that hold the class names, in the order :func:`read_yolo_names` looks for them.
+#: Files that hold the class names, in the order :func:`read_yolo_names` looks for them
+#: (any ``*.names`` file is one too, see :func:`is_names_file`).
 NAME_FILES = ("classes.txt", "obj.names", "data.yaml", "data.yml")
 
 
@@ -157,3 +165,102 @@ def read_yolo_names(root_or_file: PathLike) -> List[str]:
     if p.suffix.lower() in (".yaml", ".yml"):
         return _names_from_yaml(p)
     return _names_from_txt(p)
+
+
+def is_names_file(path: PathLike) -> bool:
+    """True for a class-names file (:data:`NAME_FILES` or any ``*.names``, any case), which is
+    never a label file even where it lies among them (``labels/train/classes.txt``)."""
+    name = Path(path).name.lower()
+    return name in NAME_FILES or name.endswith(".names")
+
+
+def find_names_files(base: PathLike) -> List[Path]:
+    """Every class-names file at or below ``base`` (hidden folders skipped): shallowest first,
+    then in :data:`NAME_FILES` order within a folder."""
+    base = Path(base)
+    found = [p for p in base.rglob("*") if is_names_file(p) and p.is_file()
+             and not any(part.startswith(".") for part in p.relative_to(base).parts)]
+    rank = {n: i for i, n in enumerate(NAME_FILES)}
+    return sorted(found, key=lambda p: (len(p.relative_to(base).parts),
+                                        p.parent.as_posix(),
+                                        rank.get(p.name.lower(), len(rank)), p.name))
+
+
+@dataclass(frozen=True)
+class YoloNames:
+    """The class names of a YOLO layout, checked across all its names files.
+
+    ``names[i]`` is class ``i`` as spelled in ``source``; ``note`` says how the other files
+    spell the same classes when they differ (``None`` when every file reads alike).
+    """
+
+    names: Tuple[str, ...]
+    source: Path
+    files: Tuple[Path, ...]
+    note: Optional[str] = None
+
+
+def resolve_yolo_names(files: Sequence[PathLike], canon: Callable[[str], Optional[str]], *,
+                       base: Optional[PathLike] = None,
+                       declared: Optional[Tuple[PathLike, Sequence[str]]] = None) -> YoloNames:
+    """Read every names file and check that they name the same classes in the same order.
+
+    Names are compared after ``canon`` (raw name -> canonical term, ``None`` when unknown; an
+    unknown name is compared by its spelling, case and separators aside). The first file is
+    the reference (:func:`find_names_files` order), or ``declared``.
+
+    Args:
+        base: paths in messages are shown relative to it.
+        declared: ``(where, names)``: names declared elsewhere (a dataset spec's ``classes``),
+            the reference the files are checked against.
+
+    Raises:
+        DataError: no file; a file that cannot be read; two files that disagree on a class
+            (different canonical terms, or different numbers of classes), naming both files,
+            both lists and the first class index that differs.
+    """
+    paths = list(dict.fromkeys(Path(f) for f in files))
+    if not paths and declared is None:
+        raise data_error(base or ".", f"no class-names file ({', '.join(NAME_FILES)}, "
+                                      f"*.names)")
+
+    def shown(p: Path) -> str:
+        try:
+            return p.relative_to(base).as_posix() if base is not None else str(p)
+        except ValueError:
+            return str(p)
+
+    def key(raw: str) -> str:
+        term = canon(raw)
+        return term if term is not None else "?" + " ".join(raw.lower().replace("_", " ").split())
+
+    read = [(p, read_yolo_names(p)) for p in paths]
+    if declared is not None:
+        read.insert(0, (Path(declared[0]), [str(n) for n in declared[1]]))
+    ref_path, ref = read[0]
+    ref_keys = [key(n) for n in ref]
+    for p, names in read[1:]:
+        keys = [key(n) for n in names]
+        if keys == ref_keys:
+            continue
+        if len(keys) != len(ref_keys):
+            why = f"{len(ref)} classes against {len(names)}"
+        else:
+            i = next(k for k, (a, b) in enumerate(zip(ref_keys, keys)) if a != b)
+            what = [canon(ref[i]) or "unknown", canon(names[i]) or "unknown"]
+            why = (f"class {i} is '{ref[i]}' ({what[0]}) in one and '{names[i]}' ({what[1]}) "
+                   f"in the other")
+            if "unknown" in what:
+                why += (" (map an unknown name to its class: the adapter's label map, a spec's "
+                        "mapping)")
+        raise data_error(ref_path, f"lists {ref} but {shown(p)} lists {names}: {why}; the "
+                                   f"class order of the labels is ambiguous")
+    groups: Dict[Tuple[str, ...], List[str]] = {}
+    for p, names in read:
+        groups.setdefault(tuple(names), []).append(shown(p))
+    note = None
+    if len(groups) > 1:
+        spelled = "; ".join(f"{', '.join(where)} {list(names)}" for names, where in groups.items())
+        note = (f"the class-names files spell the classes differently but name the same ones "
+                f"({spelled}), read as {[canon(n) or n for n in ref]}")
+    return YoloNames(tuple(ref), ref_path, tuple(paths), note)
