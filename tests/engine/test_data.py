@@ -9,7 +9,7 @@ from unihema.config.loader import load_config
 from unihema.data.catalog import DataError
 from unihema.data.sample import UnifiedSample
 from unihema.engine.data import (build_task_splits, build_train_loader, check_trunk_items,
-                                 mixture_sources, relabel)
+                                 mixture_sources, relabel, restrict_to_candidates)
 
 LINEAGES = ["red blood cell", "white blood cell", "platelet", "malaria parasite"]
 
@@ -67,6 +67,43 @@ def test_classes_for_a_task_without_labels_is_an_error(synth_root):
     cfg = load_config(None, [entry])
     with pytest.raises(ValueError, match="only .*detect"):
         build_task_splits(cfg.data.train, cfg, train=True)
+
+
+def test_candidates_leave_out_crops_and_boxes_of_other_classes():
+    crops = [UnifiedSample(dataset="t", split="test", sample_id=f"c{i}", image_path="c.png",
+                           width=32, height=32, label=lb, label_set=["a", "b"])
+             for i, lb in enumerate(["band neutrophil", "lymphocyte", "myeloblast"])]
+    out, left = restrict_to_candidates(crops, "classify", ["neutrophil", "lymphocyte"], "t/test")
+    assert [(s.sample_id, s.label) for s in out] == [("c0", "neutrophil"), ("c1", "lymphocyte")]
+    assert left == 1 and all(s.label_set == ["neutrophil", "lymphocyte"] for s in out)
+    field = _field(["monocyte", "red blood cell", "platelet"])
+    (f,), left = restrict_to_candidates([field], "detect", ["white blood cell", "platelet"])
+    assert f.box_labels == ["white blood cell", "platelet"] and left == 1
+    assert f.boxes.tolist() == [field.boxes[0].tolist(), field.boxes[2].tolist()]
+    assert f.meta["classes_detect"] == ["white blood cell", "platelet"]
+    assert field.box_labels[0] == "monocyte"  # the original is untouched
+
+
+@pytest.mark.parametrize("task, names, message", [
+    ("segment", ["nucleus"], "for \\['detect', 'classify'\\], not 'segment'"),
+    ("classify", ["lymphocyte", "lymphocyte"], "distinct class names"),
+    ("classify", [], "distinct class names"),
+])
+def test_candidate_errors(task, names, message):
+    with pytest.raises(ValueError, match=message):
+        restrict_to_candidates([], task, names, "t/test")
+
+
+def test_entry_candidates_reach_the_split_prompt(synth_root):
+    from unihema.synth import WHITE_TYPES
+
+    keep = list(WHITE_TYPES[:3])
+    entry = (f"data.test=[{{name: synthetic_smear, root: '{synth_root}', split: test, "
+             f"tasks: [classify], candidates: {{classify: [{', '.join(keep)}]}}}}]")
+    cfg = load_config(None, [entry])
+    (split,) = build_task_splits(cfg.data.test, cfg, train=False)
+    assert split.samples and {s.label for s in split.samples} <= set(keep)
+    assert split.dataset[0]["classes"] == keep
 
 
 def test_tasks_with_crops_and_fields_draw_batches_of_one_size(synth_root):

@@ -68,6 +68,11 @@ def test_shipped_suites_are_valid():
     ({"entries": []}, "'entries' must be a non-empty list"),
     ({"limit": 0, "entries": [entry("detect", ".")]}, "limit: expected an integer >= 1"),
     ({"entries": [entry("vqa", ".", classes=["a"])]}, "'classes' must map a task"),
+    ({"entries": [entry("segment", ".", candidates=["nucleus"])]},
+     "'candidates' applies to classify and detect"),
+    ({"entries": [entry("classify", ".", candidates="monocyte")]},
+     "'candidates' must be a list"),
+    ({"entries": [entry("classify", ".", candidates=["a", "a"])]}, "lists a class twice"),
 ])
 def test_suite_validation_errors(tmp_path, data, message):
     path = write(tmp_path / "bad.yaml", data)
@@ -177,6 +182,46 @@ def test_baseline_folder_scored_through_the_same_path(fake_baselines, synth_root
     assert [e["items"] for e in res["meta"]["entries"]] == [4, None, 0]
     md = (tmp_path / "runs/eval/b/results.md").read_text()
     assert "classify — synthetic_smear/test (0 items)" in md and "(no metrics)" in md
+
+
+class TwoClassBaseline(FakeBaseline):
+    """A specialist that knows two white-cell types and refuses any other class name."""
+
+    known = ("lymphocyte", "monocyte")
+
+    def predict(self, batch):
+        for classes in batch["classes"]:
+            if list(classes) != list(self.known):
+                raise ValueError(f"unknown classes {classes}")
+        return super().predict(batch)
+
+
+def test_candidates_score_a_specialist_on_the_classes_it_knows(monkeypatch, synth_root,
+                                                                tmp_path):
+    module = types.ModuleType("unihema.baselines")
+    module.load_baseline = lambda path: TwoClassBaseline()
+    monkeypatch.setitem(sys.modules, "unihema.baselines", module)
+    base = tmp_path / "cnn"
+    base.mkdir()
+    (base / "baseline.json").write_text("{}")
+    suite = write(tmp_path / "s.yaml", {"name": "c", "entries": [
+        entry("classify", synth_root, candidates=list(TwoClassBaseline.known))]})
+    res = run_suite(suite, [base], tmp_path / "out", progress=False, plots=False)
+    (meta,) = res["meta"]["entries"]
+    assert meta["candidates"] == ["lymphocyte", "monocyte"]
+    n = sum(s.label in TwoClassBaseline.known for s in load_dataset_split(synth_root))
+    assert meta["items"] == n > 0
+    assert 0.0 <= res["classify"]["synthetic_smear"]["accuracy"] <= 1.0
+    # without candidates the same specialist meets the dataset's larger label set and refuses
+    plain = write(tmp_path / "p.yaml", {"name": "p", "entries": [entry("classify", synth_root)]})
+    with pytest.raises(ValueError, match="unknown classes"):
+        run_suite(plain, [base], tmp_path / "out2", progress=False, plots=False)
+
+
+def load_dataset_split(root):
+    from unihema.data.catalog import load_dataset
+
+    return [s for s in load_dataset("synthetic_smear", root, "test") if s.label]
 
 
 # ----------------------------------------------------------------------------- run_suite

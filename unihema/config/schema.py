@@ -118,6 +118,12 @@ class DatasetEntry:
         "the listed class it is a kind of (vocabulary is-a), e.g. {detect: [red blood cell, "
         "white blood cell, platelet, malaria parasite]}; a label under none of them is an error",
         factory=dict)
+    candidates: Dict[str, List[str]] = opt(
+        help="per task (classify, detect), the only classes to prompt and score: a crop whose "
+        "label is a kind of none of them is left out, and so is such a box (counted and "
+        "logged); for comparing models on the classes they share, e.g. {classify: [neutrophil, "
+        "lymphocyte, monocyte, eosinophil, basophil]}",
+        factory=dict)
 
 
 @dataclass

@@ -8,6 +8,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
+import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unihema.config.schema import Config, DatasetEntry
@@ -94,6 +95,51 @@ def relabel(samples: Sequence[UnifiedSample], task: str, classes: Sequence[str],
     return out
 
 
+CANDIDATE_TASKS = ("detect", "classify")
+
+
+def restrict_to_candidates(samples: Sequence[UnifiedSample], task: str,
+                           candidates: Sequence[str], source: str = ""
+                           ) -> Tuple[List[UnifiedSample], int]:
+    """Copies of ``samples`` that prompt and score only ``candidates``.
+
+    A label that is a kind of a candidate (``vocab.is_a``) becomes that candidate; a classify
+    sample whose label is under none of them is left out, and so is such a box of a detect
+    sample (the field itself is kept). Returns ``(samples, n_left_out)``: crops or boxes left
+    out, which the caller reports.
+
+    Raises:
+        ValueError: ``task`` is not one of :data:`CANDIDATE_TASKS`, or a candidate repeats.
+    """
+    if task not in CANDIDATE_TASKS:
+        raise ValueError(f"{source}: candidates can be given for {list(CANDIDATE_TASKS)}, not "
+                         f"'{task}'")
+    names = [vocab.canonical(c) for c in candidates]
+    if len(set(names)) != len(names) or not names:
+        raise ValueError(f"{source}: candidates.{task} must list distinct class names, got "
+                         f"{list(candidates)}")
+
+    def under(label: str) -> Optional[str]:
+        return next((c for c in names if vocab.is_a(label, c)), None)
+
+    out, left_out = [], 0
+    for s in samples:
+        meta = dict(s.meta, **{f"classes_{task}": list(names)})
+        if task == "classify":
+            label = under(s.label)
+            if label is None:
+                left_out += 1
+                continue
+            out.append(dataclasses.replace(s, label=label, label_set=list(names), meta=meta))
+            continue
+        keep = [i for i, lb in enumerate(s.box_labels or []) if under(lb) is not None]
+        left_out += len(s.box_labels or []) - len(keep)
+        out.append(dataclasses.replace(
+            s, boxes=np.asarray(s.boxes, np.float32).reshape(-1, 4)[keep],
+            box_labels=[under(s.box_labels[i]) for i in keep], meta=meta))
+    return out, left_out
+
+
 def build_task_splits(
     entries: Sequence[DatasetEntry],
     cfg: Config,
@@ -110,6 +156,10 @@ def build_task_splits(
     model_tasks = set(tasks if tasks is not None else cfg.model.tasks)
     out = []
     for entry in entries:
+        bad_candidates = [t for t in entry.candidates if t not in CANDIDATE_TASKS]
+        if bad_candidates:
+            raise ValueError(f"{entry.name}/{entry.split}: 'candidates' given for "
+                             f"{bad_candidates}; only {list(CANDIDATE_TASKS)} take them")
         bad = [t for t in entry.classes if t not in RELABEL_TASKS]
         if bad:
             raise ValueError(f"{entry.name}/{entry.split}: 'classes' given for {bad}; only "
@@ -127,6 +177,13 @@ def build_task_splits(
             chosen = [s for s in samples if task in s.tasks()]
             if entry.classes.get(task):
                 chosen = relabel(chosen, task, entry.classes[task], f"{entry.name}/{entry.split}")
+            if entry.candidates.get(task):
+                n_in = len(chosen)
+                chosen, left = restrict_to_candidates(chosen, task, entry.candidates[task],
+                                                      f"{entry.name}/{entry.split}")
+                logger.info("%s/%s %s: candidates %s keep %d of %d samples (%d %s left out)",
+                            entry.name, entry.split, task, entry.candidates[task], len(chosen),
+                            n_in, left, "boxes" if task == "detect" else "crops")
             ds = TaskDataset(chosen, task, mapper, train=train, seed=seed)
             out.append(TaskSplit(entry, task, chosen, ds))
     return out

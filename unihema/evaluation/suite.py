@@ -16,7 +16,9 @@ and the key)::
 
 Entry keys: ``dataset`` (adapter key), ``root`` (relative paths resolve from the current
 directory), ``split`` (default ``test``), ``task``, ``classes`` (per task, a coarser class list,
-as in training configs), ``options`` (keyword arguments of the task's evaluator, e.g.
+as in training configs), ``candidates`` (classify / detect: the only classes prompted and scored;
+crops and boxes of other classes are left out, so models with different label sets are compared
+on the classes they share), ``options`` (keyword arguments of the task's evaluator, e.g.
 ``restrict_to`` for classify, ``max_dets`` for detect), ``shuffled`` (vqa / mlm: also score with
 the images shuffled across questions and report ``<metric>_shuffled`` and ``grounding_gap`` =
 metric - shuffled, on ``exact_match`` for vqa and ``token_accuracy`` for mlm), ``limit`` (this
@@ -76,6 +78,8 @@ ENTRY_KEYS = {
     "split": "split to read (default: test)",
     "task": f"one of {', '.join(TASKS)}",
     "classes": "per task, a coarser class list to score on, e.g. {detect: [...]}",
+    "candidates": "classify / detect: the only classes to prompt and score (items of other "
+                  "classes are left out), e.g. the classes two models share",
     "options": "keyword options of the task's evaluator, e.g. {restrict_to: [...]}",
     "shuffled": "vqa / mlm: also score with images shuffled across questions",
     "limit": "this entry's own item cap",
@@ -106,6 +110,7 @@ class SuiteEntry:
     task: str
     split: str = "test"
     classes: Dict[str, List[str]] = field(default_factory=dict)
+    candidates: Tuple[str, ...] = ()
     options: Dict[str, Any] = field(default_factory=dict)
     shuffled: bool = False
     limit: Optional[int] = None
@@ -165,6 +170,15 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
         problems.append(f"{where}: 'classes' must map a task to a list of class names, got "
                         f"{classes!r}")
         classes = {}
+    candidates = raw.get("candidates") or []
+    if not isinstance(candidates, list) or not all(isinstance(c, str) for c in candidates):
+        problems.append(f"{where}: 'candidates' must be a list of class names, got "
+                        f"{candidates!r}")
+        candidates = []
+    elif candidates and task not in ("classify", "detect"):
+        problems.append(f"{where}: 'candidates' applies to classify and detect, not '{task}'")
+    elif len(set(candidates)) != len(candidates):
+        problems.append(f"{where}: 'candidates' lists a class twice: {candidates}")
     options = raw.get("options") or {}
     if not isinstance(options, dict):
         problems.append(f"{where}: 'options' must be a mapping of evaluator options, got "
@@ -186,8 +200,8 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
         return None
     return SuiteEntry(dataset=raw["dataset"], root=raw["root"], task=task,
                       split=raw.get("split", "test"), classes=dict(classes),
-                      options=dict(options), shuffled=shuffled, limit=limit,
-                      spec=raw.get("spec", ""))
+                      candidates=tuple(candidates), options=dict(options), shuffled=shuffled,
+                      limit=limit, spec=raw.get("spec", ""))
 
 
 def load_suite(path: Union[str, Path]) -> Suite:
@@ -445,7 +459,8 @@ def _splits_for(entry: SuiteEntry, image_size: int, upscale: bool):
     cfg.data.image_size = image_size
     cfg.data.upscale = upscale
     de = DatasetEntry(name=entry.dataset, root=entry.root, split=entry.split, spec=entry.spec,
-                      tasks=[entry.task], classes=dict(entry.classes))
+                      tasks=[entry.task], classes=dict(entry.classes),
+                      candidates={entry.task: list(entry.candidates)} if entry.candidates else {})
     splits = build_task_splits([de], cfg, train=False, tasks=[entry.task])
     if len(splits) != 1:
         raise ValueError(f"{entry.label}: expected one task split, got {len(splits)}")
@@ -515,7 +530,8 @@ def run_suite(
     entries_meta: List[Dict[str, Any]] = [
         {"key": k, "dataset": e.dataset, "split": e.split, "root": e.root, "task": e.task,
          "items": None, "shuffled": e.shuffled, "options": e.options,
-         **({"classes": e.classes} if e.classes else {})}
+         **({"classes": e.classes} if e.classes else {}),
+         **({"candidates": list(e.candidates)} if e.candidates else {})}
         for k, e in zip(keys, suite.entries)]
     per_model: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {m.name: {} for m in models}
     skipped: List[Dict[str, str]] = []
