@@ -118,6 +118,10 @@ class DatasetEntry:
         "the listed class it is a kind of (vocabulary is-a), e.g. {detect: [red blood cell, "
         "white blood cell, platelet, malaria parasite]}; a label under none of them is an error",
         factory=dict)
+    derive_text: bool = opt(False, "derive VQA questions and a report (MLM) from the "
+                            "annotations of samples that have none (counts, presence, types "
+                            "and locations of boxes; a crop's type and attributes), so the "
+                            "text tasks see this dataset's images")
     candidates: Dict[str, List[str]] = opt(
         help="per task (classify, detect), the only classes to prompt and score: a crop whose "
         "label is a kind of none of them is left out, and so is such a box (counted and "

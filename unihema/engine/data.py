@@ -13,6 +13,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unihema.config.schema import Config, DatasetEntry
 from unihema.data import vocab
+from unihema.data.annotation_text import derive_text
 from unihema.data.catalog import DataError, get_adapter
 from unihema.data.collate import collate
 from unihema.data.mapper import DatasetMapper, TaskDataset
@@ -165,6 +166,9 @@ def build_task_splits(
             raise ValueError(f"{entry.name}/{entry.split}: 'classes' given for {bad}; only "
                              f"{list(RELABEL_TASKS)} have class labels to map")
         samples = load_entry(entry, cfg.data.on_error)
+        if entry.derive_text:
+            box_classes = sorted({lb for s in samples for lb in s.box_labels or []})
+            samples = [derive_text(s, box_classes) for s in samples]
         supported = {t for s in samples for t in s.tasks()}
         wanted = entry.tasks or sorted(supported)
         missing = [t for t in entry.tasks if t not in supported]
