@@ -73,6 +73,7 @@ def test_shipped_suites_are_valid():
     ({"entries": [entry("classify", ".", candidates="monocyte")]},
      "'candidates' must be a list"),
     ({"entries": [entry("classify", ".", candidates=["a", "a"])]}, "lists a class twice"),
+    ({"entries": [entry("vqa", ".", derive_text="yes")]}, "'derive_text' must be true or false"),
 ])
 def test_suite_validation_errors(tmp_path, data, message):
     path = write(tmp_path / "bad.yaml", data)

@@ -22,7 +22,9 @@ on the classes they share), ``options`` (keyword arguments of the task's evaluat
 ``restrict_to`` for classify, ``max_dets`` for detect), ``shuffled`` (vqa / mlm: also score with
 the images shuffled across questions and report ``<metric>_shuffled`` and ``grounding_gap`` =
 metric - shuffled, on ``exact_match`` for vqa and ``token_accuracy`` for mlm), ``limit`` (this
-entry's own cap) and ``spec`` (the generic adapter's dataset spec).
+entry's own cap), ``derive_text`` (vqa / mlm on a dataset without text: questions and reports
+derived from its annotations, as in training configs) and ``spec`` (the generic adapter's
+dataset spec).
 
 Items come from the same path as training and the demo: a :class:`DatasetEntry` and
 :func:`~unihema.engine.data.build_task_splits` with ``train=False`` (resizing, prompts,
@@ -81,6 +83,8 @@ ENTRY_KEYS = {
     "candidates": "classify / detect: the only classes to prompt and score (items of other "
                   "classes are left out), e.g. the classes two models share",
     "options": "keyword options of the task's evaluator, e.g. {restrict_to: [...]}",
+    "derive_text": "vqa / mlm: questions and reports derived from the annotations "
+                   "(docs/data_format.md, 'Text derived from annotations')",
     "shuffled": "vqa / mlm: also score with images shuffled across questions",
     "limit": "this entry's own item cap",
     "spec": "dataset spec YAML of the generic adapter",
@@ -111,6 +115,7 @@ class SuiteEntry:
     split: str = "test"
     classes: Dict[str, List[str]] = field(default_factory=dict)
     candidates: Tuple[str, ...] = ()
+    derive_text: bool = False
     options: Dict[str, Any] = field(default_factory=dict)
     shuffled: bool = False
     limit: Optional[int] = None
@@ -179,6 +184,9 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
         problems.append(f"{where}: 'candidates' applies to classify and detect, not '{task}'")
     elif len(set(candidates)) != len(candidates):
         problems.append(f"{where}: 'candidates' lists a class twice: {candidates}")
+    derive_text = raw.get("derive_text", False)
+    if not isinstance(derive_text, bool):
+        problems.append(f"{where}: 'derive_text' must be true or false, got {derive_text!r}")
     options = raw.get("options") or {}
     if not isinstance(options, dict):
         problems.append(f"{where}: 'options' must be a mapping of evaluator options, got "
@@ -200,7 +208,8 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
         return None
     return SuiteEntry(dataset=raw["dataset"], root=raw["root"], task=task,
                       split=raw.get("split", "test"), classes=dict(classes),
-                      candidates=tuple(candidates), options=dict(options), shuffled=shuffled,
+                      candidates=tuple(candidates), derive_text=derive_text is True,
+                      options=dict(options), shuffled=shuffled,
                       limit=limit, spec=raw.get("spec", ""))
 
 
@@ -460,7 +469,8 @@ def _splits_for(entry: SuiteEntry, image_size: int, upscale: bool):
     cfg.data.upscale = upscale
     de = DatasetEntry(name=entry.dataset, root=entry.root, split=entry.split, spec=entry.spec,
                       tasks=[entry.task], classes=dict(entry.classes),
-                      candidates={entry.task: list(entry.candidates)} if entry.candidates else {})
+                      candidates={entry.task: list(entry.candidates)} if entry.candidates else {},
+                      derive_text=entry.derive_text)
     splits = build_task_splits([de], cfg, train=False, tasks=[entry.task])
     if len(splits) != 1:
         raise ValueError(f"{entry.label}: expected one task split, got {len(splits)}")
@@ -531,7 +541,8 @@ def run_suite(
         {"key": k, "dataset": e.dataset, "split": e.split, "root": e.root, "task": e.task,
          "items": None, "shuffled": e.shuffled, "options": e.options,
          **({"classes": e.classes} if e.classes else {}),
-         **({"candidates": list(e.candidates)} if e.candidates else {})}
+         **({"candidates": list(e.candidates)} if e.candidates else {}),
+         **({"derive_text": True} if e.derive_text else {})}
         for k, e in zip(keys, suite.entries)]
     per_model: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {m.name: {} for m in models}
     skipped: List[Dict[str, str]] = []
