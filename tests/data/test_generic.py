@@ -148,3 +148,54 @@ def test_default_spec_and_get_adapter(tmp_path):
     GenericAdapter.write_example(tmp_path)
     a = get_adapter("generic", tmp_path)
     assert [len(a.load(s)) for s in a.splits] == [2, 1, 1]
+
+
+def test_yolo_names_files_beside_the_labels(tmp_path):
+    """TXL-PBC's quirks in a user's YOLO set: a classes.txt in every labels/<split>/ and names
+    spelled three ways. Spellings of the same classes are one note, names of other classes a
+    problem; a names file is never a label file, a stray label file is a problem."""
+    for split in ("train", "val"):
+        ex.write_smear(tmp_path / "images" / split / f"{split}1.png", W, H, BOXES)
+        ex.write_yolo(tmp_path / "labels" / split / f"{split}1.txt",
+                      [ex.yolo_row(k, b, W, H) for k, b in zip((0, 2), BOXES)])
+        (tmp_path / "labels" / split / "classes.txt").write_text("WBC\nRBC\nPC\n")
+    (tmp_path / "labels" / "classes.txt").write_text("WBC\nRBC\nPlatelet\n")
+    (tmp_path / "data.yaml").write_text("nc: 3\nnames: ['WBC', 'RBC', 'Platelets']\n")
+    text = ("format: yolo\nimages: images/{split}/*.png\nannotations: labels/{split}/{stem}.txt\n"
+            "names_file: data.yaml\nsplits: {names: [train, val]}\n")
+    sp = spec(tmp_path, text)
+    with pytest.raises(DataError, match=r"data.yaml: lists .* but labels/train/classes.txt lists "
+                                        r".*class 2 is 'Platelets' \(platelet\) in one and 'PC' "
+                                        r"\(unknown\).*a spec's mapping"):
+        GenericAdapter(tmp_path, spec=sp).load("train")
+    sp = spec(tmp_path, text + "mapping: {PC: platelet}\n")
+    report = check_dataset("generic", tmp_path, options={"spec": str(sp)}, progress=False)
+    assert report.problems == []
+    assert [s.summary["samples"] for s in report.splits] == [1, 1]
+    (note,) = report.notes
+    assert "labels/classes.txt ['WBC', 'RBC', 'Platelet']" in note.reason
+    assert "labels/train/classes.txt, labels/val/classes.txt ['WBC', 'RBC', 'PC']" in note.reason
+    (s,) = GenericAdapter(tmp_path, spec=sp).load("val")
+    assert s.box_labels == ["white blood cell", "platelet"]
+
+    (tmp_path / "labels" / "val" / "stray.txt").write_text("0 0.5 0.5 0.1 0.1\n")
+    a = GenericAdapter(tmp_path, spec=sp, on_error="skip")
+    assert len(a.load("val")) == 1
+    assert [str(p) for p in a.problems] == [
+        f"{tmp_path / 'labels/val/stray.txt'}: label file has no image (images: "
+        f"images/{{split}}/*.png)"]
+    (tmp_path / "labels" / "val" / "stray.txt").unlink()
+
+    (tmp_path / "labels" / "val" / "classes.txt").write_text("RBC\nWBC\nPC\n")  # swapped
+    with pytest.raises(DataError, match=r"labels/val/classes.txt lists .*class 0 is 'WBC' "
+                                        r"\(white blood cell\) in one and 'RBC'"):
+        GenericAdapter(tmp_path, spec=sp).load("train")
+    # names declared in the spec are the reference the files are checked against
+    (tmp_path / "labels" / "val" / "classes.txt").write_text("WBC\nRBC\nPC\n")
+    declared = text.replace("names_file: data.yaml", "classes: [WBC, RBC, PLT]")
+    sp = spec(tmp_path, declared + "mapping: {PC: platelet}\n")
+    assert GenericAdapter(tmp_path, spec=sp).load("train")[0].box_labels[1] == "platelet"
+    sp = spec(tmp_path, declared.replace("[WBC, RBC", "[RBC, WBC"))
+    with pytest.raises(DataError, match=r"spec.yaml: lists \['RBC', 'WBC', 'PLT'\] but "
+                                        r"data.yaml lists"):
+        GenericAdapter(tmp_path, spec=sp).load("train")

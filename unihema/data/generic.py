@@ -19,7 +19,10 @@ Keys (all paths relative to the root):
     * ``voc``: ``images`` glob + ``annotations`` template of the XML per image. Task detect.
       ``voc_one_based`` (default true): the devkit's 1-based indices, else 0-based edges.
     * ``yolo``: ``images`` glob + ``annotations`` template of the txt per image; ``classes``
-      (index order) or ``names_file`` (classes.txt / data.yaml). Task detect.
+      (index order) or ``names_file`` (classes.txt / data.yaml). Every other names file under
+      the root (``labels/classes.txt``, ``labels/<split>/classes.txt``, ``*.names``, data.yaml)
+      must name the same classes once mapped (another spelling is a note); a names file is never
+      a label file, a label file without an image is a problem. Task detect.
     * ``points``: ``images`` glob + ``annotations`` template of the point file per image;
       ``point_with_class`` (default true: ``x y class``; false: ``x y`` and ``point_class``
       names the one class), ``point_box_size`` (default 24 px). Task detect.
@@ -47,7 +50,9 @@ Keys (all paths relative to the root):
     the image's root-relative path, is the patient id) keeps each patient in one split.
 
 Every problem (a missing annotation, a bad line, an unknown label, a box outside the image) is
-reported with its file like any other adapter's; ``unihema data check`` lists them all.
+reported with its file like any other adapter's; ``unihema data check`` lists them all. Boxes
+of the detection formats follow :func:`unihema.data.boxes.fit_box`: an edge past the image by
+at most 1 px is moved onto the border (a note), a box farther out is a problem.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ import numpy as np
 
 from unihema.data import formats as fmt
 from unihema.data import vocab
+from unihema.data.boxes import fit_box
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.io import image_size
 from unihema.data.sample import UnifiedSample
@@ -141,6 +147,9 @@ class GenericAdapter(DatasetAdapter):
             seeded = sp.get("seeded") or {}
             self.splits = tuple((seeded.get("fractions") or DEFAULT_FRACTIONS))
         self._mapping = {str(k): str(v) for k, v in (self.spec.get("mapping") or {}).items()}
+        #: yolo class names once resolved; dataset-level problems already reported
+        self._names: Optional[List[str]] = None
+        self._reported: set = set()
         for raw, target in self._mapping.items():
             if not vocab.is_canonical(target):
                 raise DataError(f"generic: mapping: '{raw}' -> '{target}': not a canonical "
@@ -154,6 +163,23 @@ class GenericAdapter(DatasetAdapter):
         except vocab.UnknownLabelError as exc:
             self.report(file, f"{exc}; add it to the spec's mapping", line)
             return None
+
+    def _known(self, raw: str) -> Optional[str]:
+        """The canonical term of ``raw``, ``None`` when unknown (nothing reported)."""
+        try:
+            return vocab.canonical(str(raw), extra=self._mapping)
+        except vocab.UnknownLabelError:
+            return None
+
+    def _report_once(self, file: Union[str, Path], reason: str, line: Optional[int] = None,
+                     *, note: bool = False) -> None:
+        """Report a problem (or a note) of a file every split reads once, not in every split's
+        load (a problem still raises every time under ``on_error="raise"``)."""
+        key = (note, str(file), reason, line)
+        if key in self._reported and (note or self.on_error == "skip"):
+            return
+        self._reported.add(key)
+        (self.note if note else self.report)(file, reason, line)
 
     def _glob(self, pattern: str, split: Optional[str]) -> List[Path]:
         pattern = pattern.replace("{split}", split or "*")
@@ -219,15 +245,20 @@ class GenericAdapter(DatasetAdapter):
             self.report(image, str(exc))
             return None
 
-    def _boxes(self, split, sid, image, ann, objects) -> Optional[UnifiedSample]:
-        """objects: (raw label, box, line) -> a detection sample, or None once reported."""
-        size = self._size(image)
+    def _boxes(self, split, sid, image, ann, objects, size=None) -> Optional[UnifiedSample]:
+        """objects: (raw label, box, line) -> a detection sample, or None once reported. Each
+        box is fitted to the image (:func:`unihema.data.boxes.fit_box`)."""
+        size = size or self._size(image)
         if size is None:
             return None
         boxes, labels = [], []
-        for raw, box, line in objects:
+        for k, (raw, box, line) in enumerate(objects):
             name = self._canon(raw, ann, line)
             if name is None:
+                return None
+            what = f"'{raw}'" if line is not None else f"box {k} '{raw}'"
+            box = fit_box(self, ann, box, size[0], size[1], what, line)
+            if box is None:
                 return None
             boxes.append(box)
             labels.append(name)
@@ -260,12 +291,44 @@ class GenericAdapter(DatasetAdapter):
         yield from self._per_image(split, read)
 
     def _yolo_names(self) -> List[str]:
-        if self.spec.get("classes"):
-            return [str(c) for c in self.spec["classes"]]
-        return fmt.read_yolo_names(self.root / self.spec["names_file"])
+        """The spec's ``classes`` or ``names_file``, checked against every other names file
+        under the root (:func:`unihema.data.formats.resolve_yolo_names`); resolved once."""
+        if self._names is None:
+            files = fmt.find_names_files(self.root)
+            declared = None
+            if self.spec.get("classes"):
+                declared = (self.spec_path or "spec", [str(c) for c in self.spec["classes"]])
+            else:
+                files = [self.root / str(self.spec["names_file"])] + files
+            try:
+                resolved = fmt.resolve_yolo_names(files, self._known, base=self.root,
+                                                  declared=declared)
+            except DataError as exc:
+                raise DataError(f"generic: {exc}") from None
+            if resolved.note:
+                self.note(resolved.source, resolved.note)
+            self._names = list(resolved.names)
+        return self._names
+
+    def _orphan_labels(self, split: str) -> None:
+        """Report label files the annotation template matches that belong to no image (names
+        files aside). Only for templates of ``{stem}`` (and ``{split}`` with split names)."""
+        template = str(self.spec["annotations"])
+        split_tag = split if (self.spec.get("splits") or {}).get("names") else None
+        if "{name}" in template or "{parent}" in template or (
+                "{split}" in template and split_tag is None):
+            return
+        images = self._glob(str(self.spec["images"]), split_tag)
+        expected = {self._annotation(p, split_tag) for p in images}
+        pattern = template.replace("{split}", split_tag or "").replace("{stem}", "*")
+        for label in sorted(self.root.glob(pattern)):
+            if label.is_file() and label not in expected and not fmt.is_names_file(label):
+                self._report_once(label, f"label file has no image (images: "
+                                         f"{self.spec['images']})")
 
     def _load_yolo(self, split: str) -> Iterable[UnifiedSample]:
         names = self._yolo_names()
+        self._orphan_labels(split)
 
         def read(split, sid, image, ann):
             size = self._size(image)
