@@ -4,7 +4,7 @@
 ``name: generic`` and ``spec: my_dataset.yaml``). The spec names the format, where the files
 are, how raw class names map to canonical terms and how the splits are made::
 
-    format: voc                      # voc | coco | yolo | folder | csv | mask | points
+    format: voc                      # voc | coco | yolo | csv_boxes | folder | csv | mask | points
     images: JPEGImages/*.jpg         # glob under the root ({split} allowed)
     annotations: Annotations/{stem}.xml   # per-image file ({stem}, {split}); coco/csv: a file
     mapping: {RBC: red blood cell, WBC: white blood cell}   # raw -> canonical
@@ -23,6 +23,12 @@ Keys (all paths relative to the root):
       the root (``labels/classes.txt``, ``labels/<split>/classes.txt``, ``*.names``, data.yaml)
       must name the same classes once mapped (another spelling is a note); a names file is never
       a label file, a label file without an image is a problem. Task detect.
+    * ``csv_boxes``: ``table`` a CSV file ({split} allowed), one box a row; ``columns`` maps
+      the roles ``image, xmin, ymin, xmax, ymax, label`` (defaults: those names; optional
+      ``split``, ``patient``, ``width``, ``height``) to the header; ``coordinates: pixels``
+      (edges, 0-based) or ``normalized`` (0-1); image paths relative to ``image_root``;
+      ``images`` (optional glob): images it matches without a row are images without cells.
+      Task detect.
     * ``points``: ``images`` glob + ``annotations`` template of the point file per image;
       ``point_with_class`` (default true: ``x y class``; false: ``x y`` and ``point_class``
       names the one class), ``point_box_size`` (default 24 px). Task detect.
@@ -71,13 +77,15 @@ from unihema.data.io import image_size
 from unihema.data.sample import UnifiedSample
 from unihema.data.splits import DEFAULT_FRACTIONS, seeded_split
 
-FORMATS = ("voc", "coco", "yolo", "folder", "csv", "mask", "points")
+FORMATS = ("voc", "coco", "yolo", "csv_boxes", "folder", "csv", "mask", "points")
 _TASK = {"voc": "detect", "coco": "detect", "yolo": "detect", "points": "detect",
-         "mask": "segment", "folder": "classify", "csv": "classify"}
+         "csv_boxes": "detect", "mask": "segment", "folder": "classify", "csv": "classify"}
 _KEYS = {"format", "name", "images", "annotations", "classes", "mapping", "names_file",
          "splits", "patient", "voc_one_based", "point_with_class", "point_class",
          "point_box_size", "mask_values", "image_root", "class_root", "table", "columns",
-         "license", "citation"}
+         "coordinates", "license", "citation"}
+#: values of the csv_boxes key ``coordinates``
+COORDINATES = ("pixels", "normalized")
 #: the spec file looked for in the root when none is given
 DEFAULT_SPEC = "unihema_dataset.yaml"
 
@@ -104,14 +112,37 @@ def load_spec(path: Union[str, Path]) -> Dict[str, Any]:
     need = {"voc": ("images", "annotations"), "yolo": ("images", "annotations"),
             "points": ("images", "annotations"), "mask": ("images", "annotations",
                                                           "mask_values"),
-            "coco": ("annotations",), "folder": ("class_root",), "csv": ("table", "columns")}
+            "coco": ("annotations",), "folder": ("class_root",), "csv": ("table", "columns"),
+            "csv_boxes": ("table", "coordinates")}
     missing = [k for k in need[spec["format"]] if k not in spec]
     if missing:
         raise DataError(f"generic: {p}: format {spec['format']} needs key(s) {missing}")
     if spec["format"] == "yolo" and not (spec.get("classes") or spec.get("names_file")):
         raise DataError(f"generic: {p}: format yolo needs 'classes' (index order) or "
                         f"'names_file'")
+    if spec["format"] == "csv_boxes":
+        box_csv_spec(spec, p)
     return spec
+
+
+def box_csv_spec(spec: Dict[str, Any], where: Union[str, Path]) -> Tuple[Dict[str, str], bool]:
+    """The column map and ``normalized`` flag of a csv_boxes spec; :class:`DataError` naming
+    ``where`` (the spec) and the key for a bad value."""
+    coords = spec.get("coordinates")
+    if coords not in COORDINATES:
+        raise DataError(f"generic: {where}: coordinates: expected one of "
+                        f"{', '.join(COORDINATES)}, got {coords!r}")
+    cols = fmt.box_columns(spec.get("columns"), where)
+    images = str(spec.get("images", ""))
+    by_split = "split" in (spec.get("columns") or {}) or "{split}" in str(spec.get("table"))
+    if images and by_split and "{split}" not in images:
+        raise DataError(f"generic: {where}: images: '{images}' needs {{split}} (the table's "
+                        f"split decides the split of listed images; images without rows get "
+                        f"theirs from their path), or leave 'images' out")
+    if (spec.get("splits") or {}).get("names") and not by_split:
+        raise DataError(f"generic: {where}: splits: names needs {{split}} in the table's path "
+                        f"or a 'split' column; otherwise use splits: files or seeded")
+    return cols, coords == "normalized"
 
 
 @register_adapter("generic")
@@ -469,3 +500,118 @@ class GenericAdapter(DatasetAdapter):
             split, [(sid, img, row[cols["label"]], table, row["_line"],
                      row[cols["patient"]] if "patient" in cols else None)
                     for sid, (img, row) in chosen])
+
+    def _load_csv_boxes(self, split: str) -> Iterable[UnifiedSample]:
+        """One box a row (:func:`unihema.data.formats.read_box_csv`), grouped by image."""
+        cols, normalized = box_csv_spec(self.spec, self.spec_path or "spec")
+        table = self.root / str(self.spec["table"]).replace("{split}", split)
+        image_root = self.root / str(self.spec.get("image_root", "")).replace("{split}", split)
+        by_split = "split" in cols or "{split}" in str(self.spec["table"])
+        groups: Dict[str, List[fmt.CsvBox]] = {}
+        for row in fmt.read_box_csv(table, cols, normalized=normalized):
+            groups.setdefault(row.image, []).append(row)
+        listed = {(image_root / rel).resolve() for rel in groups}
+        items = []
+        for rel, rows in groups.items():
+            if "split" in cols:
+                values = sorted({r.split or "" for r in rows})
+                if len(values) > 1 or values[0] not in self.splits:
+                    self._report_once(table, f"image '{rel}': {cols['split']} "
+                                             f"{values if len(values) > 1 else values[0]!r} "
+                                             f"({_lines(rows)}); expected one of "
+                                             f"{list(self.splits)}", rows[0].line)
+                    continue
+                if values[0] != split:
+                    continue
+            image = image_root / rel
+            if not image.is_file():
+                self._report_once(table, f"image '{rel}' ({_lines(rows)}) not found "
+                                         f"under {image_root}", rows[0].line)
+                continue
+            items.append((Path(rel).with_suffix("").as_posix(), (image, rows)))
+        items += self._rowless_images(split if by_split else None, image_root, listed, table)
+        if by_split:
+            chosen = items
+        else:
+            group = None
+            if "patient" in cols:
+                group = (lambda it: next((r.patient for r in it[1][1] if r.patient), None))
+            chosen = self._select(items, split, group=group)
+        for sid, (image, rows) in chosen:
+            sample = self._csv_boxes_sample(split, sid, image, rows, table, cols, normalized)
+            if sample is not None:
+                yield sample
+
+    def _rowless_images(self, split: Optional[str], image_root: Path, listed: set,
+                        table: Path) -> List[Tuple[str, Tuple[Path, list]]]:
+        """Images of the ``images`` glob without a row (images without cells); without
+        ``images``, image files beside the listed ones that have no row are noted."""
+        if not self.spec.get("images"):
+            folders = {p.parent for p in listed if p.is_file()}
+            unread = sorted(f.name for d in folders for f in d.iterdir()
+                            if f.suffix.lower() in fmt.IMAGE_EXTENSIONS
+                            and f.resolve() not in listed)
+            if unread:
+                self._report_once(table, f"{len(unread)} image file(s) beside the listed images "
+                                         f"have no row and are not read ({', '.join(unread[:3])}"
+                                         f"{', ...' if len(unread) > 3 else ''}); declare "
+                                         f"'images:' (a glob) to read them as images without "
+                                         f"cells", note=True)
+            return []
+        out = []
+        for p in self._glob(str(self.spec["images"]), split):
+            if p.resolve() in listed:
+                continue
+            try:
+                sid = p.relative_to(image_root).with_suffix("").as_posix()
+            except ValueError:
+                sid = self._rel_id(p)
+            out.append((sid, (p, [])))
+        return out
+
+    def _csv_boxes_sample(self, split, sid, image, rows, table, cols,
+                          normalized) -> Optional[UnifiedSample]:
+        """The sample of one image's rows, or None once a problem is reported."""
+        size = self._size(image)
+        if size is None:
+            return None
+        width, height = size
+        objects, first, empty = [], {}, []
+        for r in rows:
+            if r.error:
+                self.report(table, f"{r.error} (image '{r.image}' left out)", r.line)
+                return None
+            if r.size is not None and r.size != size:
+                self.report(table, f"{cols['width']} x {cols['height']} say {r.size[0]}x"
+                                   f"{r.size[1]} but image '{r.image}' is {width}x{height}",
+                            r.line)
+                return None
+            if r.box is None:
+                empty.append(r)
+                continue
+            if r.box in first:
+                a = first[r.box]
+                if (self._known(a.label) or a.label) != (self._known(r.label) or r.label):
+                    self.report(table, f"lines {a.line} and {r.line} give the same box "
+                                       f"{list(r.box)} of image '{r.image}' two labels "
+                                       f"'{a.label}' and '{r.label}'", r.line)
+                    return None
+                self.note(table, f"repeats line {a.line} (same box, same label); read once",
+                          r.line)
+                continue
+            first[r.box] = r
+            x0, y0, x1, y1 = r.box
+            if normalized:
+                x0, x1, y0, y1 = x0 * width, x1 * width, y0 * height, y1 * height
+            objects.append((r.label, (x0, y0, x1, y1), r.line))
+        if empty and objects:
+            self.report(table, f"line {empty[0].line} lists image '{rows[0].image}' without "
+                               f"cells but line {objects[0][2]} gives it a box", empty[0].line)
+            return None
+        return self._boxes(split, sid, image, table, objects, size=size)
+
+
+def _lines(rows: List[fmt.CsvBox], most: int = 5) -> str:
+    """``"line 3"`` or ``"lines 3, 4, 9"`` (the first ``most`` line numbers of rows)."""
+    shown = ", ".join(str(r.line) for r in rows[:most])
+    return ("lines " if len(rows) > 1 else "line ") + shown + (", ..." if len(rows) > most else "")

@@ -15,6 +15,7 @@ YOLO txt                  :func:`read_yolo`, :func:`yolo_to_xyxy`, :func:`read_y
 point labels              :func:`read_points`, :func:`points_to_boxes`
 folder per class          :func:`scan_class_folders`
 CSV tables                :func:`read_csv_table`
+detection CSV (box a row) :func:`read_box_csv`
 semantic / instance masks :func:`unihema.data.io.read_mask`, :func:`mask_values_present`,
                           :func:`merge_instance_masks`
 Supervisely JSON          :func:`read_supervisely`
@@ -24,6 +25,7 @@ MedMNIST NPZ              :func:`read_medmnist_npz` (images as ``<file.npz>::<ar
 """
 
 from unihema.data.formats.bbbc import BBBCImage, BBBCObject, read_bbbc_json
+from unihema.data.formats.boxcsv import BOX_COLUMNS, CsvBox, box_columns, read_box_csv
 from unihema.data.formats.coco import (
     CocoAnnotation,
     CocoImage,
@@ -61,6 +63,7 @@ from unihema.data.formats.yolo import (
 
 __all__ = [
     "BBBCImage", "BBBCObject", "read_bbbc_json",
+    "BOX_COLUMNS", "CsvBox", "box_columns", "read_box_csv",
     "CocoAnnotation", "CocoImage", "CocoIndex", "coco_mask", "read_coco",
     "IMAGE_EXTENSIONS", "scan_class_folders",
     "mask_value_counts", "mask_values_present", "merge_instance_masks",
