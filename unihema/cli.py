@@ -146,7 +146,8 @@ def cmd_data_export(args: argparse.Namespace) -> int:
     from unihema.data.catalog import get_adapter
     from unihema.data.export import export_dataset
 
-    adapter = get_adapter(args.key, args.root)
+    adapter = get_adapter(args.key, args.root,
+                          **({"spec": args.spec} if getattr(args, "spec", None) else {}))
     written = export_dataset(adapter, args.out, to=args.to, splits=args.split or None,
                              copy_images=args.copy_images)
     for split, (path, n) in written.items():
@@ -474,6 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--copy-images", action="store_true",
                    help="coco: copy the images to OUT/images/<split>/ (default: file_name is "
                    "the absolute path of the source image)")
+    d.add_argument("--spec", default=None, help="YAML spec (generic adapter; default "
+                   "<root>/unihema_dataset.yaml)")
     d.set_defaults(func=cmd_data_export)
 
     cfg = sub.add_parser("config", help="show the resolved config or the schema")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 from collections import Counter
 from pathlib import Path
@@ -87,6 +88,19 @@ def test_docs_example_loads_checks_and_exports(example, tmp_path, capsys):
             labels.update(coco.loadCats(an["category_id"])[0]["name"] for an in anns)
     assert labels == Counter({"red blood cell": 5, "white blood cell": 2, "platelet": 1})
     assert sum(labels.values()) == len(rows)
+
+
+def test_export_takes_a_spec_kept_outside_the_dataset(example, tmp_path, capsys):
+    root, rows = example
+    spec = tmp_path / "elsewhere.yaml"
+    (root / "unihema_dataset.yaml").rename(spec)
+    out = tmp_path / "coco"
+    assert main(["data", "export", "generic", "--root", str(root), "--spec", str(spec),
+                 "--to", "coco", "--out", str(out)]) == 0
+    assert "samples" in capsys.readouterr().out
+    n = sum(len(json.loads((out / f"{split}.json").read_text())["annotations"])
+            for split in ("train", "test"))
+    assert n == len(rows)
 
 
 def test_bad_rows_are_reported_with_file_and_line(example):
