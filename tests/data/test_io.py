@@ -8,7 +8,8 @@ import tifffile
 from PIL import Image, ImageFile
 
 from unihema.data.catalog import DataError
-from unihema.data.io import ImageReadError, image_size, read_image, read_mask
+from unihema.data.io import (ImageReadError, crop_image_path, image_size, read_image,
+                             read_mask)
 
 H, W = 12, 17
 
@@ -131,6 +132,22 @@ def test_truncated_raises_naming_file(tmp_path, rgb, suffix):
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = False
 
+
+def test_crop_window(tmp_path, rgb):
+    path = tmp_path / "field.png"
+    Image.fromarray(rgb).save(path)
+    window = crop_image_path(path, (3, 2, 10, 12))
+    assert window == f"{path}::crop/3,2,10,12" and image_size(window) == (7, 10)
+    out = read_image(window)
+    np.testing.assert_array_equal(out, rgb[2:12, 3:10])
+    out[:] = 0  # a copy: the cached field is untouched
+    np.testing.assert_array_equal(read_image(window), rgb[2:12, 3:10])
+    for box in ((3, 2, 18, 12), (-1, 0, 4, 4), (5, 5, 5, 9)):
+        for reader in (read_image, image_size):
+            with pytest.raises(ImageReadError, match=r"field\.png::crop/.*not inside the 17x12"):
+                reader(crop_image_path(path, box))
+    with pytest.raises(ImageReadError, match="gone.png"):
+        read_image(crop_image_path(tmp_path / "gone.png", (0, 0, 2, 2)))
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow warns about the garbage TIFF header
 def test_corrupt_missing_and_directory(tmp_path):

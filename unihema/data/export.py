@@ -24,8 +24,9 @@
   registers a dataset in detectron2's catalogs when detectron2 is installed.
 
 Relative ``image_path`` / ``mask_path`` values are resolved against ``root`` (the adapter's
-dataset folder) when given. Image references inside NPZ arrays (``file.npz::array/index``) are
-decoded and written as PNG when images are copied or stored in a Hugging Face dataset.
+dataset folder) when given. Image references inside NPZ arrays (``file.npz::array/index``) and
+windows of an image (``image::crop/x0,y0,x1,y1``) are decoded and written as PNG when images are
+copied or stored in a Hugging Face dataset.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def _resolve(path: str, root: Optional[PathLike]) -> str:
 
 
 def _image_bytes(path: str) -> Tuple[bytes, str]:
-    """The encoded bytes of an image and a suffix; NPZ references are encoded as PNG."""
+    """The encoded bytes of an image and a suffix; NPZ references and windows are encoded as PNG."""
     if "::" not in path:
         return Path(path).read_bytes(), Path(path).suffix.lower()
     from PIL import Image

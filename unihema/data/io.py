@@ -15,6 +15,12 @@ path; the array is ``uint8 [N, H, W]`` or ``[N, H, W, 3]`` and ``image_size`` re
 array header. Decoded arrays are cached (the few most recent, keyed by file and modification
 time), so reading a split image by image does not re-read the archive.
 
+A window of a larger image (one cell of a labelled field) is addressed as
+``<image>::crop/<x0>,<y0>,<x1>,<y1>`` (:func:`crop_image_path`; integer pixel edges inside the
+image, ``0 <= x0 < x1 <= width``, ``0 <= y0 < y1 <= height``): :func:`read_image` returns those
+pixels, :func:`image_size` the window's size after checking it against the image's header. The
+decoded source images are cached like the archives, so the cells of one field decode it once.
+
 The stored pixel layout is returned as is: EXIF orientation is NOT applied, because annotations
 (boxes, masks, points) refer to the pixels as stored, and a viewer's rotation would silently
 misplace them.
@@ -33,7 +39,7 @@ import threading
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image, ImageFile
@@ -157,9 +163,24 @@ def _tiff_array(path: Path) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- npz members
 _NPZ_PATH = re.compile(r"^(?P<file>.+\.npz)::(?P<array>[^/]+)/(?P<index>-?\d+)$", re.IGNORECASE)
-_NPZ_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
-_NPZ_CACHE_SIZE = 4
-_npz_lock = threading.Lock()
+#: decoded NPZ arrays and crop sources, keyed by file, member and modification time
+_CACHE: "OrderedDict[tuple, np.ndarray]" = OrderedDict()
+_CACHE_SIZE = 4
+_cache_lock = threading.Lock()
+
+
+def _cached(key: tuple, load: Callable[[], np.ndarray]) -> np.ndarray:
+    """``load()``, or its result kept from an earlier call with the same ``key``."""
+    with _cache_lock:
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
+    arr = load()
+    with _cache_lock:
+        _CACHE[key] = arr
+        while len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return arr
 
 
 def split_npz_path(path: PathLike) -> Optional[Tuple[Path, str, int]]:
@@ -199,20 +220,15 @@ def _npz_array(path: Path, array: str, spec: str) -> np.ndarray:
     _npz_member(path, array, spec)
     stat = path.stat()
     key = (str(path.resolve()), array, stat.st_mtime_ns, stat.st_size)
-    with _npz_lock:
-        if key in _NPZ_CACHE:
-            _NPZ_CACHE.move_to_end(key)
-            return _NPZ_CACHE[key]
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arr = npz[array]
-    except Exception as err:  # noqa: BLE001
-        raise ImageReadError(f"{spec}: cannot read array '{array}' ({err})") from None
-    with _npz_lock:
-        _NPZ_CACHE[key] = arr
-        while len(_NPZ_CACHE) > _NPZ_CACHE_SIZE:
-            _NPZ_CACHE.popitem(last=False)
-    return arr
+
+    def load() -> np.ndarray:
+        try:
+            with np.load(path, allow_pickle=False) as npz:
+                return npz[array]
+        except Exception as err:  # noqa: BLE001
+            raise ImageReadError(f"{spec}: cannot read array '{array}' ({err})") from None
+
+    return _cached(key, load)
 
 
 def _npz_index(shape: Tuple[int, ...], index: int, spec: str) -> None:
@@ -230,6 +246,47 @@ def _read_npz_image(path: Path, array: str, index: int, spec: str) -> np.ndarray
     return _to_rgb(np.asarray(arr[index]), Path(spec))
 
 
+# ----------------------------------------------------------------------------- windows
+_CROP_PATH = re.compile(r"^(?P<file>.+)::crop/(?P<box>-?\d+,-?\d+,-?\d+,-?\d+)$")
+
+
+def crop_image_path(path: PathLike, box: Sequence[int]) -> str:
+    """``"<path>::crop/<x0>,<y0>,<x1>,<y1>"``, the image path of a window of ``path``."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    return f"{path}::crop/{x0},{y0},{x1},{y1}"
+
+
+def split_crop_path(path: PathLike) -> Optional[Tuple[str, Tuple[int, int, int, int]]]:
+    """``(image path, (x0, y0, x1, y1))`` of a ``<image>::crop/...`` path, else ``None``."""
+    m = _CROP_PATH.match(str(path))
+    if m is None:
+        return None
+    x0, y0, x1, y1 = (int(v) for v in m.group("box").split(","))
+    return m.group("file"), (x0, y0, x1, y1)
+
+
+def _check_window(box: Tuple[int, int, int, int], size: Tuple[int, int], spec: str) -> None:
+    x0, y0, x1, y1 = box
+    if not (0 <= x0 < x1 <= size[0] and 0 <= y0 < y1 <= size[1]):
+        raise ImageReadError(f"{spec}: window {list(box)} is empty or not inside the "
+                             f"{size[0]}x{size[1]} image (need 0 <= x0 < x1 <= width, "
+                             f"0 <= y0 < y1 <= height)")
+
+
+def _read_window(file: str, box: Tuple[int, int, int, int], spec: str) -> np.ndarray:
+    if split_npz_path(file) is not None:  # the archive is cached already
+        image = read_image(file)
+    else:
+        source = Path(file)
+        _check_file(source)
+        stat = source.stat()
+        key = (str(source.resolve()), "::crop", stat.st_mtime_ns, stat.st_size)
+        image = _cached(key, lambda: read_image(source))
+    _check_window(box, (image.shape[1], image.shape[0]), spec)
+    x0, y0, x1, y1 = box
+    return image[y0:y1, x0:x1].copy()  # never hand out the cached array
+
+
 # ----------------------------------------------------------------------------- images
 def read_image(path: PathLike) -> np.ndarray:
     """Decode an image file to ``uint8 [H, W, 3]`` RGB, as stored (no EXIF rotation).
@@ -242,8 +299,12 @@ def read_image(path: PathLike) -> np.ndarray:
     compressions tifffile cannot decode without optional codecs.
 
     Raises:
-        ImageReadError: missing, unreadable, corrupt or truncated file; unsupported layout.
+        ImageReadError: missing, unreadable, corrupt or truncated file; unsupported layout;
+            a crop window outside its image.
     """
+    crop = split_crop_path(path)
+    if crop is not None:
+        return _read_window(*crop, str(path))
     npz = split_npz_path(path)
     if npz is not None:
         return _read_npz_image(*npz, str(path))
@@ -279,8 +340,14 @@ def image_size(path: PathLike) -> Tuple[int, int]:
     """``(width, height)`` of an image, reading only its header.
 
     Raises:
-        ImageReadError: the file is missing or not a recognisable image.
+        ImageReadError: the file is missing or not a recognisable image; a crop window
+            outside its image.
     """
+    crop = split_crop_path(path)
+    if crop is not None:
+        _check_window(crop[1], image_size(crop[0]), str(path))
+        x0, y0, x1, y1 = crop[1]
+        return x1 - x0, y1 - y0
     npz = split_npz_path(path)
     if npz is not None:
         shape = _npz_shape(npz[0], npz[1], str(path))
