@@ -53,7 +53,8 @@ def test_shipped_suites_are_valid():
     assert all(e.shuffled for e in demo.entries if e.task in ("vqa", "mlm"))
     real = load_suite(REPO / "configs/eval/real.yaml")
     assert [(e.dataset, e.task) for e in real.entries] == [
-        ("bccd", "detect"), ("wbc_seg_zheng", "segment"), ("wbc_seg_zheng", "classify")]
+        ("bccd", "detect"), ("wbc_seg_zheng", "segment"), ("wbc_seg_zheng", "classify"),
+        ("chula_rbc12", "detect"), ("chula_rbc12", "classify")]
 
 
 @pytest.mark.parametrize("data, message", [
