@@ -6,7 +6,7 @@
     unihema ask --model DIR IMAGE "question"     (also detect, segment, classify, describe)
     unihema data list | info KEY                 registered datasets
     unihema data generate --out DIR              write a synthetic smear dataset
-    unihema data check KEY --root DIR            validate a dataset, counts and problems
+    unihema data check KEY --root DIR            validate a dataset, counts, problems, duplicates
     unihema data preview KEY --root DIR --out grid.png
     unihema data example KEY --out DIR           a tiny dataset in KEY's native layout
     unihema data download KEY --to DIR           fetch and safely extract a dataset
@@ -100,8 +100,16 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     from unihema.data.check import check_dataset
 
     options = {"spec": args.spec} if getattr(args, "spec", None) else None
+    against = []
+    for item in args.against or []:
+        key, sep, root = item.partition("=")
+        if not sep or not key or not root:
+            raise ValueError(f"--against expects KEY=DIR (an adapter key and its dataset "
+                             f"folder, e.g. --against bccd=data/BCCD), got '{item}'")
+        against.append((key, root))
     report = check_dataset(args.key, args.root, args.split or None, fast=args.fast,
-                           progress=not args.no_progress, options=options)
+                           progress=not args.no_progress, options=options,
+                           duplicates=not args.no_duplicates, against=against)
     print(report.format(max_problems=args.max_problems))
     if args.json:
         report.write_json(args.json)
@@ -418,7 +426,10 @@ def build_parser() -> argparse.ArgumentParser:
     d = dsub.add_parser("check", help="validate a dataset: counts per task/class and problems",
                         description="Read every split through its adapter, verify images and "
                         "masks, print counts and every problem with file and reason. "
-                        "Exits 1 when any problem is found.")
+                        "Exits 1 when any problem is found. Also lists duplicate image files "
+                        "(exact copies and re-encoded, resized or slightly cropped ones) within "
+                        "a split, across splits (leaks) and against other datasets (--against); "
+                        "duplicates are warnings and do not change the exit status.")
     d.add_argument("key", help="adapter key")
     d.add_argument("--root", required=True, help="dataset folder")
     d.add_argument("--split", nargs="*", help="splits to check (default: all)")
@@ -431,6 +442,12 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--spec", default=None,
                    help="YAML spec of your own dataset (generic adapter; default "
                    "<root>/unihema_dataset.yaml)")
+    d.add_argument("--against", action="append", metavar="KEY=DIR",
+                   help="also look for copies of this dataset's images in another dataset "
+                   "(adapter key and folder, every split read), e.g. --against "
+                   "bccd=data/BCCD; repeat for several")
+    d.add_argument("--no-duplicates", action="store_true",
+                   help="skip the duplicate-image search (exact and near copies)")
     d.set_defaults(func=cmd_data_check)
 
     d = dsub.add_parser("preview", help="draw a grid of samples with their labels")

@@ -5,6 +5,11 @@ listed, not just the first), then verifies each sample against the files: the im
 its stored size matches the record, the mask exists, has the image's size and only values the
 record maps. Every image is decoded in full by default, which catches truncated files;
 ``fast=True`` reads only the image headers.
+
+It also looks for duplicate image files (:mod:`unihema.data.duplicates`): exact copies and near
+duplicates within a split, across splits and against other datasets (``against``), hashing each
+distinct file once from the pixels the check decodes anyway. They are warnings in the report,
+never problems: ``ok`` ignores them.
 """
 
 from __future__ import annotations
@@ -12,13 +17,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from tqdm import tqdm
 
 from unihema.data import io
-from unihema.data.catalog import ADAPTERS, DataError, Problem
+from unihema.data.catalog import ADAPTERS, DataError, Problem, get_adapter
+from unihema.data.duplicates import (
+    DuplicateReport,
+    ImageRef,
+    ImageSet,
+    find_duplicates,
+    hash_files,
+    hash_image,
+    image_file,
+)
 from unihema.data.sample import TASKS, UnifiedSample, summarize
 
 
@@ -38,6 +52,8 @@ class CheckReport:
     dataset: str
     root: str
     splits: List[SplitReport]
+    #: duplicate images (warnings); None when the search was turned off
+    duplicates: Optional[DuplicateReport] = None
 
     @property
     def problems(self) -> List[Problem]:
@@ -65,6 +81,7 @@ class CheckReport:
                           "notes": [str(n) for n in s.notes]}
                 for s in self.splits
             },
+            "duplicates": None if self.duplicates is None else self.duplicates.to_dict(),
         }
 
     def format(self, max_problems: int = 50) -> str:
@@ -87,6 +104,8 @@ class CheckReport:
                     lines.append(f"  {title}: {body}")
             if s.problems:
                 lines.append(f"  problems: {len(s.problems)}")
+        if self.duplicates is not None:
+            lines += self.duplicates.format(max_problems)
         notes = self.notes
         if notes:
             lines.append(f"\n{len(notes)} note(s) (documented repairs, not problems):")
@@ -111,8 +130,13 @@ class CheckReport:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
 
-def check_sample_files(sample: UnifiedSample, fast: bool = False) -> List[Problem]:
-    """Problems of one sample's files (image and mask); empty when everything matches."""
+def check_sample_files(sample: UnifiedSample, fast: bool = False,
+                       on_image: Optional[Callable[[np.ndarray], None]] = None) -> List[Problem]:
+    """Problems of one sample's files (image and mask); empty when everything matches.
+
+    ``on_image`` is called with the decoded image (``uint8 [H, W, 3]``; not under ``fast``),
+    so that other passes reuse the decode.
+    """
     problems: List[Problem] = []
     try:
         if fast:
@@ -120,6 +144,8 @@ def check_sample_files(sample: UnifiedSample, fast: bool = False) -> List[Proble
         else:
             img = io.read_image(sample.image_path)
             size = (img.shape[1], img.shape[0])
+            if on_image is not None:
+                on_image(img)
     except DataError as exc:
         return [Problem(sample.image_path, str(exc))]
     if size != (sample.width, sample.height):
@@ -152,15 +178,19 @@ def check_dataset(
     fast: bool = False,
     progress: bool = True,
     options: Optional[Dict[str, Any]] = None,
+    duplicates: bool = True,
+    against: Sequence[Tuple[str, str]] = (),
 ) -> CheckReport:
     """Check every split (or the given ones) of dataset ``name`` stored at ``root``.
 
     ``options`` are extra keyword arguments of the adapter (``{"spec": "my.yaml"}`` for the
-    generic adapter).
+    generic adapter). ``duplicates=False`` skips the duplicate search; ``against`` lists
+    ``(adapter key, root)`` of other datasets whose images (every split) are compared too.
     """
     adapter_cls = ADAPTERS.get(name)
     adapter = adapter_cls(root, on_error="skip", **(options or {}))
     reports = []
+    images = ImageSet(name, str(root))
     for split in splits or adapter.splits:
         adapter.problems = []
         adapter.notes = []
@@ -172,10 +202,68 @@ def check_dataset(
         problems = list(adapter.problems)
         notes = list(adapter.notes)
         seen = set()
+        hashed = set()  # image files of this split: hashed once, however many samples use one
         for s in tqdm(samples, desc=f"check {name}/{split}", disable=not progress, leave=False):
             if s.sample_id in seen:
                 problems.append(Problem(s.image_path, f"duplicate sample_id '{s.sample_id}'"))
             seen.add(s.sample_id)
-            problems.extend(check_sample_files(s, fast=fast))
+            file = image_file(s.image_path)
+            hook = None
+            if duplicates and file not in hashed:
+                hashed.add(file)
+                if file == s.image_path and not fast:  # hash the pixels the check decodes
+                    def hook(img, file=file):
+                        images.add(ImageRef(name, split, file, str(root)),
+                                   *hash_image(file, img))
+                else:  # a window of a field (hashed whole) or --fast (bytes only)
+                    try:
+                        images.add(ImageRef(name, split, file, str(root)),
+                                   *hash_image(s.image_path, decode=not fast))
+                    except DataError:
+                        pass  # an unreadable file is a problem of the check already
+            problems.extend(check_sample_files(s, fast=fast, on_image=hook))
         reports.append(SplitReport(split, summarize(samples), problems, notes))
-    return CheckReport(name, str(root), reports)
+    dups = None
+    if duplicates:
+        others, notes_ = [], []
+        for key, other_root in against:
+            others.append(hash_dataset(key, other_root, progress=progress, notes=notes_))
+        dups = DuplicateReport(
+            find_duplicates(images, others), near_searched=not fast,
+            images=len({r.path for r in images.refs}),
+            against=[{"dataset": o.dataset, "root": o.root, "images": len(o)} for o in others],
+            notes=notes_)
+    return CheckReport(name, str(root), reports, dups)
+
+
+def hash_dataset(name: str, root: str, *, progress: bool = True,
+                 notes: Optional[List[str]] = None) -> ImageSet:
+    """Hashes of every image file of every split of another dataset (``data check --against``).
+
+    Splits or files that cannot be read are left out, each with a line in ``notes``.
+
+    Raises:
+        KeyError: ``name`` is not a registered adapter (listing the valid keys).
+        FileNotFoundError: ``root`` does not exist.
+    """
+    if not Path(root).exists():
+        raise FileNotFoundError(f"--against {name}={root}: the folder '{root}' does not exist")
+    notes = [] if notes is None else notes
+    adapter = get_adapter(name, root, on_error="skip")
+    refs: List[ImageRef] = []
+    for split in adapter.splits:
+        try:
+            samples = adapter.load(split)
+        except DataError as exc:
+            notes.append(f"{name}/{split} at {root} not read: {exc}")
+            continue
+        for path in dict.fromkeys(image_file(s.image_path) for s in samples):
+            refs.append(ImageRef(name, split, path, str(root)))
+    out = ImageSet(name, str(root))
+    got = hash_files([r.path for r in refs], progress=progress, desc=f"hash {name}")
+    for ref, g in zip(refs, got):
+        if isinstance(g, DataError):
+            notes.append(f"{name}: left out: {g}")
+        else:
+            out.add(ref, *g)
+    return out
