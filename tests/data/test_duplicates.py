@@ -20,7 +20,8 @@ from unihema.data.check import check_dataset
 from unihema.data.duplicates import TRAIN_IMAGES, TrainImages, hash_image
 from unihema.data.generic import GenericAdapter
 
-SPEC = "format: folder\nclass_root: '{split}'\nsplits: {names: [%s]}\n"
+SPEC = ("format: folder\nclass_root: '{split}'\nclasses: [neutrophil, lymphocyte]\n"
+        "splits: {names: [%s]}\n")
 
 
 def save(path: Path, img: np.ndarray, **kw) -> Path:

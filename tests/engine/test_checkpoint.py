@@ -105,6 +105,8 @@ def test_convert_checkpoint_cli_and_nontty_log_lines(run_config, tmp_path, caplo
     a, b = load_file(str(out / "model.safetensors")), load_file(str(run / "model" /
                                                                     "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the record of the training images travels with the weights
+    assert (out / "train_images.json").read_bytes() == (run / "train_images.json").read_bytes()
     assert main(["convert-checkpoint", str(tmp_path / "empty"), str(out)]) == 2
 
 

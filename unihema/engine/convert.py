@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import shutil
 from pathlib import Path
 from typing import Dict, Union
 
 import torch
 
+from unihema.data.duplicates import TRAIN_IMAGES
 from unihema.engine import checkpoint as ckpt
 
 logger = logging.getLogger(__name__)
@@ -61,8 +63,9 @@ def load_weights(directory: Path) -> Dict[str, torch.Tensor]:
 
 
 def convert_checkpoint(source: Union[str, Path], out: Union[str, Path]) -> Path:
-    """Write ``out`` (``config.json`` + ``model.safetensors`` + tokenizer) from a training
-    checkpoint folder, a ``checkpoints/`` folder or a run folder (newest complete checkpoint).
+    """Write ``out`` (``config.json`` + ``model.safetensors`` + tokenizer, and the run's
+    ``train_images.json`` when the checkpoint holds it) from a training checkpoint folder, a
+    ``checkpoints/`` folder or a run folder (newest complete checkpoint).
 
     Raises:
         FileNotFoundError: no complete checkpoint found.
@@ -94,5 +97,7 @@ def convert_checkpoint(source: Union[str, Path], out: Union[str, Path]) -> Path:
                 f"{list(missing)[:8]}, unexpected {list(unexpected)[:8]}")
     extra = dict(state.get("extra") or {}, converted_from=str(directory))
     out = model.save_pretrained(Path(out), extra=extra)
+    if (directory / TRAIN_IMAGES).is_file():  # what unihema eval compares evaluated images to
+        shutil.copyfile(directory / TRAIN_IMAGES, out / TRAIN_IMAGES)
     logger.info("converted %s (step %s) to %s", directory, state.get("step"), out)
     return out

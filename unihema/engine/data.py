@@ -16,6 +16,7 @@ from unihema.data import vocab
 from unihema.data.annotation_text import derive_text
 from unihema.data.catalog import DataError, get_adapter
 from unihema.data.collate import collate
+from unihema.data.duplicates import TrainImages
 from unihema.data.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import UnifiedSample
 from unihema.data.sampler import MixtureDataset, MixtureSampler, Source
@@ -51,6 +52,14 @@ def load_entry(entry: DatasetEntry, on_error: str) -> List[UnifiedSample]:
         for p in adapter.problems:
             logger.warning("%s: skipped: %s", entry.name, p)
     return _CACHE[key]
+
+
+def record_train_images(splits: Sequence[TaskSplit], *, progress: bool = False) -> TrainImages:
+    """sha256 and perceptual hash of every distinct image file the training splits read: the
+    run's ``train_images.json``, which ``unihema eval`` compares evaluated images against."""
+    paths = [s.image_path for split in splits for s in split.samples]
+    sources = sorted({f"{split.entry.name}/{split.entry.split}" for split in splits})
+    return TrainImages.from_paths(paths, sources, progress=progress)
 
 
 RELABEL_TASKS = ("detect", "classify", "segment")

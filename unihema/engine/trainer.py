@@ -25,6 +25,11 @@ calls aligned: the weights stay bitwise unchanged, the Adam moments decay by one
 Checkpoints (:mod:`unihema.engine.checkpoint`) every ``train.save_every`` steps, the last
 ``train.keep_last`` kept; ``train.resume`` (``--resume auto|PATH``) continues a run exactly.
 The final model goes to ``<output_dir>/model`` through ``save_pretrained``.
+
+``train_images.json`` (:class:`~unihema.data.duplicates.TrainImages`: sha256 and perceptual
+hash of every distinct training image) is written to the run folder before the first step and
+copied into every checkpoint and the final model, so that ``unihema eval`` can count evaluated
+images that the model saw in training.
 """
 
 from __future__ import annotations
@@ -45,7 +50,13 @@ from unihema.config.loader import dump_config, to_dict
 from unihema.config.schema import Config
 from unihema.engine import checkpoint as ckpt
 from unihema.engine.budget import Budget, describe_stop
-from unihema.engine.data import build_task_splits, build_train_loader, check_trunk_items
+from unihema.data.duplicates import TRAIN_IMAGES
+from unihema.engine.data import (
+    build_task_splits,
+    build_train_loader,
+    check_trunk_items,
+    record_train_images,
+)
 from unihema.engine.distributed import (
     all_finite,
     barrier,
@@ -134,6 +145,13 @@ class Trainer:
         if not cfg.data.train:
             raise ValueError("data.train is empty: configure at least one training dataset")
         self.splits = build_task_splits(cfg.data.train, cfg, train=True, seed=cfg.train.seed)
+        if self.dist.is_main:
+            t0 = time.perf_counter()
+            self.train_images = record_train_images(self.splits, progress=progress)
+            self.train_images.write(self.out / TRAIN_IMAGES)
+            logger.info("hashed %d training images into %s in %.1f s",
+                        len(self.train_images.sha256), self.out / TRAIN_IMAGES,
+                        time.perf_counter() - t0)
         self.accum = cfg.train.grad_accum
         self.loader, self.sampler = build_train_loader(
             cfg, self.splits, max_steps=cfg.train.max_steps * self.accum,
@@ -380,6 +398,7 @@ class Trainer:
             self.engine.save_checkpoint(str(tmp_path / DS_FOLDER), tag=DS_TAG,
                                         save_latest=False)
         if self.dist.is_main:
+            self.train_images.write(tmp_path / TRAIN_IMAGES)
             optim_state = None if self.engine else self.optimizer.state_dict()
             ckpt.write_main_files(tmp_path, step=self.step, state=self._state(),
                                   model=None if self.engine else self.model,
@@ -458,6 +477,7 @@ class Trainer:
         if self.engine is None:
             if self.dist.is_main:
                 self.model.save_pretrained(directory, extra=self._extra())
+                self.train_images.write(directory / TRAIN_IMAGES)
             barrier()
             return directory
         from unihema.engine.convert import convert_checkpoint

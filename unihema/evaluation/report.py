@@ -12,8 +12,13 @@
                             "image_size": 256}},
         "entries": [{"key": "synthetic_smear", "dataset": "synthetic_smear",
                      "split": "test", "root": "runs/demo/data", "task": "detect",
-                     "items": 100, "shuffled": false, "options": {...}}, ...],
+                     "items": 100, "shuffled": false, "options": {...},
+                     "train_overlap": {"demo": {"items": 100, "exact": 0, "near": 2},
+                                       "bccd-baseline": "unknown"}}, ...],
                      # items: the items scored (after classify's restrict_to)
+                     # train_overlap: per model, evaluated items (before restrict_to) whose
+                     # image is an exact or near duplicate of a training image of the model;
+                     # "unknown": the model has no train_images.json
         "skipped": [{"model": "bccd-baseline", "task": "vqa", "dataset": "synthetic_smear",
                      "reason": "the model has no 'vqa' task"}],
         "plots": {"demo": {"detect": {"synthetic_smear": {"pr": "plots/demo/...png"}}}}
@@ -31,7 +36,8 @@ adapter name, or ``<dataset>/<split>`` when two entries of one task share a data
 ``results.md``: one table per (task, entry) titled ``<task> — <dataset>/<split>``, one row per
 metric (the task's headline metrics first, see :data:`HEADLINES`, then the other overall
 metrics, then per-class ones), one column per model, ``—`` where a model has no value, and
-links to the entry's plots.
+links to the entry's plots. Under the metrics, a ``train-image copies`` row gives each model's
+training-image overlap: ``0``, ``3 of 100 (2 exact, 1 near)`` or ``unknown``.
 """
 
 from __future__ import annotations
@@ -82,6 +88,21 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+#: the row of results.md and the console tables that shows the training-image overlap
+OVERLAP_ROW = "train-image copies"
+
+
+def format_overlap(value: Any) -> str:
+    """``train_overlap`` of one (model, entry) for a table cell."""
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        return value
+    n = value["exact"] + value["near"]
+    return "0" if not n else (f"{n} of {value['items']} ({value['exact']} exact, "
+                              f"{value['near']} near)")
+
+
 def nest(per_model: Mapping[str, Any], meta: Mapping[str, Any]) -> Dict[str, Any]:
     """The ``results.json`` object: task level for one model, model level for several."""
     out: Dict[str, Any] = {"meta": dict(meta)}
@@ -106,6 +127,9 @@ def entry_tables(per_model: Mapping[str, Mapping[str, Mapping[str, Mapping[str, 
             rows.append([metric, *(format_value((got[m] or {}).get(metric)) for m in models)])
         if len(rows) == 1:
             rows.append(["(no metrics)", *(MISSING for _ in models)])
+        if e.get("train_overlap"):
+            rows.append([OVERLAP_ROW, *(format_overlap(e["train_overlap"].get(m))
+                                        for m in models)])
         items = e.get("items")
         title = f"{task} — {e['dataset']}/{e['split']}" + (
             f" ({items} items)" if items is not None else "")
@@ -122,7 +146,10 @@ def results_markdown(results: Mapping[str, Any], per_model: Mapping[str, Any]) -
               f"{meta['unihema_version']}; {meta['seconds']['total']:.1f} s.", "",
               f"Values rounded to 3 decimals; {MISSING} = not evaluated (the model lacks the "
               "task) or not produced. Metric definitions: docs/evaluation.md. Every number: "
-              "`results.json`.", ""]
+              "`results.json`.", "",
+              f"`{OVERLAP_ROW}`: evaluated items whose image is an exact or near duplicate of "
+              "one of that model's training images (its `train_images.json`), so not held "
+              "out; `unknown`: the model carries no such record.", ""]
     plots = meta.get("plots", {})
     for t in entry_tables(per_model, meta["entries"]):
         lines += [f"## {t['title']}", "", markdown_table(t["rows"]), ""]
@@ -169,6 +196,6 @@ def write_results(out_dir: Path, results: Mapping[str, Any], per_model: Mapping[
 
 
 __all__ = [
-    "HEADLINES", "MISSING", "console_tables", "entry_tables", "format_value", "nest",
-    "order_metrics", "results_markdown", "write_results",
+    "HEADLINES", "MISSING", "OVERLAP_ROW", "console_tables", "entry_tables", "format_overlap",
+    "format_value", "nest", "order_metrics", "results_markdown", "write_results",
 ]

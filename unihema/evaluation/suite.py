@@ -39,6 +39,12 @@ entry at all is an error.
 Outputs (:func:`run_suite`, all written atomically): ``results.json``, ``results.md`` (formats
 in :mod:`unihema.evaluation.report`) and ``plots/<model>/*.png``
 (:mod:`unihema.evaluation.plots`).
+
+Training-image overlap: a model trained by unihema carries ``train_images.json`` (the hashes of
+its training images, :class:`~unihema.data.duplicates.TrainImages`). For every (model, entry)
+the evaluated items whose image is an exact or near duplicate of a training image are counted,
+warned about and written to the entry's ``train_overlap``; a model without the record (older
+checkpoints, specialist baselines) gets ``"unknown"``, never 0.
 """
 
 from __future__ import annotations
@@ -280,6 +286,8 @@ class LoadedModel:
     image_size: Optional[int] = None
     upscale: bool = False
     device: str = "cpu"
+    #: hashes of the model's training images (``train_images.json``); None: unknown
+    train_images: Any = None
 
     def predict(self, batch: Dict[str, Any]) -> List[Dict[str, Any]]:
         import torch
@@ -324,12 +332,21 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
     Raises:
         FileNotFoundError: ``path`` is none of the three layouts (says what was looked for).
     """
+    from unihema.data.duplicates import TRAIN_IMAGES, TrainImages, find_train_images
+
     given = Path(path)
     name = name or given.resolve().name
     folder, run_dir = given, None
     if not (given / "config.json").is_file() and not (given / "baseline.json").is_file():
         if (given / "model").is_dir():
             folder, run_dir = given / "model", given
+    record = find_train_images(folder, run_dir)
+    train_images = TrainImages.read(record) if record is not None else None
+    if record is None and ((folder / "config.json").is_file()
+                           or (folder / "baseline.json").is_file()):
+        logger.warning("%s: no %s beside the model (an older checkpoint or a specialist): "
+                       "how many evaluated images it saw in training is unknown", name,
+                       TRAIN_IMAGES)
     if (folder / "baseline.json").is_file():
         from unihema.baselines import load_baseline  # written separately; only baselines need it
 
@@ -340,7 +357,8 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
         return LoadedModel(name=name, path=given, kind="baseline", model=model,
                            tasks=list(model.tasks), image_size=int(size) if size else None,
                            upscale=bool(getattr(model, "upscale", False)),
-                           device=device if hasattr(model, "to") else "cpu")
+                           device=device if hasattr(model, "to") else "cpu",
+                           train_images=train_images)
     if (folder / "config.json").is_file():
         from unihema.modeling.model import UniHema
 
@@ -355,7 +373,8 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
         return LoadedModel(name=name, path=given, kind="unihema", model=model,
                            tasks=list(model.config.tasks),
                            image_size=int(size) if size else None,
-                           upscale=bool(meta.get("upscale", False)), device=device)
+                           upscale=bool(meta.get("upscale", False)), device=device,
+                           train_images=train_images)
     raise FileNotFoundError(
         f"'{given}' is not a model folder: expected a unihema checkpoint (config.json + "
         f"model.safetensors), a run folder holding model/ (e.g. runs/demo) or a baseline "
@@ -445,6 +464,30 @@ def score_entry(model: LoadedModel, split, entry: SuiteEntry, *, batch_size: int
         metrics[f"{key}_shuffled"] = shuffled[key]
         metrics["grounding_gap"] = metrics[key] - shuffled[key]
     return EntryResult(metrics, evaluator, ds, picker, scored)
+
+
+def item_image_paths(dataset: Any) -> List[str]:
+    """The image path of each item of a task dataset (or of a ``Subset`` of one)."""
+    from torch.utils.data import Subset
+
+    indices = dataset.indices if isinstance(dataset, Subset) else range(len(dataset))
+    base = dataset.dataset if isinstance(dataset, Subset) else dataset
+    return [base.samples[base.items[i][0]].image_path for i in indices]
+
+
+def train_overlap(model: LoadedModel, res: EntryResult, label: str,
+                  cache: Dict[str, Any]) -> Union[Dict[str, int], str]:
+    """``{"items", "exact", "near"}``: evaluated items whose image is a copy of one of the
+    model's training images (warned about when any), or ``"unknown"`` without the record."""
+    if model.train_images is None:
+        return "unknown"
+    counts = model.train_images.overlap(item_image_paths(res.dataset), cache)
+    if counts["exact"] or counts["near"]:
+        logger.warning("%s: %d of %d items of %s show training images of the model (%d exact, "
+                       "%d near duplicates): those scores are not held out", model.name,
+                       counts["exact"] + counts["near"], counts["items"], label,
+                       counts["exact"], counts["near"])
+    return counts
 
 
 def _slug(text: str) -> str:
@@ -549,6 +592,7 @@ def run_suite(
     plot_files: Dict[str, Dict[str, Dict[str, Dict[str, str]]]] = {}
     seconds: Dict[str, float] = {}
     splits: Dict[Tuple[int, int, bool], Any] = {}
+    hashes: Dict[str, Any] = {}  # image path -> hashes, shared by the models
     for m in models:
         t0 = time.perf_counter()
         size = suite.image_size or m.image_size or DEFAULT_IMAGE_SIZE
@@ -567,6 +611,8 @@ def run_suite(
             res = score_entry(m, split, e, batch_size=suite.batch_size, limit=cap,
                               gallery=gallery if plots else 0, progress=progress)
             entries_meta[i]["items"] = res.items
+            entries_meta[i].setdefault("train_overlap", {})[m.name] = train_overlap(
+                m, res, e.label, hashes)
             per_model[m.name].setdefault(e.task, {})[key] = res.metrics
             if plots:
                 stem = _slug(f"{e.task}-{key}")
@@ -656,6 +702,6 @@ def add_eval_parser(subparsers: Any) -> argparse.ArgumentParser:
 
 __all__ = [
     "ENTRY_KEYS", "SUITE_KEYS", "LoadedModel", "Suite", "SuiteEntry", "add_eval_parser",
-    "cmd_eval", "entry_keys", "load_model", "load_suite", "model_names", "run_suite",
-    "score_entry", "subset_indices",
+    "cmd_eval", "entry_keys", "item_image_paths", "load_model", "load_suite", "model_names",
+    "run_suite", "score_entry", "subset_indices", "train_overlap",
 ]
