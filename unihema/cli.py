@@ -435,9 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--split", nargs="*", help="splits to check (default: all)")
     d.add_argument("--fast", action="store_true",
                    help="read image headers only (default: decode every image in full, which "
-                   "also catches truncated files)")
+                   "also catches truncated files); duplicates: byte copies only")
     d.add_argument("--json", default=None, help="also write the report as JSON here")
-    d.add_argument("--max-problems", type=int, default=50, help="problems to print")
+    d.add_argument("--max-problems", type=int, default=50,
+                   help="problems, notes and duplicate findings to print (each)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.add_argument("--spec", default=None,
                    help="YAML spec of your own dataset (generic adapter; default "
