@@ -67,6 +67,9 @@ def test_two_process_zero2_over_gloo_keeps_ranks_identical(run_config):
     assert len(shared) >= len(ranks[0]) - 3
     assert all(torch.equal(final[k], ranks[0][k]) for k in shared)
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    end = records.pop()  # the run's last record says why it ended
+    assert end == {"step": 4, "end": {"stopped_by": "steps", "max_steps": 4,
+                                      "train_seconds": end["end"]["train_seconds"]}}
     assert [r["step"] for r in records] == [1, 2, 3, 4]
     assert all(r["samples_per_s"] > 0 for r in records)
     marker = json.loads((out / "checkpoints" / "step_00000004" / "COMPLETE").read_text())
