@@ -321,8 +321,9 @@ class Trainer:
                     rep.eval(self.step, metrics)
                     self.wrapped.train()
                 if self.budget.max_seconds > 0 and self.budget.exhausted(self.step):
-                    logger.info("time budget of %.1f min used up at step %d",
-                                cfg.train.max_minutes, self.step)
+                    if self._stop_reason() == "time":
+                        logger.info("time budget of %.1f min used up at step %d",
+                                    cfg.train.max_minutes, self.step)
                     break
             self.stopped_by = self._stop_reason()
             rep.write({"step": self.step, "end": {"stopped_by": self.stopped_by,
