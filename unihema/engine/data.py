@@ -65,6 +65,11 @@ def record_train_images(splits: Sequence[TaskSplit], *, progress: bool = False) 
 RELABEL_TASKS = ("detect", "classify", "segment")
 
 
+def kind_of(label: str, classes: Sequence[str]) -> Optional[str]:
+    """The first of ``classes`` that ``label`` is a kind of (``vocab.is_a``), or None."""
+    return next((c for c in classes if vocab.is_a(label, c)), None)
+
+
 def relabel(samples: Sequence[UnifiedSample], task: str, classes: Sequence[str],
             source: str = "") -> List[UnifiedSample]:
     """Copies of ``samples`` whose ``task`` labels are mapped onto the coarser ``classes``.
@@ -83,9 +88,9 @@ def relabel(samples: Sequence[UnifiedSample], task: str, classes: Sequence[str],
     classes = [vocab.canonical(c) for c in classes]
 
     def coarse(label: str, key: str) -> str:
-        for c in classes:
-            if vocab.is_a(label, c):
-                return c
+        found = kind_of(label, classes)
+        if found is not None:
+            return found
         raise DataError(f"{source}: {key}: label '{label}' is not a kind of any of {classes} "
                         f"(data entry 'classes.{task}')")
 
@@ -129,24 +134,21 @@ def restrict_to_candidates(samples: Sequence[UnifiedSample], task: str,
         raise ValueError(f"{source}: candidates.{task} must list distinct class names, got "
                          f"{list(candidates)}")
 
-    def under(label: str) -> Optional[str]:
-        return next((c for c in names if vocab.is_a(label, c)), None)
-
     out, left_out = [], 0
     for s in samples:
         meta = dict(s.meta, **{f"classes_{task}": list(names)})
         if task == "classify":
-            label = under(s.label)
+            label = kind_of(s.label, names)
             if label is None:
                 left_out += 1
                 continue
             out.append(dataclasses.replace(s, label=label, label_set=list(names), meta=meta))
             continue
-        keep = [i for i, lb in enumerate(s.box_labels or []) if under(lb) is not None]
+        keep = [i for i, lb in enumerate(s.box_labels or []) if kind_of(lb, names) is not None]
         left_out += len(s.box_labels or []) - len(keep)
         out.append(dataclasses.replace(
             s, boxes=np.asarray(s.boxes, np.float32).reshape(-1, 4)[keep],
-            box_labels=[under(s.box_labels[i]) for i in keep], meta=meta))
+            box_labels=[kind_of(s.box_labels[i], names) for i in keep], meta=meta))
     return out, left_out
 
 
