@@ -106,6 +106,27 @@ def test_entry_candidates_reach_the_split_prompt(synth_root):
     assert split.dataset[0]["classes"] == keep
 
 
+def test_where_selects_one_acquisition_of_a_dataset(tmp_path):
+    """WBC-Seg-Zheng holds two instruments' images: ``where`` trains or scores on one."""
+    from dataset_adapters.wbc_seg_zheng import WBCSegZheng
+
+    WBCSegZheng.write_example(tmp_path)
+    base = f"{{name: wbc_seg_zheng, root: '{tmp_path}', split: train, tasks: [classify]"
+    cfg = load_config(None, [f"data.train=[{base}}}, {base}, where: {{subset: Dataset 2}}}}]"])
+    every, two = build_task_splits(cfg.data.train, cfg, train=True)
+    assert {s.sample_id[:3] for s in every.samples} == {"d1_", "d2_"}
+    assert two.samples and {s.sample_id[:3] for s in two.samples} == {"d2_"}
+    assert len(two.samples) == sum(s.sample_id.startswith("d2_") for s in every.samples)
+    whole = load_config(None, [f"data.test=[{base.replace('train', 'all')}, "
+                               f"where: {{subset: Dataset 2}}}}]"])
+    (all_two,) = build_task_splits(whole.data.test, whole, train=False)
+    assert len(all_two.samples) == 3  # the fixture's Dataset 2, every split
+    assert {s.sample_id for s in two.samples} < {s.sample_id for s in all_two.samples}
+    bad = load_config(None, [f"data.train=[{base}, where: {{subset: dataset 2}}}}]"])
+    with pytest.raises(ValueError, match=r"matches none of .*'Dataset 1', 'Dataset 2'"):
+        build_task_splits(bad.data.train, bad, train=True)
+
+
 def test_tasks_with_crops_and_fields_draw_batches_of_one_size(synth_root):
     """VQA asks about 160-pixel fields and 96-pixel crops: each becomes its own source, the crop
     source with a larger batch, the weights shared so every item is drawn equally often."""

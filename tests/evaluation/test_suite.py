@@ -75,6 +75,7 @@ def test_shipped_suites_are_valid():
      "'candidates' must be a list"),
     ({"entries": [entry("classify", ".", candidates=["a", "a"])]}, "lists a class twice"),
     ({"entries": [entry("vqa", ".", derive_text="yes")]}, "'derive_text' must be true or false"),
+    ({"entries": [entry("classify", ".", where=["Dataset 1"])]}, "'where' must map metadata"),
 ])
 def test_suite_validation_errors(tmp_path, data, message):
     path = write(tmp_path / "bad.yaml", data)
@@ -99,6 +100,10 @@ def test_entry_keys_and_subsets():
     e = [SuiteEntry("a", ".", "detect"), SuiteEntry("a", ".", "detect", split="val"),
          SuiteEntry("a", ".", "classify"), SuiteEntry("a", ".", "detect", split="val")]
     assert entry_keys(e) == ["a/test", "a/val", "a", "a/val#2"]
+    one, two = (SuiteEntry("z", ".", "classify", where=(("subset", f"Dataset {i}"),))
+                for i in (1, 2))
+    assert entry_keys([one, two]) == ["z[subset=Dataset 1]", "z[subset=Dataset 2]"]
+    assert two.label == "z/test[subset=Dataset 2]:classify"
     assert subset_indices(10, None) is None and subset_indices(3, 5) is None
     assert subset_indices(10, 3) == [0, 4, 9]  # evenly spread, like the runner
 

@@ -108,7 +108,8 @@ class DatasetEntry:
     spec: str = opt("", "YAML spec of a user's own dataset, for name: generic (format, paths, "
                     "class mapping, splits; see docs/adding_a_dataset.md); empty: "
                     "<root>/unihema_dataset.yaml")
-    split: str = opt("train", "split to read")
+    split: str = opt("train", "split to read; 'all': every split of the dataset in turn (e.g. "
+                     "to test on a whole source that was never trained on)")
     tasks: List[TaskName] = opt(
         help="tasks to draw from this dataset (empty = all it supports)", factory=list
     )
@@ -127,6 +128,11 @@ class DatasetEntry:
         "label is a kind of none of them is left out, and so is such a box (counted and "
         "logged); for comparing models on the classes they share, e.g. {classify: [neutrophil, "
         "lymphocyte, monocyte, eosinophil, basophil]}",
+        factory=dict)
+    where: Dict[str, str] = opt(
+        help="keep only the samples whose metadata matches every key, e.g. {subset: Dataset 1} "
+        "for one acquisition of a dataset that holds several (`unihema data info NAME` lists "
+        "the metadata an adapter records); values compare as text",
         factory=dict)
 
 

@@ -41,14 +41,23 @@ class TaskSplit:
 _CACHE: Dict[tuple, List[UnifiedSample]] = {}
 
 
+#: the split name that reads every split of a dataset (unless the adapter has its own 'all')
+ALL_SPLITS = "all"
+
+
 def load_entry(entry: DatasetEntry, on_error: str) -> List[UnifiedSample]:
-    """Samples of one configured dataset split (cached per process: evaluation reloads)."""
+    """Samples of one configured dataset split, or of all its splits in order for
+    ``split: all`` (cached per process: evaluation reloads)."""
     spec = getattr(entry, "spec", "")
     key = (entry.name, entry.root, entry.split, on_error, spec)
     if key not in _CACHE:
         options = {"spec": spec} if spec else {}
         adapter = get_adapter(entry.name, entry.root, on_error=on_error, **options)
-        _CACHE[key] = adapter.load(entry.split)
+        if entry.split == ALL_SPLITS and ALL_SPLITS not in adapter.splits:
+            # every image of a source, e.g. to test on a whole dataset never trained on
+            _CACHE[key] = [s for split in adapter.splits for s in adapter.load(split)]
+        else:
+            _CACHE[key] = adapter.load(entry.split)
         for p in adapter.problems:
             logger.warning("%s: skipped: %s", entry.name, p)
     return _CACHE[key]
@@ -60,6 +69,24 @@ def record_train_images(splits: Sequence[TaskSplit], *, progress: bool = False) 
     paths = [s.image_path for split in splits for s in split.samples]
     sources = sorted({f"{split.entry.name}/{split.entry.split}" for split in splits})
     return TrainImages.from_paths(paths, sources, progress=progress)
+
+
+def select_where(samples: Sequence[UnifiedSample], where: Dict[str, str], source: str = ""
+                 ) -> List[UnifiedSample]:
+    """The samples whose ``meta[key]`` equals ``where[key]`` (compared as text) for every key.
+
+    A selection that keeps nothing is an error naming the values the samples do have, so a
+    misspelt subset never trains or scores on an empty split.
+    """
+    kept = [s for s in samples
+            if all(str(s.meta.get(k)) == str(v) for k, v in where.items())]
+    if not kept and samples:
+        seen = {k: sorted({str(s.meta[k]) for s in samples if k in s.meta})[:10] for k in where}
+        raise ValueError(f"{source}: where {dict(where)} matches none of its {len(samples)} "
+                         f"samples; values present: {seen}")
+    logger.info("%s: where %s keeps %d of %d samples", source, dict(where), len(kept),
+                len(samples))
+    return kept
 
 
 RELABEL_TASKS = ("detect", "classify", "segment")
@@ -177,6 +204,8 @@ def build_task_splits(
             raise ValueError(f"{entry.name}/{entry.split}: 'classes' given for {bad}; only "
                              f"{list(RELABEL_TASKS)} have class labels to map")
         samples = load_entry(entry, cfg.data.on_error)
+        if entry.where:
+            samples = select_where(samples, entry.where, f"{entry.name}/{entry.split}")
         if entry.derive_text:
             box_classes = sorted({lb for s in samples for lb in s.box_labels or []})
             samples = [derive_text(s, box_classes) for s in samples]

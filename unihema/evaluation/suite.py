@@ -94,6 +94,8 @@ ENTRY_KEYS = {
     "shuffled": "vqa / mlm: also score with images shuffled across questions",
     "limit": "this entry's own item cap",
     "spec": "dataset spec YAML of the generic adapter",
+    "where": "keep only the items whose metadata matches, e.g. {subset: Dataset 2} (one "
+             "acquisition of a dataset that holds several)",
 }
 #: The metric whose drop under shuffled images is the grounding gap.
 GAP_METRIC = {"vqa": "exact_match", "mlm": "token_accuracy"}
@@ -126,10 +128,12 @@ class SuiteEntry:
     shuffled: bool = False
     limit: Optional[int] = None
     spec: str = ""
+    where: Tuple[Tuple[str, str], ...] = ()
 
     @property
     def label(self) -> str:
-        return f"{self.dataset}/{self.split}:{self.task}"
+        sel = "".join(f"[{k}={v}]" for k, v in self.where)
+        return f"{self.dataset}/{self.split}{sel}:{self.task}"
 
 
 @dataclass(frozen=True)
@@ -210,13 +214,21 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
         problems.append(f"{where}: 'shuffled' applies to {' and '.join(GAP_METRIC)} only, not "
                         f"'{task}'")
     limit = _int_or_none(raw.get("limit"), f"{where}: limit", 1, problems)
+    select = raw.get("where") or {}
+    if not isinstance(select, dict) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) and not isinstance(v, bool)
+            for k, v in select.items()):
+        problems.append(f"{where}: 'where' must map metadata keys to values, e.g. "
+                        f"{{subset: Dataset 1}}, got {select!r}")
+        select = {}
     if len(problems) > n_before:
         return None
     return SuiteEntry(dataset=raw["dataset"], root=raw["root"], task=task,
                       split=raw.get("split", "test"), classes=dict(classes),
                       candidates=tuple(candidates), derive_text=derive_text is True,
                       options=dict(options), shuffled=shuffled,
-                      limit=limit, spec=raw.get("spec", ""))
+                      limit=limit, spec=raw.get("spec", ""),
+                      where=tuple((k, str(v)) for k, v in select.items()))
 
 
 def load_suite(path: Union[str, Path]) -> Suite:
@@ -253,17 +265,21 @@ def load_suite(path: Union[str, Path]) -> Suite:
 
 
 def entry_keys(entries: Sequence[SuiteEntry]) -> List[str]:
-    """Dataset keys of the reports: the adapter name, ``<dataset>/<split>`` when two entries of
-    one task share it, and ``#2``, ``#3``... when they share the split too."""
+    """Dataset keys of the reports: the adapter name (with its ``[key=value]`` metadata
+    selection, if any), ``<dataset>/<split>`` when two entries of one task share it, and ``#2``,
+    ``#3``... when they share the split too."""
     def count(key_of) -> Dict[Tuple[str, str], int]:
         out: Dict[Tuple[str, str], int] = {}
         for e in entries:
             out[(e.task, key_of(e))] = out.get((e.task, key_of(e)), 0) + 1
         return out
 
-    by_name = count(lambda e: e.dataset)
-    keys = [e.dataset if by_name[(e.task, e.dataset)] == 1 else f"{e.dataset}/{e.split}"
-            for e in entries]
+    def name(e: SuiteEntry) -> str:  # an entry's metadata selection is part of its name
+        return e.dataset + "".join(f"[{k}={v}]" for k, v in e.where)
+
+    by_name = count(name)
+    keys = [name(e) if by_name[(e.task, name(e))] == 1 else f"{e.dataset}/{e.split}"
+            + "".join(f"[{k}={v}]" for k, v in e.where) for e in entries]
     seen: Dict[Tuple[str, str], int] = {}
     out = []
     for e, k in zip(entries, keys):
@@ -513,7 +529,7 @@ def _splits_for(entry: SuiteEntry, image_size: int, upscale: bool):
     de = DatasetEntry(name=entry.dataset, root=entry.root, split=entry.split, spec=entry.spec,
                       tasks=[entry.task], classes=dict(entry.classes),
                       candidates={entry.task: list(entry.candidates)} if entry.candidates else {},
-                      derive_text=entry.derive_text)
+                      derive_text=entry.derive_text, where=dict(entry.where))
     splits = build_task_splits([de], cfg, train=False, tasks=[entry.task])
     if len(splits) != 1:
         raise ValueError(f"{entry.label}: expected one task split, got {len(splits)}")
@@ -585,7 +601,8 @@ def run_suite(
          "items": None, "shuffled": e.shuffled, "options": e.options,
          **({"classes": e.classes} if e.classes else {}),
          **({"candidates": list(e.candidates)} if e.candidates else {}),
-         **({"derive_text": True} if e.derive_text else {})}
+         **({"derive_text": True} if e.derive_text else {}),
+         **({"where": dict(e.where)} if e.where else {})}
         for k, e in zip(keys, suite.entries)]
     per_model: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {m.name: {} for m in models}
     skipped: List[Dict[str, str]] = []
