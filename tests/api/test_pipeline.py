@@ -28,6 +28,24 @@ def test_reads_checkpoint_settings(pipe):
     assert pipe.classes["detect"] == ["red blood cell", "platelet"]
 
 
+def test_crop_size_of_the_checkpoint_resizes_the_single_cell_input(pipe, tmp_path):
+    """A model trained with data.crop_size sees every cell image at that side, whatever the
+    instrument's crop size; field tasks keep the image_size rule."""
+    path = tmp_path / "model"
+    pipe.model.save_pretrained(path, extra={"image_size": 128, "crop_size": 48})
+    crop = UniHemaPipeline.from_pretrained(path)
+    assert crop.crop_size == 48 and pipe.crop_size == 0
+    cell = np.full((100, 80, 3), 180, np.uint8)
+
+    def real_size(p, task):  # the unpadded image of the batch
+        m = p._batch(cell, task, "p")["pixel_mask"][0]
+        return int(m.any(1).sum()), int(m.any(0).sum())
+
+    assert real_size(crop, "classify")[0] == 48 and real_size(crop, "morphology")[0] == 48
+    assert real_size(pipe, "classify") == (100, 80)
+    assert real_size(crop, "detect") == (100, 80)
+
+
 def test_detect_boxes_are_in_original_pixels(pipe):
     image = np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)
     objects = pipe.detect(image, min_score=0.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -282,3 +284,23 @@ def test_cross_supervision_rejects_unsupported_pairs():
     cfg.data.cross_supervision = {"morphology": ["vqa"]}
     with pytest.raises(ValueError, match="morphology -> vqa"):
         DatasetMapper.from_config(cfg, train=True)
+
+
+def test_crop_size_brings_crops_of_every_magnification_to_one_side(cell, field):
+    """``crop_size`` resizes single-cell crops (meta kind 'crop') up or down; fields keep the
+    ``image_size`` rule; the size buckets of the mixture agree with the mapper."""
+    from unihema.data.mapper import target_side
+
+    crop = dataclasses.replace(cell, meta={**cell.meta, "kind": "crop"})
+    mapper = DatasetMapper(image_size=SIZE, augment=None, train=False, crop_size=48)
+    item = mapper(crop, "classify", np.random.default_rng(0))
+    assert item["image"].shape == (3, 48, 48) and item["scale"] == pytest.approx(48 / 40)
+    assert mapper(cell, "classify", np.random.default_rng(0))["image"].shape == (3, 40, 40)
+    big = DatasetMapper(image_size=SIZE, augment=None, train=False, crop_size=32)
+    assert big(crop, "classify", np.random.default_rng(0))["image"].shape == (3, 32, 32)
+    f = mapper(field, "detect", np.random.default_rng(0))
+    assert max(f["image"].shape[1:]) == SIZE  # the 96x72 field still goes to image_size
+    assert [target_side(s, SIZE, False, 48) for s in (crop, cell, field)] == [48, 40, SIZE]
+    assert target_side(crop, SIZE, False, 500) == SIZE  # capped at image_size
+    with pytest.raises(ValueError, match="crop_size must be >= 0"):
+        DatasetMapper(image_size=SIZE, augment=None, train=False, crop_size=-1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from unihema.modeling.backbone import ResNetTrunk, SizeSplitBatchNorm2d
@@ -82,3 +83,26 @@ def test_torchvision_weights_load_and_seed_both_statistics(tmp_path):
     assert torch.equal(trunk.bn1.small_running_mean, tv.bn1.running_mean)
     assert torch.equal(trunk.layer2[0].downsample[1].small_running_var,
                        tv.layer2[0].downsample[1].running_var)
+
+
+def test_white_balance_removes_an_instruments_colour_cast():
+    """The same smear under two illuminants comes out the same; padding stays zero."""
+    from unihema.modeling.backbone import white_balance
+
+    g = torch.Generator().manual_seed(0)
+    smear = torch.ones(3, 20, 24)  # white background, a stained cell in the middle
+    smear[:, 6:14, 8:16] = torch.tensor([0.45, 0.15, 0.40]).view(3, 1, 1)
+    smear = (smear - 0.02 * torch.rand(3, 20, 24, generator=g)).clamp(0, 1)
+    yellow = smear * torch.tensor([0.99, 0.96, 0.73]).view(3, 1, 1)
+    pink = smear * torch.tensor([0.89, 0.74, 0.70]).view(3, 1, 1)
+    images = torch.zeros(2, 3, 32, 32)
+    images[0, :, :20, :24], images[1, :, :20, :24] = yellow, pink
+    mask = torch.zeros(2, 32, 32, dtype=torch.bool)
+    mask[:, :20, :24] = True
+    out = white_balance(images, mask)
+    assert (yellow - pink).abs().max() > 0.2  # the cast before
+    assert (out[0] - out[1]).abs().max() < 1e-5  # and after: gone
+    assert out[0, :, 0, 0].min() > 0.97  # background is white
+    assert (out[:, :, 20:, :] == 0).all() and (out[:, :, :, 24:] == 0).all()
+    assert out[0, :, 10, 12].tolist() == pytest.approx(
+        (smear[:, 10, 12] / smear.flatten(1).quantile(0.95, dim=1)).tolist(), abs=1e-5)

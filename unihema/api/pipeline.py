@@ -48,10 +48,12 @@ class UniHemaPipeline:
     """Wraps a :class:`UniHema` model with the preprocessing it was trained with."""
 
     def __init__(self, model: UniHema, *, image_size: int = 256, upscale: bool = False,
-                 classes: Optional[Dict[str, List[str]]] = None) -> None:
+                 classes: Optional[Dict[str, List[str]]] = None, crop_size: int = 0) -> None:
         self.model = model.eval()
         self.image_size = image_size
         self.upscale = upscale
+        #: the single-cell image of classify / morphology is resized to this side (0: native)
+        self.crop_size = min(int(crop_size), image_size)
         self.classes = {**DEFAULT_CLASSES, **(classes or {})}
 
     @classmethod
@@ -59,7 +61,8 @@ class UniHemaPipeline:
         model = UniHema.from_pretrained(directory)
         meta = getattr(model, "checkpoint_meta", {})
         return cls(model, image_size=int(meta.get("image_size", 256)),
-                   upscale=bool(meta.get("upscale", False)), classes=meta.get("classes"))
+                   upscale=bool(meta.get("upscale", False)), classes=meta.get("classes"),
+                   crop_size=int(meta.get("crop_size", 0) or 0))
 
     # ------------------------------------------------------------------ plumbing
     def _batch(self, image: ImageLike, task: str, prompt: str, **item: Any) -> Dict[str, Any]:
@@ -67,9 +70,12 @@ class UniHemaPipeline:
         h, w = arr.shape[:2]
         tensor = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
         scale = 1.0
-        if self.upscale or max(h, w) > self.image_size:
+        side = self.image_size if self.upscale or max(h, w) > self.image_size else max(h, w)
+        if self.crop_size and task in ("classify", "morphology"):  # a single-cell image
+            side = self.crop_size
+        if side != max(h, w):
             tensor, _, _, scale = resize_longest(tensor, np.zeros((0, 4), np.float32), None,
-                                                 self.image_size)
+                                                 side)
         return collate([{"image": tensor.float() / 255.0, "task": task, "key": "input",
                          "orig_size": (h, w), "scale": float(scale), "prompt": prompt, **item}])
 

@@ -217,7 +217,7 @@ def train_baseline(
         "final_loss": sum(recent) / len(recent) if recent else math.nan,
         "stopped_by": stopped, "skipped_steps": skipped, "lr": lr, "max_steps": steps,
         "max_minutes": minutes, "batch_size": batch_size, "image_size": cfg.data.image_size,
-        "upscale": cfg.data.upscale,
+        "upscale": cfg.data.upscale, "crop_size": cfg.data.crop_size,
         "warmup_steps": cfg.train.warmup_steps, "seed": cfg.train.seed, "classes": classes,
         "datasets": [s.name for s in splits],
     }

@@ -147,6 +147,12 @@ class DataConfig:
     image_size: int = opt(256, "longer image side after resizing, in pixels", range=(32, 8192))
     upscale: bool = opt(False, "also enlarge images smaller than image_size (off: crops keep "
                         "their native magnification)")
+    crop_size: int = opt(0, "longer side that single-cell crops (samples whose meta kind is "
+                         "'crop') are resized to, up or down; 0 = keep their native size. "
+                         "Instruments crop cells at different magnifications (WBC-Seg-Zheng: "
+                         "~74 px cells in 120-px crops, ~159 px in 300-px crops): one size "
+                         "makes them comparable and keeps every crop on the crop BatchNorm "
+                         "statistics (model.backbone.small_side)", range=(0, 8192))
     batch_size: int = opt(8, "images per batch (per process)", range=(1, 1_000_000))
     num_workers: int = opt(0, "DataLoader worker processes (0 = load in the main process)")
     on_error: Literal["raise", "skip"] = opt(
@@ -229,6 +235,11 @@ class BackboneConfig:
                      "configs)", range=(8, 256))
     pretrained: str = opt("", "local torchvision ResNet state dict (.pth/.safetensors); '' = "
                           "random init")
+    white_balance: bool = opt(
+        False, "divide each image's colour channels by its bright background level (the 95th "
+        "percentile of its real pixels) before the trunk: removes the illuminant and camera "
+        "colour cast that differs between instruments (WBC-Seg-Zheng background RGB 252/244/186 "
+        "on one, 227/189/179 on the other); part of the model, so inference does the same")
     norm: Literal["batch", "split_batch", "frozen_batch", "group"] = opt(
         "split_batch", "normalisation layers of the trunk (split_batch: BatchNorm with separate "
         "running statistics for inputs up to small_side pixels, i.e. cell crops, and fields)")

@@ -103,6 +103,19 @@ def task_augment_config(cfg: AugmentConfig, task: str) -> AugmentConfig:
     return dataclasses.replace(cfg, **changes)
 
 
+def target_side(sample: UnifiedSample, image_size: int, upscale: bool = False,
+                crop_size: int = 0) -> int:
+    """The longer side the mapper gives ``sample``'s image (before augmentation): ``crop_size``
+    for a single-cell crop when set, else ``image_size`` for a larger image (or any image with
+    ``upscale``), else its native side. A sample without a recorded size counts as full-size."""
+    native = max(sample.width or 0, sample.height or 0)
+    if crop_size and sample.meta.get("kind") == "crop":
+        return min(crop_size, image_size)
+    if upscale or not native or native > image_size:
+        return image_size
+    return native
+
+
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**63 - 1))
 
@@ -118,14 +131,19 @@ class DatasetMapper:
         augment: training augmentations; ``None`` disables them.
         train: training mode (random prompt templates, augmentation, random QA pair) or
             evaluation mode (fixed template, no augmentation, reproducible masking).
+        crop_size: single-cell crops (``meta["kind"] == "crop"``) are resized, up or down, to
+            this longer side (capped at ``image_size``); 0 keeps their native size.
     """
 
     def __init__(self, *, image_size: int, augment: Optional[AugmentConfig], train: bool,
-                 upscale: bool = False, cross: Optional[Dict[str, Sequence[str]]] = None
-                 ) -> None:
+                 upscale: bool = False, cross: Optional[Dict[str, Sequence[str]]] = None,
+                 crop_size: int = 0) -> None:
         if image_size <= 0:
             raise ValueError(f"image_size must be positive, got {image_size}")
+        if crop_size < 0:
+            raise ValueError(f"crop_size must be >= 0 (0 = native size), got {crop_size}")
         self.image_size = int(image_size)
+        self.crop_size = min(int(crop_size), self.image_size)
         #: cross-supervision targets attached in training (see the module docstring)
         self.cross = check_cross(dict(cross or {}))
         self.upscale = bool(upscale)
@@ -143,7 +161,8 @@ class DatasetMapper:
         """From a root ``Config`` or its ``DataConfig``: ``data.image_size``, ``data.augment``."""
         data = getattr(cfg, "data", cfg)
         return cls(image_size=data.image_size, augment=data.augment, train=train,
-                   upscale=data.upscale, cross=data.cross_supervision)
+                   upscale=data.upscale, cross=data.cross_supervision,
+                   crop_size=getattr(data, "crop_size", 0))
 
     # ------------------------------------------------------------------ entry point
     def __call__(
@@ -187,8 +206,9 @@ class DatasetMapper:
                 )
 
         tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-        if self.upscale or max(h, w) > self.image_size:
-            tensor, boxes_t, mask_t, scale = resize_longest(tensor, boxes, mask, self.image_size)
+        side = target_side(sample, self.image_size, self.upscale, self.crop_size)
+        if side != max(h, w):
+            tensor, boxes_t, mask_t, scale = resize_longest(tensor, boxes, mask, side)
         else:
             boxes_t = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
             mask_t = None if mask is None else torch.as_tensor(mask)

@@ -17,7 +17,7 @@ from unihema.data.annotation_text import derive_text
 from unihema.data.catalog import DataError, get_adapter
 from unihema.data.collate import collate
 from unihema.data.duplicates import TrainImages
-from unihema.data.mapper import DatasetMapper, TaskDataset
+from unihema.data.mapper import DatasetMapper, TaskDataset, target_side
 from unihema.data.sample import UnifiedSample
 from unihema.data.sampler import MixtureDataset, MixtureSampler, Source
 
@@ -300,9 +300,8 @@ def size_buckets(split: TaskSplit, cfg: Config) -> List[Tuple[int, List[int]]]:
     size = cfg.data.image_size
     groups: Dict[int, List[int]] = {}
     for j, (sample_index, _) in enumerate(split.dataset.items):
-        s = split.dataset.samples[sample_index]
-        side = size if cfg.data.upscale or not (s.width and s.height) else min(
-            max(s.width, s.height), size)
+        side = target_side(split.dataset.samples[sample_index], size, cfg.data.upscale,
+                           cfg.data.crop_size)
         key = min(size, 1 << max(0, int(side - 1).bit_length()))
         groups.setdefault(key, []).append(j)
     return sorted(groups.items(), reverse=True)

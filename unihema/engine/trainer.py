@@ -465,7 +465,8 @@ class Trainer:
         return {"train_steps": self.step, "train_seconds": round(self.budget.seconds, 1),
                 "stopped_by": self.stopped_by,
                 "image_size": self.cfg.data.image_size,
-                "upscale": self.cfg.data.upscale, "classes": self.default_classes()}
+                "upscale": self.cfg.data.upscale, "crop_size": self.cfg.data.crop_size,
+                "classes": self.default_classes()}
 
     def save(self, directory: Path) -> Path:
         """``save_pretrained`` plus what inference needs: image size and class lists.

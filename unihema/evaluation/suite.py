@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import logging
 import re
 import time
@@ -301,6 +302,8 @@ class LoadedModel:
     tasks: List[str]
     image_size: Optional[int] = None
     upscale: bool = False
+    #: longer side the model's single-cell crops were resized to (0: native size)
+    crop_size: int = 0
     device: str = "cpu"
     #: hashes of the model's training images (``train_images.json``); None: unknown
     train_images: Any = None
@@ -373,6 +376,7 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
         return LoadedModel(name=name, path=given, kind="baseline", model=model,
                            tasks=list(model.tasks), image_size=int(size) if size else None,
                            upscale=bool(getattr(model, "upscale", False)),
+                           crop_size=_baseline_crop_size(folder),
                            device=device if hasattr(model, "to") else "cpu",
                            train_images=train_images)
     if (folder / "config.json").is_file():
@@ -389,7 +393,8 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
         return LoadedModel(name=name, path=given, kind="unihema", model=model,
                            tasks=list(model.config.tasks),
                            image_size=int(size) if size else None,
-                           upscale=bool(meta.get("upscale", False)), device=device,
+                           upscale=bool(meta.get("upscale", False)),
+                           crop_size=int(meta.get("crop_size", 0) or 0), device=device,
                            train_images=train_images)
     raise FileNotFoundError(
         f"'{given}' is not a model folder: expected a unihema checkpoint (config.json + "
@@ -519,13 +524,23 @@ def gallery_items(res: EntryResult) -> Tuple[list, list]:
             [(s, res.dataset[i], p) for s, i, p in res.picker.worst()])
 
 
-def _splits_for(entry: SuiteEntry, image_size: int, upscale: bool):
+def _baseline_crop_size(folder: Path) -> int:
+    """``data.crop_size`` a specialist was trained with (its ``baseline.json``), 0 if none."""
+    try:
+        train = json.loads((folder / "baseline.json").read_text()).get("train") or {}
+    except (OSError, ValueError, AttributeError):
+        return 0
+    return int(train.get("crop_size", 0) or 0)
+
+
+def _splits_for(entry: SuiteEntry, image_size: int, upscale: bool, crop_size: int = 0):
     from unihema.config.schema import Config, DatasetEntry
     from unihema.engine.data import build_task_splits
 
     cfg = Config()
     cfg.data.image_size = image_size
     cfg.data.upscale = upscale
+    cfg.data.crop_size = crop_size
     de = DatasetEntry(name=entry.dataset, root=entry.root, split=entry.split, spec=entry.spec,
                       tasks=[entry.task], classes=dict(entry.classes),
                       candidates={entry.task: list(entry.candidates)} if entry.candidates else {},
@@ -621,9 +636,10 @@ def run_suite(
                 skipped.append({"model": m.name, "task": e.task, "dataset": key,
                                 "reason": f"the model has no '{e.task}' task"})
                 continue
-            if (i, size, m.upscale) not in splits:
-                splits[(i, size, m.upscale)] = _splits_for(e, size, m.upscale)
-            split = splits[(i, size, m.upscale)]
+            how = (i, size, m.upscale, m.crop_size)
+            if how not in splits:
+                splits[how] = _splits_for(e, size, m.upscale, m.crop_size)
+            split = splits[how]
             cap = min([c for c in (limit, e.limit) if c is not None], default=None)
             res = score_entry(m, split, e, batch_size=suite.batch_size, limit=cap,
                               gallery=gallery if plots else 0, progress=progress)

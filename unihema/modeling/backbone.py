@@ -32,6 +32,36 @@ PIXEL_MEAN = (0.485, 0.456, 0.406)
 PIXEL_STD = (0.229, 0.224, 0.225)
 
 
+#: the quantile of an image's pixels taken as its white (background) level
+WHITE_QUANTILE = 0.95
+#: at most this many pixels per image enter the quantile (an even subsample of larger images)
+WHITE_SAMPLE = 65536
+
+
+def white_balance(images: torch.Tensor, pixel_mask: torch.Tensor,
+                  q: float = WHITE_QUANTILE) -> torch.Tensor:
+    """Per-image white balance: ``images [B, 3, H, W]`` in [0, 1] -> the same with each
+    channel divided by its ``q``-quantile over the item's real pixels (``pixel_mask [B, H, W]``,
+    padding excluded and left at 0), clamped to [0, 1].
+
+    A blood smear's brightest pixels are the background, which should be white: dividing by
+    its level removes the illuminant and camera colour cast of an instrument, leaving the
+    stain's own colours. The level is floored at 0.05 so a dark image is not blown up.
+    """
+    out = torch.empty_like(images)
+    for i in range(images.shape[0]):
+        m = pixel_mask[i].bool()
+        px = images[i][:, m].float()  # [3, N]
+        if px.shape[1] == 0:
+            out[i] = images[i]
+            continue
+        if px.shape[1] > WHITE_SAMPLE:
+            px = px[:, :: -(-px.shape[1] // WHITE_SAMPLE)]
+        level = torch.quantile(px, q, dim=1).clamp_min(0.05).to(images.dtype)
+        out[i] = (images[i] / level.view(3, 1, 1)).clamp(0.0, 1.0) * m
+    return out
+
+
 class SizeSplitBatchNorm2d(nn.BatchNorm2d):
     """BatchNorm with two sets of running statistics, one for small inputs (single-cell crops)
     and one for large ones (fields), and one shared affine transform.

@@ -37,7 +37,7 @@ from unihema.config.schema import Config, ModelConfig
 from unihema.data.collate import slice_batch
 from unihema.data.language import fill_hints, reading_text
 from unihema.modeling.backbone import (PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder,
-                                       downsample_mask)
+                                       downsample_mask, white_balance)
 from unihema.modeling.fusion import HemaFormer
 from unihema.modeling.heads import HEADS
 from unihema.modeling.text import TextModel, load_tokenizer
@@ -117,6 +117,8 @@ class UniHema(nn.Module):
         # each item normalised with the BatchNorm statistics of its kind (crop or field), read
         # from its real size: evaluation batches may pad a crop beside a field
         small = real_sides(pixel_mask) <= self.trunk.small_side
+        if self.config.backbone.white_balance:
+            images = white_balance(images, pixel_mask)
         feats = self.trunk((images - self.pixel_mean) / self.pixel_std, small=small)
         pooled = HemaFormer.masked_mean(feats["C5"], pixel_mask)
         n = images.shape[0] - trunk_items
