@@ -641,8 +641,19 @@ def run_suite(
                 splits[how] = _splits_for(e, size, m.upscale, m.crop_size)
             split = splits[how]
             cap = min([c for c in (limit, e.limit) if c is not None], default=None)
-            res = score_entry(m, split, e, batch_size=suite.batch_size, limit=cap,
-                              gallery=gallery if plots else 0, progress=progress)
+            try:
+                res = score_entry(m, split, e, batch_size=suite.batch_size, limit=cap,
+                                  gallery=gallery if plots else 0, progress=progress)
+            except ValueError as exc:
+                if type(exc).__name__ != "UnknownClassError":  # unihema.baselines.models
+                    raise
+                # a specialist prompted with classes it was never trained on: say so and go
+                # on with the other entries (`candidates` scores it on the classes it knows)
+                logger.warning("%s: skipping %s: %s", m.name, e.label, exc)
+                skipped.append({"model": m.name, "task": e.task, "dataset": key,
+                                "reason": f"{exc} (give the entry 'candidates' to score it "
+                                          f"on the classes it knows)"})
+                continue
             entries_meta[i]["items"] = res.items
             entries_meta[i].setdefault("train_overlap", {})[m.name] = train_overlap(
                 m, res, e.label, hashes)
