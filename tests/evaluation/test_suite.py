@@ -54,7 +54,12 @@ def test_shipped_suites_are_valid():
     real = load_suite(REPO / "configs/eval/real.yaml")
     assert [(e.dataset, e.task) for e in real.entries] == [
         ("bccd", "detect"), ("wbc_seg_zheng", "segment"), ("wbc_seg_zheng", "classify"),
-        ("chula_rbc12", "detect"), ("chula_rbc12", "classify")]
+        ("chula_rbc12", "detect"), ("chula_rbc12", "classify"),
+        *[(d, t) for d in ("bccd", "wbc_seg_zheng", "chula_rbc12") for t in ("vqa", "mlm")]]
+    assert all(e.derive_text and e.limit == 60 for e in real.entries if e.task in ("vqa", "mlm"))
+    cross = load_suite(REPO / "configs/eval/cross_zheng.yaml")
+    assert sorted({(e.split, e.where) for e in cross.entries}) == [
+        (s, (("subset", f"Dataset {d}"),)) for s in ("all", "test") for d in (1, 2)]
 
 
 @pytest.mark.parametrize("data, message", [
