@@ -132,9 +132,13 @@ class SuiteEntry:
     where: Tuple[Tuple[str, str], ...] = ()
 
     @property
+    def selection(self) -> str:
+        """The metadata selection as text, ``[subset=Dataset 2]`` (empty without one)."""
+        return "".join(f"[{k}={v}]" for k, v in self.where)
+
+    @property
     def label(self) -> str:
-        sel = "".join(f"[{k}={v}]" for k, v in self.where)
-        return f"{self.dataset}/{self.split}{sel}:{self.task}"
+        return f"{self.dataset}/{self.split}{self.selection}:{self.task}"
 
 
 @dataclass(frozen=True)
@@ -276,11 +280,11 @@ def entry_keys(entries: Sequence[SuiteEntry]) -> List[str]:
         return out
 
     def name(e: SuiteEntry) -> str:  # an entry's metadata selection is part of its name
-        return e.dataset + "".join(f"[{k}={v}]" for k, v in e.where)
+        return e.dataset + e.selection
 
     by_name = count(name)
-    keys = [name(e) if by_name[(e.task, name(e))] == 1 else f"{e.dataset}/{e.split}"
-            + "".join(f"[{k}={v}]" for k, v in e.where) for e in entries]
+    keys = [name(e) if by_name[(e.task, name(e))] == 1 else f"{e.dataset}/{e.split}{e.selection}"
+            for e in entries]
     seen: Dict[Tuple[str, str], int] = {}
     out = []
     for e, k in zip(entries, keys):
