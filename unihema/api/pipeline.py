@@ -17,6 +17,7 @@ from PIL import Image
 from unihema.data import language, prompts
 from unihema.data.collate import collate
 from unihema.data.io import read_image
+from unihema.data.mapper import resized_side
 from unihema.data.transforms import resize_longest
 from unihema.modeling.model import UniHema
 
@@ -53,7 +54,7 @@ class UniHemaPipeline:
         self.image_size = image_size
         self.upscale = upscale
         #: the single-cell image of classify / morphology is resized to this side (0: native)
-        self.crop_size = min(int(crop_size), image_size)
+        self.crop_size = int(crop_size)
         self.classes = {**DEFAULT_CLASSES, **(classes or {})}
 
     @classmethod
@@ -70,9 +71,9 @@ class UniHemaPipeline:
         h, w = arr.shape[:2]
         tensor = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
         scale = 1.0
-        side = self.image_size if self.upscale or max(h, w) > self.image_size else max(h, w)
-        if self.crop_size and task in ("classify", "morphology"):  # a single-cell image
-            side = self.crop_size
+        # classify and describe take a single-cell image
+        side = resized_side(max(h, w), task in ("classify", "morphology"), self.image_size,
+                            self.upscale, self.crop_size)
         if side != max(h, w):
             tensor, _, _, scale = resize_longest(tensor, np.zeros((0, 4), np.float32), None,
                                                  side)

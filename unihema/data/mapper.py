@@ -103,17 +103,24 @@ def task_augment_config(cfg: AugmentConfig, task: str) -> AugmentConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-def target_side(sample: UnifiedSample, image_size: int, upscale: bool = False,
-                crop_size: int = 0) -> int:
-    """The longer side the mapper gives ``sample``'s image (before augmentation): ``crop_size``
-    for a single-cell crop when set, else ``image_size`` for a larger image (or any image with
-    ``upscale``), else its native side. A sample without a recorded size counts as full-size."""
-    native = max(sample.width or 0, sample.height or 0)
-    if crop_size and sample.meta.get("kind") == "crop":
+def resized_side(native: int, is_crop: bool, image_size: int, upscale: bool = False,
+                 crop_size: int = 0) -> int:
+    """The longer side an image of longer side ``native`` is given before augmentation:
+    ``crop_size`` for a single-cell crop when set (capped at ``image_size``), else
+    ``image_size`` for a larger image (or any image with ``upscale``, or an unknown size, 0),
+    else ``native``. The one rule of the mapper, the mixture's size buckets and the Python API."""
+    if crop_size and is_crop:
         return min(crop_size, image_size)
     if upscale or not native or native > image_size:
         return image_size
     return native
+
+
+def target_side(sample: UnifiedSample, image_size: int, upscale: bool = False,
+                crop_size: int = 0) -> int:
+    """:func:`resized_side` of ``sample`` (a crop: ``meta["kind"] == "crop"``)."""
+    return resized_side(max(sample.width or 0, sample.height or 0),
+                        sample.meta.get("kind") == "crop", image_size, upscale, crop_size)
 
 
 def _seed(rng: np.random.Generator) -> int:
