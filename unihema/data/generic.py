@@ -94,11 +94,12 @@ def load_spec(path: Union[str, Path]) -> Dict[str, Any]:
     """Read and check a spec file; :class:`DataError` naming the file and the key."""
     import yaml
 
+    from unihema.config.loader import load_yaml_text  # a repeated key is an error
     p = Path(path)
     if not p.is_file():
         raise DataError(f"generic: spec file {p} not found")
     try:
-        spec = yaml.safe_load(p.read_text(encoding="utf-8"))
+        spec = load_yaml_text(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise DataError(f"generic: {p}: malformed YAML ({exc})") from None
     if not isinstance(spec, dict):
