@@ -127,3 +127,130 @@ def test_duplicate_key_in_a_dataset_spec_names_spec_and_line(tmp_path, capsys):
     assert main(["data", "check", "generic", "--root", str(root), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"{spec}: malformed YAML (line 7: duplicate key 'format' (first written at line 1" in err
+
+
+# ------------------------------------------------------------------------------ data check
+def _bccd(root: Path) -> Path:
+    from dataset_adapters.bccd import BCCD
+
+    BCCD.write_example(root)
+    return root / "BCCD"
+
+
+def _generic(root: Path) -> Path:
+    from dataset_adapters.generic import GenericAdapter
+
+    GenericAdapter.write_example(root)
+    return root
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+
+
+def _sub(path: Path, old: str, new: str) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def _copy_as(src: Path, dst: Path) -> None:
+    dst.write_bytes(src.read_bytes())
+
+
+# (adapter, dataset maker, edit(base), exit status, lines the report must hold; {b} = base)
+CHECK_CASES = {
+    "bccd-size-mismatch": (
+        "bccd", _bccd,
+        lambda b: _sub(b / "Annotations/BloodImage_00001.xml", "<width>128</width>",
+                       "<width>640</width>"),
+        1, ["{b}/Annotations/BloodImage_00001.xml: <size>: says 640x96 but the image "
+            "{b}/JPEGImages/BloodImage_00001.jpg is 128x96"]),
+    "generic-size-mismatch": (
+        "generic", _generic,
+        lambda b: _sub(b / "annotations/smear_03.xml", "<height>72</height>",
+                       "<height>480</height>"),
+        1, ["{b}/annotations/smear_03.xml: <size>: says 96x480 but the image "
+            "{b}/images/smear_03.png is 96x72"]),
+    "bccd-listed-id-without-image": (
+        "bccd", _bccd,
+        lambda b: _append(b / "ImageSets/Main/val.txt", "\nBloodImage_00099\n"),
+        1, ["{b}/ImageSets/Main/val.txt:3: id 'BloodImage_00099' names no image "
+            "({b}/JPEGImages/BloodImage_00099.jpg not found)"]),
+    "generic-listed-id-without-image": (
+        "generic", _generic, lambda b: _append(b / "splits/train.txt", "smear_99\n"),
+        1, ["{b}/splits/train.txt:3: id 'smear_99' names no image (looked for images: "
+            "images/*.png under {b})"]),
+    "bccd-id-listed-twice": (
+        "bccd", _bccd, lambda b: _append(b / "ImageSets/Main/train.txt", "BloodImage_00001\n"),
+        1, ["{b}/ImageSets/Main/train.txt:3: id 'BloodImage_00001' is listed twice (first at "
+            "line 1)"]),
+    "generic-id-listed-twice": (
+        "generic", _generic, lambda b: _append(b / "splits/val.txt", "smear_03\n"),
+        1, ["{b}/splits/val.txt:2: id 'smear_03' is listed twice (first at line 1)"]),
+    "bccd-image-in-no-split": (
+        "bccd", _bccd,
+        lambda b: [_copy_as(b / f"{d}/BloodImage_00001.{e}", b / f"{d}/BloodImage_00042.{e}")
+                   for d, e in (("JPEGImages", "jpg"), ("Annotations", "xml"))],
+        0, ["{b}/JPEGImages/BloodImage_00042.jpg: image is in no split: 'BloodImage_00042' is "
+            "not listed in train.txt, val.txt, test.txt in {b}/ImageSets/Main",
+            "no problems found"]),
+    "generic-image-in-no-split": (
+        "generic", _generic,
+        lambda b: _copy_as(b / "images/smear_01.png", b / "images/smear_42.png"),
+        0, ["{b}/images/smear_42.png: image is in no split: 'images/smear_42' "
+            "is not listed in train.txt, val.txt, test.txt in {b}/splits",
+            "no problems found"]),
+    "bccd-empty-split": (
+        "bccd", _bccd, lambda b: (b / "ImageSets/Main/test.txt").write_text("\n\n"),
+        1, ["{b}/ImageSets/Main/test.txt: lists no image id: its split is empty",
+            "split 'test' is empty: no sample loaded",
+            "{b}/JPEGImages/BloodImage_00005.jpg: image is in no split"]),
+    "generic-empty-split": (
+        "generic", _generic, lambda b: (b / "splits/test.txt").write_text(""),
+        1, ["{b}/splits/test.txt: lists no image id: its split is empty",
+            "{b}: split 'test' is empty: no sample loaded"]),
+    "generic-split-list-missing": (
+        "generic", _generic, lambda b: (b / "splits/val.txt").unlink(),
+        1, ["{b}: split list {b}/splits/val.txt is missing"]),
+    "generic-seeded-split-left-empty": (
+        "generic", _generic,
+        lambda b: _sub(b / "unihema_dataset.yaml", "splits:\n  files: {train: splits/train.txt, "
+                       "val: splits/val.txt, test: splits/test.txt}",
+                       "splits: {seeded: {fractions: {train: 0.9, val: 0.1}}}"),
+        1, ["{b}: split 'val' is empty: no sample loaded"]),
+    "bccd-split-list-with-crlf-and-blank-lines": (
+        "bccd", _bccd,
+        lambda b: (b / "ImageSets/Main/train.txt").write_bytes(
+            b"BloodImage_00001\r\n\r\n  BloodImage_00002  \r\n"),
+        0, ["[train] 2 samples", "no problems found"]),
+    "generic-voc-without-size": (
+        "generic", _generic,
+        lambda b: _sub(b / "annotations/smear_01.xml", "<width>96</width>", "<width>0</width>"),
+        0, ["no problems found"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECK_CASES))
+@pytest.mark.parametrize("fast", [False, True], ids=["decode", "fast"])
+def test_data_check_reports_with_file_line_and_exit_status(case, fast, tmp_path, capsys):
+    key, make, edit, code, lines = CHECK_CASES[case]
+    base = make(tmp_path / "ds")
+    edit(base)
+    capsys.readouterr()
+    args = ["data", "check", key, "--root", str(tmp_path / "ds"), "--no-progress",
+            "--no-duplicates"] + (["--fast"] if fast else [])
+    assert main(args) == code
+    out = capsys.readouterr().out
+    for line in lines:
+        assert line.format(b=base) in out, f"{line.format(b=base)!r} not in:\n{out}"
+
+
+def test_real_bccd_reports_what_it_has(shared_datasets):
+    """The real BCCD: 364 images, all 640x480 as their <size> says, each in one list."""
+    from unihema.data.check import check_dataset
+
+    report = check_dataset("bccd", shared_datasets / "BCCD", fast=True, progress=False,
+                           duplicates=False)
+    assert report.ok and report.dataset_notes == []
+    assert sum(s.summary["samples"] for s in report.splits) == 364
