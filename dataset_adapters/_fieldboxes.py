@@ -29,15 +29,6 @@ def tiny_boxes(boxes: Sequence[Box], min_side: float = 2.0) -> List[int]:
 def report_reader_error(adapter: DatasetAdapter, file: Union[str, Path],
                         exc: Exception) -> None:
     """Report a format reader's :class:`DataError` (``<file>[:<line>]: <reason>``) as a problem
-    of ``file``, keeping its line number and without repeating the file name."""
-    text = str(exc)
-    prefix = str(file)
-    line = None
-    if text.startswith(prefix):
-        rest = text[len(prefix):]
-        if rest.startswith(":"):
-            head, sep, tail = rest[1:].partition(": ")
-            if sep and head.isdigit():
-                line, rest = int(head), ": " + tail
-        text = rest[2:] if rest.startswith(": ") else rest.lstrip(":").strip()
-    adapter.report(file, text, line)
+    of ``file``, keeping its line number and without repeating the file name
+    (:meth:`DatasetAdapter.report_error`)."""
+    adapter.report_error(file, exc)

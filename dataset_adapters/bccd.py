@@ -9,10 +9,10 @@ import numpy as np
 
 from dataset_adapters import _examples as ex
 from dataset_adapters._fieldboxes import fit_box, report_reader_error, tiny_boxes
-from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
-from unihema.data.formats import read_voc
-from unihema.data.io import image_size
+from unihema.data.catalog import DataError, DatasetAdapter, Problem, register_adapter
+from unihema.data.formats import read_voc, voc_image_size
 from unihema.data.sample import UnifiedSample
+from unihema.data.splitlists import read_split_list, unlisted_notes
 
 #: raw VOC ``<name>`` -> canonical class
 LABEL_MAP: Dict[str, str] = {
@@ -26,9 +26,10 @@ CLASSES = ("red blood cell", "white blood cell", "platelet")
 def voc_field_sample(adapter: DatasetAdapter, split: str, sample_id: str, xml: Path,
                      image: Path, label_map: Mapping[str, str]) -> Optional[UnifiedSample]:
     """One field-of-view sample from a VOC file (1-based devkit coordinates), or ``None`` once
-    its problem is reported. Boxes follow :func:`dataset_adapters._fieldboxes.fit_box`; boxes
-    with a side under 2 px are kept as the source has them, listed in ``meta["tiny_boxes"]``
-    and noted."""
+    its problem is reported. The image size comes from the image's header and must agree with
+    the file's ``<size>`` (:func:`unihema.data.formats.voc_image_size`). Boxes follow
+    :func:`dataset_adapters._fieldboxes.fit_box`; boxes with a side under 2 px are kept as the
+    source has them, listed in ``meta["tiny_boxes"]`` and noted."""
     if not xml.is_file():
         adapter.report(xml, f"annotation of '{sample_id}' is missing")
         return None
@@ -40,14 +41,11 @@ def voc_field_sample(adapter: DatasetAdapter, split: str, sample_id: str, xml: P
     except DataError as exc:
         report_reader_error(adapter, xml, exc)
         return None
-    if ann.width is None or ann.height is None:
-        try:
-            width, height = image_size(image)
-        except DataError as exc:
-            adapter.report(image, str(exc))
-            return None
-    else:
-        width, height = ann.width, ann.height
+    try:
+        width, height = voc_image_size(ann, xml, image)
+    except DataError as exc:
+        report_reader_error(adapter, xml if str(exc).startswith(str(xml)) else image, exc)
+        return None
     if ann.filename and Path(ann.filename).stem != image.stem:
         adapter.note(xml, f"<filename> says '{ann.filename}'; the image is taken by the "
                           f"annotation's name, {image.name}")
@@ -80,24 +78,6 @@ def voc_field_sample(adapter: DatasetAdapter, split: str, sample_id: str, xml: P
         boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), box_labels=labels, meta=meta)
 
 
-def read_ids(adapter: DatasetAdapter, path: Path) -> List[str]:
-    """Ids of an ImageSets file (one a line); a missing file or a repeated id is reported."""
-    if not path.is_file():
-        raise DataError(f"{adapter.name}: split file {path} is missing")
-    ids: List[str] = []
-    seen = set()
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        key = line.strip()
-        if not key:
-            continue
-        if key in seen:
-            adapter.report(path, f"id '{key}' is listed twice", lineno)
-            continue
-        seen.add(key)
-        ids.append(key)
-    return ids
-
-
 @register_adapter("bccd")
 class BCCD(DatasetAdapter):
     """BCCD_Dataset (Shenggan), Pascal VOC layout, as cloned from GitHub.
@@ -109,8 +89,12 @@ class BCCD(DatasetAdapter):
       BCCD/ImageSets/Main/{train,val,trainval,test}.txt   image ids, one a line
 
     Splits: the official ImageSets/Main train (205), val (87) and test (72) lists; trainval.txt
-    must equal train + val and test must not overlap it (a mismatch is reported).
+    must equal train + val and test must not overlap it (a mismatch is reported). A listed id
+    without its image, a repeated id and an empty list are problems (file and line); an image
+    that no list names is a note of `unihema data check` (the real BCCD has none).
 
+    Image size: read from each image's header; a <size> that disagrees is a problem of the XML
+    and its image is left out (all 364 agree: 640x480).
     Boxes: the VOC devkit's 1-based inclusive indices, converted to pixel edges by
     x0 = xmin - 1, y0 = ymin - 1, x1 = xmax, y1 = ymax (so 1..640 spans the full width). An
     edge past the image by at most 1 px is moved onto the border with a note; a box farther out
@@ -132,6 +116,8 @@ class BCCD(DatasetAdapter):
     url = "https://github.com/Shenggan/BCCD_Dataset"
     downloads = ({"url": "https://github.com/Shenggan/BCCD_Dataset/archive/refs/heads/master.zip",
                   "sha256": None, "filename": "BCCD_Dataset-master.zip"},)
+    #: the ImageSets/Main lists once read (:meth:`_lists`)
+    _ids: Optional[Dict[str, Dict[str, int]]] = None
 
     def base(self) -> Path:
         """The folder holding Annotations/, JPEGImages/ and ImageSets/."""
@@ -141,9 +127,21 @@ class BCCD(DatasetAdapter):
         raise DataError(f"{self.name}: no Annotations/ and JPEGImages/ under {self.root} or "
                         f"{self.root / 'BCCD'}. Expected layout:\n{self.layout()}")
 
-    def _check_trainval(self, sets: Path) -> None:
-        lists = {name: read_ids(self, sets / f"{name}.txt")
-                 for name in ("train", "val", "trainval", "test")}
+    def _lists(self, sets: Path) -> Dict[str, Dict[str, int]]:
+        """The four ImageSets/Main lists (id -> line), read and cross-checked once per adapter
+        (so that each problem of a list is reported once, not in every split's load)."""
+        if self._ids is None:
+            lists = {}
+            for name in ("train", "val", "trainval", "test"):
+                try:
+                    lists[name] = read_split_list(sets / f"{name}.txt", self.report)
+                except DataError as exc:
+                    raise DataError(f"{self.name}: {exc}") from None
+            self._check_trainval(sets, lists)
+            self._ids = lists
+        return self._ids
+
+    def _check_trainval(self, sets: Path, lists: Mapping[str, Iterable[str]]) -> None:
         train, val, trainval, test = (set(lists[k]) for k in ("train", "val", "trainval",
                                                               "test"))
         if train & val:
@@ -157,12 +155,24 @@ class BCCD(DatasetAdapter):
     def _load(self, split: str) -> Iterable[UnifiedSample]:
         base = self.base()
         sets = base / "ImageSets" / "Main"
-        self._check_trainval(sets)
-        for sid in read_ids(self, sets / f"{split}.txt"):
+        for sid, line in self._lists(sets)[split].items():
+            image = base / "JPEGImages" / f"{sid}.jpg"
+            if not image.is_file():
+                self.report(sets / f"{split}.txt", f"id '{sid}' names no image ({image} not "
+                                                   f"found)", line)
+                continue
             sample = voc_field_sample(self, split, sid, base / "Annotations" / f"{sid}.xml",
-                                      base / "JPEGImages" / f"{sid}.jpg", LABEL_MAP)
+                                      image, LABEL_MAP)
             if sample is not None:
                 yield sample
+
+    def images_in_no_split(self) -> List[Problem]:
+        """JPEGImages/*.jpg that none of train.txt, val.txt and test.txt names (notes)."""
+        base = self.base()
+        sets = base / "ImageSets" / "Main"
+        listed = [k for name in self.splits for k in self._lists(sets)[name]]
+        images = [(p.stem, p) for p in sorted((base / "JPEGImages").glob("*.jpg"))]
+        return unlisted_notes(images, [sets / f"{name}.txt" for name in self.splits], listed)
 
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:

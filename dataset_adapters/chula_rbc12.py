@@ -150,7 +150,7 @@ class ChulaRBC12(DatasetAdapter):
     def write_example(cls, root: Path) -> Dict[str, int]:
         from dataset_adapters import _examples as ex
 
-        names = [str(n) for n in range(1, 9)]
+        names = [str(n) for n in range(1, 10)]  # nine: every seeded split gets a field
         cells = {}
         for i, n in enumerate(names):
             boxes = ex.layout_boxes(160, 120, 2 + i % 3, size=30, seed=i)
@@ -162,10 +162,10 @@ class ChulaRBC12(DatasetAdapter):
                              for (x0, y0, x1, y1), t in zip(boxes, types)])
             cells[n] = len(boxes)
         # not annotated, so no sample: an image without a label file, one with an empty one
-        ex.write_smear(root / "Dataset" / "9.jpg", 160, 120)
         ex.write_smear(root / "Dataset" / "10.jpg", 160, 120)
-        (root / "Label" / "10.txt").write_text("")
-        splits = assign_splits(names + ["9", "10"])  # the loader splits every image
+        ex.write_smear(root / "Dataset" / "11.jpg", 160, 120)
+        (root / "Label" / "11.txt").write_text("")
+        splits = assign_splits(names + ["10", "11"])  # the loader splits every image
         counts = count_splits({n: splits[n] for n in names}, cls.splits)
         for n in names:  # the field and one crop per cell
             counts[splits[n]] += cells[n]

@@ -134,7 +134,7 @@ class MpIdb(DatasetAdapter):
 
         keys = []
         for s, folder in enumerate(LABEL_MAP):
-            for i in range(2):
+            for i in range(3):  # three a species: every seeded split gets an image
                 code = "RTSG"[(s + i) % 4] + ("_T" if i else "")
                 name = f"13051213{s}{i}-00{i + 1:02d}-{code}"
                 boxes = ex.layout_boxes(160, 120, 1 + i, size=24, seed=s * 2 + i)

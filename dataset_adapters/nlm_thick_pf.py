@@ -202,7 +202,7 @@ class NlmThickPf(DatasetAdapter):
 
         keys, groups = [], []
         parasite = cls.classes["detect"][0]
-        for p in range(5):
+        for p in range(6):  # six patients: the seeded split gives every split one
             patient = f"TF{p + 1:03d}" if cls.name == "nlm_thick_pf" else f"PV{p + 1:03d}"
             for i in range(2):
                 name = f"IMG_2017{p:02d}{i:02d}_1{i}{p}"

@@ -32,7 +32,7 @@ def test_defaults_are_valid_and_round_trip(tmp_path):
 def test_base_inheritance_single_and_list(tmp_path):
     write(tmp_path / "a.yaml", """
         name: a
-        train: {lr: 0.1, max_steps: 5}
+        train: {lr: 0.1, max_steps: 5, warmup_steps: 2}
         data: {augment: {hflip: 0.0}}
     """)
     write(tmp_path / "b.yaml", """

@@ -136,7 +136,8 @@ def test_bad_rows_are_reported_with_file_and_line(example):
         f"{where}:12: 'RBC': box [70.0, 50.0, 97.0, 72.0] reaches past the 96x72 image "
         f"by <= 1 px; moved onto the border"])
     report = check_dataset("generic", root, progress=False)
-    assert len(report.problems) == 5 and not report.ok
+    assert len(report.problems) == 6 and not report.ok  # the 5 above, and an empty split
+    assert sum("is empty: no sample loaded" in str(p) for p in report.problems) == 1
     with pytest.raises(DataError, match=r"boxes.csv:14: image 'gone.jpg' \(line 14\) not found"):
         GenericAdapter(root).load("train")
 

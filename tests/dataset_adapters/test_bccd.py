@@ -38,10 +38,11 @@ def test_bccd_bad_boxes_labels_and_splits(tmp_path):
           "<xmin>12</xmin>\n\t\t\t<ymin>1</ymin>")  # single-column box, kept and noted
     report = check_dataset("bccd", tmp_path, progress=False)
     problems = [str(p) for p in report.problems]
-    assert len(problems) == 2
+    assert len(problems) == 3
     assert "BloodImage_00002.xml: object 4 'RBC': box [0.0, 0.0, 12.0, 140.0] lies outside" \
         in problems[0]
     assert "BloodImage_00003.xml: object 2 'Neutrophil': unknown label" in problems[1]
+    assert problems[2] == f"{tmp_path}: split 'val' is empty: no sample loaded"  # its only one
     notes = [str(n) for n in report.notes]
     assert any("BloodImage_00001.xml: object 4 'RBC': box [-1.0" in n and "moved onto" in n
                for n in notes)
@@ -84,7 +85,8 @@ def test_cbc_example_and_missing_partner(tmp_path):
     report = check_dataset("cbc", tmp_path, progress=False)
     assert [str(p) for p in report.problems] == [
         f"{tmp_path / 'Testing/Images/BloodImage_00004.jpg'}: image has no annotation "
-        f"{tmp_path / 'Testing/Annotations/BloodImage_00004.xml'}"]
+        f"{tmp_path / 'Testing/Annotations/BloodImage_00004.xml'}",
+        f"{tmp_path}: split 'test' is empty: no sample loaded"]  # its only image
 
 
 def test_txl_pbc_example_names_and_lines(tmp_path):

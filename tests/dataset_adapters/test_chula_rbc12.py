@@ -41,8 +41,8 @@ def test_points_become_boxes_and_are_kept(root):
 def test_unlabelled_image_is_a_note_not_a_sample(root):
     adapter = ChulaRBC12(root)
     samples = _all(adapter)
-    assert "9" not in {s.sample_id for s in samples}
-    assert any(n.file.endswith("9.jpg") and "not annotated" in n.reason for n in adapter.notes)
+    assert "10" not in {s.sample_id for s in samples}
+    assert any(n.file.endswith("/10.jpg") and "not annotated" in n.reason for n in adapter.notes)
 
 
 def test_malformed_line_raises_naming_file_and_line(root):
@@ -93,8 +93,8 @@ def test_every_cell_is_a_classify_crop_of_its_field(root):
 
 def test_empty_label_file_is_not_annotated(root):
     adapter = ChulaRBC12(root)
-    assert "10" not in {s.sample_id for s in _all(adapter)}
-    assert any(n.file.endswith("10.txt") and "empty label file" in n.reason
+    assert "11" not in {s.sample_id for s in _all(adapter)}
+    assert any(n.file.endswith("11.txt") and "empty label file" in n.reason
                for n in adapter.notes)
 
 

@@ -43,7 +43,7 @@ def test_mp_idb_missing_or_mis_sized_mask(tmp_path):
     with pytest.raises(DataError, match="Ovale"):
         _all(MpIdb(tmp_path))
     adapter = MpIdb(tmp_path, on_error="skip")
-    assert len(_all(adapter)) == 6
+    assert len(_all(adapter)) == 10  # 12 images, 2 left out
     reasons = sorted(p.reason for p in adapter.problems)
     assert "mask is 10x10, image is 160x120" in reasons[0]
     assert reasons[1].startswith("no ground-truth mask")

@@ -8,9 +8,12 @@ replaces its base instead of merging into it.
 Command-line overrides are dotted paths with YAML values: ``train.lr=3e-4``,
 ``data.train.0.weight=2``, ``data.augment.scale=[0.5,2.0]``.
 
-Validation walks the typed schema (:mod:`unihema.config.schema`): unknown keys, wrong types and
-out-of-range values all raise one :class:`ConfigError` listing every problem, with the valid
-keys of the section concerned.
+Validation walks the typed schema (:mod:`unihema.config.schema`): unknown keys, wrong types,
+out-of-range values (a field's ``range``) and broken relations between fields of a section (a
+field's ``at_most``, e.g. ``train.warmup_steps <= train.max_steps``) all raise one
+:class:`ConfigError` listing every problem by key path, with the valid keys of the section
+concerned. A key written twice in one YAML mapping is an error naming the file and both lines
+(PyYAML would silently keep the last one, dropping a whole section for a repeated ``train:``).
 """
 
 from __future__ import annotations
@@ -36,13 +39,59 @@ class ConfigError(ValueError):
 
 
 # ------------------------------------------------------------------------------------- files
+class DuplicateKeyError(yaml.YAMLError):
+    """A key appears twice in one YAML mapping; ``line`` and ``first`` are 1-based lines."""
+
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        self.key, self.line, self.first = key, line, first
+        super().__init__(f"line {line}: duplicate key '{key}' (first written at line {first}; "
+                         f"YAML would keep only the last value)")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that raises :class:`DuplicateKeyError` for a key repeated in one
+    mapping, instead of keeping the last value. Merge keys (``<<``) may still override."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in seen:
+                    raise DuplicateKeyError(key, key_node.start_mark.line + 1, seen[key])
+            except TypeError:  # an unhashable key: SafeLoader's own error follows
+                continue
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml_text(text: str) -> Any:
+    """Parse YAML like ``yaml.safe_load``, but a repeated key in a mapping is an error.
+
+    Raises:
+        DuplicateKeyError: (a ``yaml.YAMLError``) naming the key and both lines.
+        yaml.YAMLError: malformed YAML.
+    """
+    return yaml.load(text, Loader=UniqueKeyLoader)  # a SafeLoader: no arbitrary objects
+
+
 def read_yaml(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read one YAML mapping (no ``_base_`` resolution)."""
+    """Read one YAML mapping (no ``_base_`` resolution).
+
+    Raises:
+        ConfigError: missing file, malformed YAML, a key repeated in a mapping (``<file>:<line>:
+            duplicate key``), a top level that is not a mapping.
+    """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file '{path}' does not exist")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml_text(path.read_text(encoding="utf-8"))
+    except DuplicateKeyError as exc:
+        raise ConfigError(f"{path}:{exc.line}: duplicate key '{exc.key}' (first written at "
+                          f"line {exc.first}); write each key once") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if data is None:
@@ -93,7 +142,7 @@ def apply_override(data: Dict[str, Any], override: str) -> Dict[str, Any]:
         raise ConfigError(f"override '{override}' must look like key.path=value")
     key, raw = override.split("=", 1)
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = load_yaml_text(raw) if raw.strip() else ""
     except yaml.YAMLError as exc:
         raise ConfigError(f"override '{override}': value is not valid YAML: {exc}") from exc
     parts = key.strip().split(".")
@@ -164,10 +213,12 @@ def _convert(tp: Any, value: Any, path: str, errors: List[str], bounds) -> Any:
                     hints[name], value[name], _join(path, name), errors, f.metadata.get("range")
                 )
         try:
-            return tp(**kwargs)
+            obj = tp(**kwargs)
         except (TypeError, ValueError) as exc:
             errors.append(f"{where}: {exc}")
             return tp()
+        _check_relations(obj, fields, path, errors)
+        return obj
     if origin is Union:
         if value is None and type(None) in args:
             return None
@@ -211,6 +262,24 @@ def _convert(tp: Any, value: Any, path: str, errors: List[str], bounds) -> Any:
     return _scalar(tp, value, where, errors, bounds)
 
 
+def _check_relations(obj: Any, fields: Dict[str, dataclasses.Field], path: str,
+                     errors: List[str]) -> None:
+    """Field metadata ``at_most``: the value must not exceed a sibling's (defaults included)."""
+    for name, f in fields.items():
+        other = f.metadata.get("at_most")
+        if other is None:
+            continue
+        value, limit = getattr(obj, name), getattr(obj, other)
+        if isinstance(value, (int, float)) and isinstance(limit, (int, float)) and value > limit:
+            errors.append(f"{_join(path, name)}: {value} is more than {_join(path, other)} "
+                          f"({limit}); expected at most {_join(path, other)}: lower "
+                          f"{_join(path, name)} or raise {_join(path, other)}")
+
+
+def _range_text(lo: float, hi: Optional[float]) -> str:
+    return f"[{lo}, {hi}]" if hi is not None else f"[{lo}, inf)"
+
+
 def _scalar(tp: type, value: Any, where: str, errors: List[str], bounds) -> Any:
     ok = False
     if tp is bool:
@@ -232,8 +301,8 @@ def _scalar(tp: type, value: Any, where: str, errors: List[str], bounds) -> Any:
         return value
     if bounds is not None and tp in (int, float):
         lo, hi = bounds
-        if not lo <= value <= hi:
-            errors.append(f"{where}: {value} is outside the allowed range [{lo}, {hi}]")
+        if not (lo <= value and (hi is None or value <= hi)):
+            errors.append(f"{where}: {value} is outside the allowed range {_range_text(lo, hi)}")
     return value
 
 
@@ -327,8 +396,12 @@ def schema_table(cls: type = Config, prefix: str = "") -> List[Tuple[str, str, s
         else:
             default = ""
         type_name = _type_name(tp)
+        bounds, most = f.metadata.get("range"), f.metadata.get("at_most")
+        limits = [f"range {_range_text(*bounds)}"] if bounds else []
+        limits += [f"at most {_join(prefix, most)}"] if most else []
+        meaning = f.metadata.get("help", "") + (f" ({'; '.join(limits)})" if limits else "")
         rows.append((key, type_name, yaml.safe_dump(to_dict(default), default_flow_style=True)
-                     .strip().removesuffix("...").strip(), f.metadata.get("help", "")))
+                     .strip().removesuffix("...").strip(), meaning))
         item = typing.get_args(tp)[0] if typing.get_origin(tp) in (list, List) else None
         if item is not None and dataclasses.is_dataclass(item):
             rows.extend(schema_table(item, key + ".N"))

@@ -12,22 +12,28 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Literal, Optional, Tuple
 
+#: largest seed: NumPy's legacy seeding and many tools take 32-bit unsigned seeds
+SEED_MAX = 2**32 - 1
+
 
 def opt(
     default: Any = None,
     help: str = "",
     *,
     factory: Any = None,
-    range: Optional[Tuple[float, float]] = None,
+    range: Optional[Tuple[float, Optional[float]]] = None,
+    at_most: Optional[str] = None,
 ) -> Any:
     """A dataclass field with a one-line ``help`` comment (shown by ``unihema config schema``).
 
-    ``range=(lo, hi)`` bounds a number (or every number of a tuple) inclusively; the loader
-    rejects values outside it.
+    ``range=(lo, hi)`` bounds a number (or every number of a tuple or list, every value of a
+    mapping) inclusively; ``hi=None`` leaves it unbounded above. ``at_most="other"`` requires
+    the value to be at most the sibling field ``other`` of the same section. The loader rejects
+    a value outside either, naming its key path, the value and the bound.
     """
     if not help:
         raise ValueError("every config key needs a one-line help comment")
-    meta = {"help": help, "range": range}
+    meta = {"help": help, "range": range, "at_most": at_most}
     if factory is not None:
         return field(default_factory=factory, metadata=meta)
     if isinstance(default, (list, dict, set)):
@@ -58,8 +64,10 @@ class AugmentConfig:
         "a box cut by a crop is kept when at least this fraction of its area remains",
         range=(0.0, 1.0),
     )
-    color_jitter: float = opt(0.1, "strength of brightness/contrast/saturation jitter (0 = off)")
-    hue: float = opt(0.02, "maximum hue shift, in fractions of the colour wheel")
+    color_jitter: float = opt(0.1, "strength of brightness/contrast/saturation jitter (0 = off)",
+                              range=(0.0, 1.0))
+    hue: float = opt(0.02, "maximum hue shift, in fractions of the colour wheel",
+                     range=(0.0, 0.5))
     stain_jitter: float = opt(
         0.05, "std of the Romanowsky stain-channel perturbation (0 = off)", range=(0.0, 1.0)
     )
@@ -74,10 +82,12 @@ class SynthConfig:
     """The procedural blood-smear generator (the embedded default dataset)."""
 
     size: int = opt(256, "side of a generated field of view, in pixels", range=(32, 4096))
-    seed: int = opt(0, "base seed; each split derives its own, so splits never share a field")
-    train: int = opt(800, "number of training fields")
-    val: int = opt(100, "number of validation fields")
-    test: int = opt(100, "number of test fields (held out, generated from a different seed)")
+    seed: int = opt(0, "base seed; each split derives its own, so splits never share a field",
+                    range=(0, SEED_MAX))
+    train: int = opt(800, "number of training fields", range=(0, None))
+    val: int = opt(100, "number of validation fields", range=(0, None))
+    test: int = opt(100, "number of test fields (held out, generated from a different seed)",
+                    range=(0, None))
     domain: float = opt(
         0.0,
         "domain shift in [0, 1]: 0 = reference stain/optics, 1 = strongly shifted",
@@ -92,8 +102,10 @@ class SynthConfig:
     parasite_prob: float = opt(
         0.25, "probability that a field is infected with ring forms", range=(0.0, 1.0)
     )
-    crop_size: int = opt(96, "side of the single-cell crops written beside each field")
-    workers: int = opt(0, "worker processes for generation (0 = one per CPU core)")
+    crop_size: int = opt(96, "side of the single-cell crops written beside each field",
+                         range=(8, 4096))
+    workers: int = opt(0, "worker processes for generation (0 = one per CPU core)",
+                       range=(0, 4096))
 
 
 TaskName = Literal["detect", "classify", "segment", "morphology", "mlm", "vqa"]
@@ -113,7 +125,8 @@ class DatasetEntry:
     tasks: List[TaskName] = opt(
         help="tasks to draw from this dataset (empty = all it supports)", factory=list
     )
-    weight: float = opt(1.0, "relative sampling weight of each (dataset, task) pair")
+    weight: float = opt(1.0, "relative sampling weight of each (dataset, task) pair",
+                        range=(0.0, None))
     classes: Dict[str, List[str]] = opt(
         help="per task, a coarser class list to train and score on: every label is mapped to "
         "the listed class it is a kind of (vocabulary is-a), e.g. {detect: [red blood cell, "
@@ -154,22 +167,23 @@ class DataConfig:
                          "makes them comparable and keeps every crop on the crop BatchNorm "
                          "statistics (model.backbone.small_side)", range=(0, 8192))
     batch_size: int = opt(8, "images per batch (per process)", range=(1, 1_000_000))
-    num_workers: int = opt(0, "DataLoader worker processes (0 = load in the main process)")
+    num_workers: int = opt(0, "DataLoader worker processes (0 = load in the main process)",
+                           range=(0, 4096))
     on_error: Literal["raise", "skip"] = opt(
         "raise", "bad samples: 'raise' stops naming the file and reason, 'skip' reports them"
     )
     task_batch_size: Dict[TaskName, int] = opt(
         help="batch size of one task's batches, e.g. {classify: 32} (cell crops are small)",
-        factory=dict,
+        factory=dict, range=(1, 1_000_000),
     )
     task_weights: Dict[TaskName, float] = opt(
-        help="multiplier of each task's sampling weight, e.g. {vqa: 2.0}", factory=dict
-    )
+        help="multiplier of each task's sampling weight, e.g. {vqa: 2.0}", factory=dict,
+        range=(0.0, None))
     balance: Dict[TaskName, float] = opt(
         help="class-balanced sampling per task, e.g. {classify: 1.0}: an item is drawn with "
         "probability proportional to n^-balance, n = the items of its split sharing its label "
         "(0 = as stored, 1 = every label equally often); for tasks whose items carry one label "
-        "(classify, morphology)", factory=dict)
+        "(classify, morphology)", factory=dict, range=(0.0, 1.0))
     cross_supervision: Dict[TaskName, List[TaskName]] = opt(
         help="in training, items of a task also carry the targets of other cell tasks and "
         "their batches train those heads too, e.g. {morphology: [classify], classify: "
@@ -181,7 +195,7 @@ class DataConfig:
         "visual trunk sees (deep supervision), e.g. {morphology: 96}: their pooled trunk "
         "features are scored by the same heads (loss_<task>_trunk_<term>), at a fraction of a "
         "full item's cost; the batch's other items take the full path (classify and "
-        "morphology only)", factory=dict)
+        "morphology only)", factory=dict, range=(0, 100_000))
     augment: AugmentConfig = opt(help="training augmentations", factory=AugmentConfig)
 
 
@@ -190,16 +204,18 @@ class TrainConfig:
     """Optimisation and the run folder."""
 
     output_dir: str = opt("runs/default", "run folder: resolved config, checkpoints, logs")
-    seed: int = opt(0, "global seed (Python, NumPy, torch, sampler)")
+    seed: int = opt(0, "global seed (Python, NumPy, torch, sampler)", range=(0, SEED_MAX))
     max_steps: int = opt(1000, "optimizer steps", range=(0, 10**9))
     max_minutes: float = opt(0.0, "wall-clock training budget in minutes (0 = none): the run "
                              "stops at max_steps or when the time is up, and the cosine schedule "
                              "follows the clock so it ends with the budget", range=(0.0, 1e7))
-    lr: float = opt(3e-4, "peak learning rate (AdamW)")
-    weight_decay: float = opt(0.05, "AdamW weight decay")
-    warmup_steps: int = opt(100, "linear warm-up steps before the cosine decay")
-    grad_clip: float = opt(1.0, "max gradient norm (0 = no clipping)")
-    eval_every: int = opt(500, "evaluate on data.val every N steps (0 = only at the end)")
+    lr: float = opt(3e-4, "peak learning rate (AdamW)", range=(0.0, 1.0))
+    weight_decay: float = opt(0.05, "AdamW weight decay", range=(0.0, 1.0))
+    warmup_steps: int = opt(100, "linear warm-up steps before the cosine decay",
+                            range=(0, 10**9), at_most="max_steps")
+    grad_clip: float = opt(1.0, "max gradient norm (0 = no clipping)", range=(0.0, None))
+    eval_every: int = opt(500, "evaluate on data.val every N steps (0 = only at the end)",
+                          range=(0, 10**9))
     save_every: int = opt(500, "write a resumable checkpoint every N steps (0 = only the model "
                           "at the end)", range=(0, 10**9))
     keep_last: int = opt(3, "complete checkpoints kept in output_dir/checkpoints (older ones "
@@ -218,11 +234,11 @@ class TrainConfig:
                          "DeepSpeed runs, stay fp32")
     deepspeed: str = opt("", "DeepSpeed JSON config (e.g. configs/deepspeed/zero2.json); '' = "
                          "plain PyTorch (DDP under torchrun)")
-    log_every: int = opt(10, "log losses every N steps")
+    log_every: int = opt(10, "log losses every N steps", range=(1, 10**9))
     loss_weights: Dict[str, float] = opt(
         help="weight of each loss term, keyed loss_<task>_<term>; a loss without a weight is "
         "an error",
-        factory=dict,
+        factory=dict, range=(0.0, None),
     )
 
 

@@ -110,6 +110,25 @@ class DatasetAdapter:
         as the source has it); ``unihema data check`` lists the notes, loading never fails."""
         self.notes.append(Problem(str(file), reason, line))
 
+    def report_error(self, file: Union[str, Path], exc: Exception) -> None:
+        """Report a format reader's :class:`DataError` (``<file>[:<line>]: <reason>``) as a
+        problem of ``file``, keeping its line number and without repeating the file name."""
+        text, prefix, line = str(exc), str(file), None
+        if text.startswith(prefix):
+            rest = text[len(prefix):]
+            if rest.startswith(":"):
+                head, sep, tail = rest[1:].partition(": ")
+                if sep and head.isdigit():
+                    line, rest = int(head), ": " + tail
+            text = rest[2:] if rest.startswith(": ") else rest.lstrip(":").strip()
+        self.report(file, text, line)
+
+    def images_in_no_split(self) -> List[Problem]:
+        """Image files of the dataset that no split takes, one note each (``unihema data check``
+        lists them when it reads every split). Adapters whose splits come from list files
+        (:mod:`unihema.data.splitlists`) override it; the default finds none."""
+        return []
+
     @classmethod
     def write_example(cls, root: Path) -> Dict[str, int]:
         """Write a tiny dataset in this source's native layout into ``root``.

@@ -6,6 +6,17 @@ its stored size matches the record, the mask exists, has the image's size and on
 record maps. Every image is decoded in full by default, which catches truncated files;
 ``fast=True`` reads only the image headers.
 
+What is a problem (``ok`` is false, ``unihema data check`` exits 1) and what is a note:
+
+* problems: every problem an adapter reports (a missing or unreadable image, a VOC ``<size>``
+  unlike the image, a split-list id without an image, a repeated id, an empty split list, a box
+  outside the image, an unknown label, ...), an image or mask unlike its record, and a split
+  that loads no sample (it would train or test on nothing), reported as such even when other
+  problems explain it;
+* notes: documented repairs of the source's data, and, when every split is checked, each image
+  file that no split takes (:meth:`DatasetAdapter.images_in_no_split`; held-out images are
+  legitimate, an accidental omission is seen in the list).
+
 It also looks for duplicate image files (:mod:`unihema.data.duplicates`): exact copies and near
 duplicates within a split, across splits and against other datasets (``against``), hashing each
 distinct file once from the pixels the check decodes anyway. They are warnings in the report,
@@ -54,6 +65,8 @@ class CheckReport:
     splits: List[SplitReport]
     #: duplicate images (warnings); None when the search was turned off
     duplicates: Optional[DuplicateReport] = None
+    #: notes on the whole dataset: images that no split takes
+    dataset_notes: List[Problem] = field(default_factory=list)
 
     @property
     def problems(self) -> List[Problem]:
@@ -61,7 +74,7 @@ class CheckReport:
 
     @property
     def notes(self) -> List[Problem]:
-        return [n for s in self.splits for n in s.notes]
+        return [n for s in self.splits for n in s.notes] + list(self.dataset_notes)
 
     @property
     def ok(self) -> bool:
@@ -82,6 +95,7 @@ class CheckReport:
                 for s in self.splits
             },
             "duplicates": None if self.duplicates is None else self.duplicates.to_dict(),
+            "dataset_notes": [str(n) for n in self.dataset_notes],
         }
 
     def format(self, max_problems: int = 50) -> str:
@@ -108,7 +122,8 @@ class CheckReport:
             lines += self.duplicates.format(max_problems)
         notes = self.notes
         if notes:
-            lines.append(f"\n{len(notes)} note(s) (documented repairs, not problems):")
+            lines.append(f"\n{len(notes)} note(s) (documented repairs and images in no split, "
+                         f"not problems):")
             for n in notes[:max_problems]:
                 lines.append(f"  {n}")
             if len(notes) > max_problems:
@@ -222,7 +237,16 @@ def check_dataset(
                     except DataError:
                         pass  # an unreadable file is a problem of the check already
             problems.extend(check_sample_files(s, fast=fast, on_image=hook))
+        if not samples:  # reported even when other problems say why: it trains on nothing
+            problems.append(Problem(str(root), f"split '{split}' is empty: no sample loaded"))
         reports.append(SplitReport(split, summarize(samples), problems, notes))
+    dataset_notes: List[Problem] = []
+    if splits is None or set(splits) >= set(adapter.splits):
+        adapter.problems = []
+        try:
+            dataset_notes = adapter.images_in_no_split()
+        except DataError as exc:  # a list that cannot be read is a split's problem already
+            dataset_notes = [Problem(str(root), f"images in no split not listed: {exc}")]
     dups = None
     if duplicates:
         others, notes_ = [], []
@@ -233,7 +257,7 @@ def check_dataset(
             images=len({r.path for r in images.refs}),
             against=[{"dataset": o.dataset, "root": o.root, "images": len(o)} for o in others],
             notes=notes_)
-    return CheckReport(name, str(root), reports, dups)
+    return CheckReport(name, str(root), reports, dups, dataset_notes)
 
 
 def hash_dataset(name: str, root: str, *, progress: bool = True,

@@ -55,8 +55,9 @@ Keys (all paths relative to the root):
     :mod:`unihema.data.splits`). ``patient`` (a regular expression whose first group, searched in
     the image's root-relative path, is the patient id) keeps each patient in one split.
 
-Every problem (a missing annotation, a bad line, an unknown label, a box outside the image) is
-reported with its file like any other adapter's; ``unihema data check`` lists them all. Boxes
+Every problem (a missing annotation, a bad line, an unknown label, a box outside the image, a
+VOC ``<size>`` unlike the image's, a listed id without an image: :mod:`unihema.data.splitlists`)
+is reported with its file like any other adapter's; ``unihema data check`` lists them all. Boxes
 of the detection formats follow :func:`unihema.data.boxes.fit_box`: an edge past the image by
 at most 1 px is moved onto the border (a note), a box farther out is a problem.
 """
@@ -68,13 +69,16 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
+import yaml
 
+from unihema.config.loader import load_yaml_text  # a repeated key is an error
 from unihema.data import formats as fmt
 from unihema.data import vocab
 from unihema.data.boxes import fit_box
-from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
+from unihema.data.catalog import DataError, DatasetAdapter, Problem, register_adapter
 from unihema.data.io import image_size
 from unihema.data.sample import UnifiedSample
+from unihema.data.splitlists import select_listed, spec_unlisted
 from unihema.data.splits import DEFAULT_FRACTIONS, seeded_split
 
 FORMATS = ("voc", "coco", "yolo", "csv_boxes", "folder", "csv", "mask", "points")
@@ -92,13 +96,11 @@ DEFAULT_SPEC = "unihema_dataset.yaml"
 
 def load_spec(path: Union[str, Path]) -> Dict[str, Any]:
     """Read and check a spec file; :class:`DataError` naming the file and the key."""
-    import yaml
-
     p = Path(path)
     if not p.is_file():
         raise DataError(f"generic: spec file {p} not found")
     try:
-        spec = yaml.safe_load(p.read_text(encoding="utf-8"))
+        spec = load_yaml_text(p.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         raise DataError(f"generic: {p}: malformed YAML ({exc})") from None
     if not isinstance(spec, dict):
@@ -233,19 +235,17 @@ class GenericAdapter(DatasetAdapter):
         sp = self.spec.get("splits") or {}
         if "names" in sp:
             return items
-        if "files" in sp:
-            path = self.root / sp["files"][split]
-            if not path.is_file():
-                raise DataError(f"generic: split file {path} not found")
-            wanted = {ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()
-                      if ln.strip()}
-            return [it for it in items if it[0] in wanted or it[0].rsplit("/", 1)[-1] in wanted]
+        if "files" in sp:  # ids without an image and empty lists are reported
+            return select_listed(items, self.root / sp["files"][split], self.report,
+                                 f"images: {self.spec.get('images')} under {self.root}")
         seeded = sp.get("seeded") or {}
         parts = seeded_split(items, seeded.get("fractions") or DEFAULT_FRACTIONS,
                              int(seeded.get("seed", 0)),
-                             group=group or (lambda it: self._patient(it[0])),
-                             key=lambda it: it[0])
+                             group=group or (lambda it: self._patient(it[0])), key=lambda it: it[0])
         return parts[split]
+
+    def images_in_no_split(self) -> List[Problem]:  # with splits: files only
+        return spec_unlisted(self.root, self.spec)
 
     def _annotation(self, image: Path, split: Optional[str]) -> Path:
         template = str(self.spec["annotations"])
@@ -307,7 +307,7 @@ class GenericAdapter(DatasetAdapter):
             try:
                 sample = read(split, sid, image, ann)
             except DataError as exc:
-                self.report(ann, str(exc))
+                self.report_error(ann, exc)
                 continue
             if sample is not None:
                 yield sample
@@ -316,9 +316,9 @@ class GenericAdapter(DatasetAdapter):
         one_based = bool(self.spec.get("voc_one_based", True))
 
         def read(split, sid, image, ann):
-            voc = fmt.read_voc(ann, one_based=one_based)
-            return self._boxes(split, sid, image, ann,
-                               [(o.name, o.box, None) for o in voc.objects])
+            voc = fmt.read_voc(ann, one_based=one_based)  # <size> must match the image:
+            return self._boxes(split, sid, image, ann, [(o.name, o.box, None) for o in voc.objects],
+                               size=fmt.voc_image_size(voc, ann, image))
         yield from self._per_image(split, read)
 
     def _yolo_names(self) -> List[str]:

@@ -8,7 +8,7 @@ expected. Boxes are float ``(x0, y0, x1, y1)`` pixel edges.
 ========================  ==========================================================
 format                    reader
 ========================  ==========================================================
-Pascal VOC XML            :func:`read_voc`
+Pascal VOC XML            :func:`read_voc`, :func:`voc_image_size` (``<size>`` vs the image)
 COCO JSON                 :func:`read_coco`, :func:`coco_mask` (polygons, RLE)
 YOLO txt                  :func:`read_yolo`, :func:`yolo_to_xyxy`, :func:`read_yolo_names`
                           :func:`find_names_files`, :func:`resolve_yolo_names`
@@ -48,7 +48,7 @@ from unihema.data.formats.supervisely import (
     read_supervisely,
 )
 from unihema.data.formats.table import read_csv_table
-from unihema.data.formats.voc import VocAnnotation, VocObject, read_voc
+from unihema.data.formats.voc import VocAnnotation, VocObject, read_voc, voc_image_size
 from unihema.data.formats.yolo import (
     YoloBox,
     YoloNames,
@@ -71,7 +71,7 @@ __all__ = [
     "Point", "points_to_boxes", "read_points",
     "SuperviselyAnnotation", "SuperviselyObject", "encode_bitmap", "read_supervisely",
     "read_csv_table",
-    "VocAnnotation", "VocObject", "read_voc",
+    "VocAnnotation", "VocObject", "read_voc", "voc_image_size",
     "YoloBox", "YoloNames", "find_names_files", "is_names_file", "read_yolo",
     "read_yolo_names", "resolve_yolo_names", "xyxy_to_yolo", "yolo_to_xyxy",
 ]

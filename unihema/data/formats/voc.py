@@ -10,7 +10,9 @@ stated in its docstring.
 
 The reader checks structure and numbers only (every object has a name and four numeric
 ``bndbox`` fields); box geometry against the image is the adapter's business, so that it can
-report each bad box with its file.
+report each bad box with its file. :func:`voc_image_size` checks ``<size>`` against the image's
+header: boxes were drawn on an image of the size the file states, so a disagreement means the
+annotation belongs to another version of the image (resized, rotated, re-exported).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
 from unihema.data.formats._common import PathLike, data_error, read_text, to_float, to_int
+from unihema.data.io import image_size
 
 
 @dataclass(frozen=True)
@@ -107,3 +110,21 @@ def read_voc(path: PathLike, *, one_based: bool = True) -> VocAnnotation:
         objects.append(VocObject(name, box, _flag(obj, "difficult", path, where),
                                  _flag(obj, "truncated", path, where)))
     return VocAnnotation(filename, width, height, objects)
+
+
+def voc_image_size(ann: VocAnnotation, path: PathLike, image: PathLike) -> Tuple[int, int]:
+    """``(width, height)`` of ``image``, read from its header only, checked against the
+    ``<size>`` of its annotation ``ann`` (read from ``path``); a file without ``<size>`` (or
+    with a zero one) takes the image's size.
+
+    Raises:
+        DataError: ``<size>`` disagrees with the image (naming both files and both sizes), or
+            the image cannot be read.
+    """
+    width, height = image_size(image)
+    if ann.width is not None and ann.height is not None and (ann.width, ann.height) != (
+            width, height):
+        raise data_error(path, f"says {ann.width}x{ann.height} but the image {image} is "
+                               f"{width}x{height}; the boxes were drawn on another size of the "
+                               f"image: fix <size> or use the matching image", field="<size>")
+    return width, height
