@@ -196,6 +196,23 @@ def test_newest_damaged_is_kept_aside_not_overwritten(run):
     assert resumes[-1]["resumed_from"].endswith("step_00000002")
 
 
+def test_fresh_run_in_a_used_folder_sets_the_old_checkpoints_aside(run):
+    """A new run from step 0 where an old one reached step 4 (keep_last 1): the old
+    checkpoints are kept as .abandoned, the new run's own survive pruning, and a later
+    --resume auto takes the new run's step 2, not the old step 4."""
+    config, folder = run
+    old = {d.name: snapshot(d) for d in ckpt.list_checkpoints(folder / "checkpoints")}
+    assert train(config, "train.max_steps=2", "train.keep_last=1") == 0
+    for name, files in old.items():
+        aside = folder / "checkpoints" / f"{name}.abandoned"
+        kept = snapshot(aside)
+        assert "restarted from step 0" in (aside / "ABANDONED").read_text()
+        kept.pop("ABANDONED")
+        assert kept == files
+    assert [d.name for d in ckpt.list_checkpoints(folder / "checkpoints")] == ["step_00000002"]
+    assert ckpt.resolve("auto", folder / "checkpoints").name == "step_00000002"
+
+
 # ----------------------------------------------------------------- one history
 def test_metrics_stay_monotonic_after_two_resumes(run):
     """Back to step 2 (abandoning 3-4), on to 6, back to step 4 (abandoning 5-6), on to 6:
@@ -213,6 +230,9 @@ def test_metrics_stay_monotonic_after_two_resumes(run):
     abandoned = records(folder, ABANDONED)
     assert [r["step"] for r in abandoned if "loss" in r] == [3, 4, 5, 6]  # nothing lost
     assert first[:2] == kept[:2]
+    # the checkpoints of the abandoned histories are kept aside, not overwritten
+    aside = sorted(p.name for p in (folder / "checkpoints").iterdir() if "." in p.name)
+    assert aside == ["step_00000004.abandoned", "step_00000006.abandoned"]
 
 
 def test_a_line_cut_by_a_kill_is_set_aside(tmp_path):

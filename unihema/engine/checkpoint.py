@@ -284,28 +284,40 @@ def find_latest(root: Path) -> Optional[Path]:
     return scan(root)[0]
 
 
-def set_aside(root: Path, resumed: Optional[Path]) -> List[Path]:
-    """Rename every checkpoint of ``root`` newer than ``resumed`` (all of them when ``None``),
-    which :func:`scan` found damaged, from ``step_N`` to ``step_N.damaged`` (``.damaged.2``, ...
-    if taken) with a ``DAMAGED`` note of why: the run then neither resumes from it, nor
-    overwrites it when it reaches step N again, nor prunes it. Returns the new paths."""
+def set_aside(root: Path, resumed: Optional[Path], *, damaged: bool) -> List[Path]:
+    """Rename every checkpoint of ``root`` newer than ``resumed`` (all of them when ``None``: a
+    run from step 0) out of the run's way, so that it neither resumes from, overwrites nor
+    prunes them, nor lets a later ``--resume auto`` pick one from another history:
+
+    * ``damaged=True`` (``--resume auto``, where every newer one failed :func:`verify`):
+      ``step_N`` -> ``step_N.damaged`` with a ``DAMAGED`` note of why;
+    * ``damaged=False`` (a fresh start or a resume from a given checkpoint): complete ones of
+      the abandoned history -> ``step_N.abandoned`` with an ``ABANDONED`` note.
+
+    A taken name gets ``.2``, ``.3``, ... Returns the new paths.
+    """
     out = []
     after = _step_of(resumed) if resumed is not None else -1
     for d in list_checkpoints(root):
-        if _step_of(d) <= after:
+        if _step_of(d) <= after or d == resumed:
             continue
-        try:
-            verify(d)
-            continue  # complete after all (written since the scan): not damaged
-        except CheckpointError as exc:
-            why = str(exc)
-        target, i = d.with_name(f"{d.name}.damaged"), 1
+        if damaged:
+            try:
+                verify(d)
+                continue  # complete after all (written since the scan): not damaged
+            except CheckpointError as exc:
+                why = str(exc)
+        else:
+            why = (f"abandoned: the run in {Path(root).parent} restarted from "
+                   f"{resumed if resumed is not None else 'step 0'}")
+        kind = "damaged" if damaged else "abandoned"
+        target, i = d.with_name(f"{d.name}.{kind}"), 1
         while target.exists():
             i += 1
-            target = d.with_name(f"{d.name}.damaged.{i}")
+            target = d.with_name(f"{d.name}.{kind}.{i}")
         os.replace(d, target)
-        (target / "DAMAGED").write_text(why + "\n", encoding="utf-8")
-        logger.warning("moved the damaged checkpoint %s aside to %s (%s)", d.name, target, why)
+        (target / kind.upper()).write_text(why + "\n", encoding="utf-8")
+        logger.warning("moved the %s checkpoint %s aside to %s (%s)", kind, d.name, target, why)
         out.append(target)
     return out
 

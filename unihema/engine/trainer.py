@@ -210,8 +210,7 @@ class Trainer:
         # everything checked and loaded: only now does the run folder change
         if self.dist.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
-            if resume == "auto":
-                ckpt.set_aside(self.ckpt_root, resume_from)
+            ckpt.set_aside(self.ckpt_root, resume_from, damaged=resume == "auto")
             dump_config(cfg, self.out)
             self.train_images.write(self.out / TRAIN_IMAGES)
         barrier()
