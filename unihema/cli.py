@@ -213,7 +213,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     try:
         trainer = Trainer(cfg, progress=not args.no_progress, deepspeed=args.deepspeed,
-                          resume=args.resume)
+                          resume=args.resume, fresh=args.fresh)
         trainer.train()
     except (NonFiniteLossError, CheckpointError) as exc:
         if args.verbose:
@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--resume", default=None, metavar="auto|PATH",
                     help="'auto' = newest complete checkpoint of output_dir, or a checkpoint "
                     "folder (default: train.resume)")
+    tr.add_argument("--fresh", action="store_true",
+                    help="with --resume auto: when every checkpoint of output_dir is damaged, "
+                    "move them aside (step_N.damaged) and start from step 0 instead of stopping")
     # the deepspeed launcher appends --local_rank=N; the rank is read from LOCAL_RANK instead
     tr.add_argument("--local_rank", "--local-rank", type=int, default=None,
                     help=argparse.SUPPRESS)

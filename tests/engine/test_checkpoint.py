@@ -70,7 +70,11 @@ def test_damage_of_every_kind_is_detected(tmp_path, caplog):
     with pytest.raises(ckpt.CheckpointError, match="no COMPLETE marker"):
         ckpt.verify(first)
     assert ckpt.find_latest(root) is None
-    assert ckpt.resolve("auto", root) is None
+    # every checkpoint damaged: an automatic resume refuses, unless asked to start fresh
+    with pytest.raises(ckpt.CheckpointError, match="all 2 checkpoint.*damaged.*--fresh"):
+        ckpt.resolve("auto", root)
+    assert ckpt.resolve("auto", root, fresh=True) is None
+    assert ckpt.resolve("auto", tmp_path / "no_checkpoints_yet") is None
     with pytest.raises(ckpt.CheckpointError, match="no complete checkpoint"):
         ckpt.resolve(str(root), root)
     with pytest.raises(FileNotFoundError, match="is not a folder"):

@@ -58,6 +58,7 @@ from unihema import __version__
 from unihema.config.loader import atomic_write_text
 from unihema.engine.checkpoint import sha256
 from unihema.modeling.backbone import PIXEL_MEAN, PIXEL_STD, norm_factory, read_resnet_state
+from unihema.modeling.weights import WeightsError, kwargs_problems, load_into, read_json
 from unihema.registry import Registry
 
 logger = logging.getLogger(__name__)
@@ -531,44 +532,43 @@ def load_baseline(directory: Any, map_location: str = "cpu") -> Specialist:
     Raises:
         FileNotFoundError: the folder, ``baseline.json`` or ``model.safetensors`` is missing.
         KeyError: the recorded arch is not registered (lists the registered ones).
-        ValueError: unreadable JSON, weights whose sha256 differs from the record, or weights
-            that do not fit the rebuilt model (names the missing and unexpected keys).
+        ValueError: (``WeightsError`` among them) unreadable JSON, a key of the wrong type (as
+            ``kwargs.image_size``), damaged weights, a sha256 that differs from the record, or
+            weights that do not fit the rebuilt model (names the tensors and shapes).
     """
     directory = Path(directory)
     cfg_path = directory / CONFIG_NAME
     if not cfg_path.is_file():
         raise FileNotFoundError(f"'{directory}' is not a baseline folder: no {CONFIG_NAME} "
                                 f"(written by `unihema baseline train`)")
-    try:
-        meta = json.loads(cfg_path.read_text(encoding="utf-8"))
-        arch, kwargs = meta["arch"], dict(meta["kwargs"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ValueError(f"{cfg_path}: unreadable baseline description ({exc!r}); expected "
-                         f"JSON with 'arch' and 'kwargs'") from None
+    meta = read_json(cfg_path, "the JSON object save_baseline writes, with 'arch' and 'kwargs'")
+    if not (isinstance(meta, dict) and isinstance(meta.get("arch"), str)
+            and isinstance(meta.get("kwargs"), dict)):
+        got = {k: type(meta.get(k)).__name__ for k in ("arch", "kwargs")} \
+            if isinstance(meta, dict) else f"a {type(meta).__name__}"
+        raise WeightsError(f"{cfg_path}: expected a JSON object with 'arch' (str) and 'kwargs' "
+                           f"(a mapping: dict), got {got}")
+    arch, kwargs, recorded = meta["arch"], dict(meta["kwargs"]), meta.get("weights_sha256")
     if arch not in BASELINES:
         raise KeyError(f"{cfg_path}: unknown baseline arch '{arch}'; registered: "
                        f"{', '.join(BASELINES)}")
+    problems = kwargs_problems(BASELINES.get(arch), kwargs)
+    if recorded is not None and not (isinstance(recorded, str) and len(recorded) == 64):
+        problems.append(f"weights_sha256: expected 64 hex digits, got {recorded!r}")
+    if problems:
+        raise WeightsError(f"{cfg_path}: {len(problems)} invalid key(s):"
+                           + "".join(f"\n  {e}" for e in problems))
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{directory}: {WEIGHTS_NAME} is missing")
-    recorded = meta.get("weights_sha256")
     if recorded and sha256(weights) != recorded:
         raise ValueError(f"{weights}: sha256 differs from the one in {CONFIG_NAME} (an "
                          f"interrupted save or a replaced file)")
     try:
         model = BASELINES.get(arch)(**kwargs)
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(f"{cfg_path}: kwargs {sorted(kwargs)} do not fit '{arch}': "
                          f"{exc}") from None
-    try:
-        missing, unexpected = safetensors.torch.load_model(model, str(weights), strict=False,
-                                                           device=map_location)
-    except RuntimeError as exc:  # tensor shapes differ (another class count or backbone)
-        detail = " ".join(str(exc).split())[:300]
-        raise ValueError(f"{weights}: does not fit '{arch}' built from {CONFIG_NAME}: "
-                         f"{detail}") from None
-    if missing or unexpected:
-        raise ValueError(f"{weights}: does not fit '{arch}' built from {CONFIG_NAME}: missing "
-                         f"keys {sorted(missing)[:8]}, unexpected {sorted(unexpected)[:8]}")
+    load_into(model, weights, device=map_location, described_by=f"{CONFIG_NAME} ('{arch}')")
     model.checkpoint_meta = meta
     return model.eval()

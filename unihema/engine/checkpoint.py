@@ -54,6 +54,8 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 import numpy as np
 import torch
 
+from unihema.modeling import weights
+
 logger = logging.getLogger(__name__)
 
 MARKER = "COMPLETE"
@@ -260,31 +262,96 @@ def verify(directory: Path) -> None:
                                   f"{path.stat().st_size} bytes)")
 
 
-def find_latest(root: Path) -> Optional[Path]:
-    """The newest checkpoint in ``root`` that passes :func:`verify`; damaged ones are skipped
-    with a warning naming the reason. ``None`` when there is none."""
+def scan(root: Path) -> Tuple[Optional[Path], List[Tuple[Path, str]]]:
+    """``(newest checkpoint of root that passes verify, [(damaged checkpoint, why)])``: the
+    damaged ones newer than it (all of them when none passes), each logged as a warning. Older
+    ones are not read (hashing every checkpoint would slow each resume). Nothing is changed."""
+    damaged: List[Tuple[Path, str]] = []
     for d in reversed(list_checkpoints(root)):
         try:
             verify(d)
         except CheckpointError as exc:
             logger.warning("skipping damaged checkpoint: %s", exc)
+            damaged.append((d, str(exc)))
             continue
-        return d
-    return None
+        return d, damaged
+    return None, damaged
 
 
-def resolve(resume: str, root: Path) -> Optional[Path]:
-    """``train.resume`` -> the checkpoint folder to load (``None``: start fresh).
+def find_latest(root: Path) -> Optional[Path]:
+    """The newest checkpoint in ``root`` that passes :func:`verify`; damaged ones are skipped
+    with a warning naming the reason. ``None`` when there is none."""
+    return scan(root)[0]
 
-    ``'auto'`` picks the newest complete checkpoint under ``root``; a path must be a complete
-    checkpoint (or a folder of them, whose newest complete one is taken).
+
+def set_aside(root: Path, resumed: Optional[Path], *, damaged: bool) -> List[Path]:
+    """Rename every checkpoint of ``root`` newer than ``resumed`` (all of them when ``None``: a
+    run from step 0) out of the run's way, so that it neither resumes from, overwrites nor
+    prunes them, nor lets a later ``--resume auto`` pick one from another history:
+
+    * ``damaged=True`` (``--resume auto``, where every newer one failed :func:`verify`):
+      ``step_N`` -> ``step_N.damaged`` with a ``DAMAGED`` note of why;
+    * ``damaged=False`` (a fresh start or a resume from a given checkpoint): complete ones of
+      the abandoned history -> ``step_N.abandoned`` with an ``ABANDONED`` note.
+
+    A taken name gets ``.2``, ``.3``, ... Returns the new paths.
     """
+    out = []
+    after = _step_of(resumed) if resumed is not None else -1
+    for d in list_checkpoints(root):
+        if _step_of(d) <= after or d == resumed:
+            continue
+        if damaged:
+            try:
+                verify(d)
+                continue  # complete after all (written since the scan): not damaged
+            except CheckpointError as exc:
+                why = str(exc)
+        else:
+            why = (f"abandoned: the run in {Path(root).parent} restarted from "
+                   f"{resumed if resumed is not None else 'step 0'}")
+        kind = "damaged" if damaged else "abandoned"
+        target, i = d.with_name(f"{d.name}.{kind}"), 1
+        while target.exists():
+            i += 1
+            target = d.with_name(f"{d.name}.{kind}.{i}")
+        os.replace(d, target)
+        (target / kind.upper()).write_text(why + "\n", encoding="utf-8")
+        logger.warning("moved the %s checkpoint %s aside to %s (%s)", kind, d.name, target, why)
+        out.append(target)
+    return out
+
+
+def resolve(resume: str, root: Path, *, fresh: bool = False) -> Optional[Path]:
+    """``train.resume`` -> the checkpoint folder to load (``None``: start fresh). Nothing is
+    changed on disk (:func:`set_aside` moves damaged checkpoints once the run goes ahead).
+
+    ``'auto'`` picks the newest complete checkpoint under ``root`` (``None`` when there is no
+    checkpoint at all); a path must be a complete checkpoint (or a folder of them, whose newest
+    complete one is taken).
+
+    Raises:
+        CheckpointError: ``'auto'`` finds checkpoints but every one is damaged (each listed
+            with its reason), unless ``fresh``; a given path is damaged.
+        ValueError: ``fresh`` without ``'auto'``.
+    """
+    if fresh and resume != "auto":
+        raise ValueError(f"--fresh (fresh=True) only applies with --resume auto (got resume="
+                         f"'{resume}'): it lets an automatic resume start from step 0 when "
+                         f"every checkpoint is damaged")
     if not resume:
         return None
     if resume == "auto":
-        found = find_latest(root)
+        found, damaged = scan(root)
+        if found is None and damaged and not fresh:
+            listed = "; ".join(why for _, why in damaged)
+            raise CheckpointError(
+                f"resume=auto: all {len(damaged)} checkpoint(s) in {root} are damaged ({listed}). "
+                f"Nothing was changed. Resume from a copy you trust with --resume PATH, or "
+                f"add --fresh to move them aside (step_N.damaged) and start from step 0")
         if found is None:
-            logger.info("resume=auto: no complete checkpoint in %s, starting fresh", root)
+            logger.info("resume=auto: no %scheckpoint in %s, starting fresh",
+                        "usable " if damaged else "", root)
         return found
     path = Path(resume)
     if not path.is_dir():
@@ -299,25 +366,41 @@ def resolve(resume: str, root: Path) -> Optional[Path]:
     return path
 
 
-def load_model(model: torch.nn.Module, directory: Path, device: str = "cpu") -> None:
-    """Load ``model.safetensors`` of a checkpoint into ``model`` (strict)."""
-    from safetensors.torch import load_model as _load
+def misfits(model: torch.nn.Module, directory: Path) -> List[str]:
+    """Tensors of ``model.safetensors`` in ``directory`` that do not fit ``model`` (name, shape
+    in the file, shape in the model); empty when it fits. Reads the file's header only."""
+    try:
+        return weights.mismatches(weights.read_header(Path(directory) / MODEL), model)
+    except weights.WeightsError as exc:
+        raise CheckpointError(str(exc)) from None
 
-    path = Path(directory) / MODEL
-    missing, unexpected = _load(model, str(path), strict=False, device=device)
-    if missing or unexpected:
-        raise CheckpointError(f"{path}: does not fit this model: missing {list(missing)[:8]}, "
-                              f"unexpected {list(unexpected)[:8]}")
+
+def load_model(model: torch.nn.Module, directory: Path, device: str = "cpu") -> None:
+    """Load ``model.safetensors`` of a checkpoint into ``model`` (strict; a misfit names the
+    tensors that differ)."""
+    try:
+        weights.load_into(model, Path(directory) / MODEL, device=device,
+                          described_by="this run's config")
+    except weights.WeightsError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return weights.read_json(path, "the JSON a training checkpoint holds")
+    except weights.WeightsError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def read_state(directory: Path) -> Dict[str, Any]:
-    return json.loads((Path(directory) / STATE).read_text(encoding="utf-8"))
+    return read_json(Path(directory) / STATE)
 
 
 def read_tensors(path: Path, device: str = "cpu") -> Dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    return load_file(str(path), device=device)
+    try:
+        return weights.load_tensors(path, device=device)
+    except weights.WeightsError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def read_rank(directory: Path, rank: int) -> Tuple[Dict[str, Any], Dict[str, torch.Tensor]]:
@@ -326,7 +409,7 @@ def read_rank(directory: Path, rank: int) -> Tuple[Dict[str, Any], Dict[str, tor
     if not js_path.is_file():
         raise CheckpointError(f"{directory}: no RNG state for rank {rank} (the checkpoint was "
                               f"written by a run with fewer processes)")
-    return (json.loads(js_path.read_text(encoding="utf-8")),
+    return (read_json(js_path),
             read_tensors(directory / f"rng_rank{rank}.safetensors"))
 
 

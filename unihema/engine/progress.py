@@ -10,7 +10,15 @@ numbers, so logs are never filled with bar redraws.
   "samples_per_s", "loss": total, "loss_<task>_<term>": weighted terms, "running":
   {task: mean}}``;
 * every skipped step: ``{"step", "task", "skipped": "non-finite loss", "losses": {...}}``;
-* evaluations: ``{"step", "eval": {...}}``; a resume: ``{"step", "resumed_from": path}``.
+* evaluations: ``{"step", "eval": {...}}``; a resume: ``{"step", "resumed_from": path}``
+  (with ``"abandoned": n`` when records were set aside, below).
+
+One history only: a run that starts at step ``s`` (0, or the step of the checkpoint it resumed
+from) first moves every record of a later step, left by the history it abandons (a killed run
+that had logged past its last checkpoint, a resume from an older checkpoint, a fresh start in a
+used folder), and any line cut by a kill, to ``metrics.abandoned.jsonl`` beside it: appended
+there first, then ``metrics.jsonl`` is replaced atomically by the records it keeps, so steps
+never appear twice and no record is lost.
 
 TensorBoard event files go to ``<output_dir>/tensorboard`` when ``torch.utils.tensorboard``
 imports (the ``tensorboard`` package is installed); nothing otherwise. Only rank 0 reports.
@@ -21,6 +29,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -42,6 +51,41 @@ def _fmt_time(seconds: float) -> str:
     h, rem = divmod(seconds, 3600)
     m, s = divmod(rem, 60)
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m:02d}:{s:02d}"
+
+
+ABANDONED = "metrics.abandoned.jsonl"
+
+
+def rewind(path: Path, step: int) -> int:
+    """Keep in the JSONL file ``path`` the records of steps ``<= step`` (none when ``step`` is
+    0), moving the others and unparsable lines to ``metrics.abandoned.jsonl``; returns how many
+    moved. Appends there first, then replaces ``path`` atomically: a crash in between leaves a
+    record twice (once in each file), never in neither."""
+    from unihema.config.loader import atomic_write_text
+
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    keep, moved = [], []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        try:
+            rec_step = json.loads(line).get("step")
+        except (ValueError, AttributeError):
+            rec_step = None
+        ok = isinstance(rec_step, int) and 0 < rec_step <= step
+        (keep if ok else moved).append(line)
+    if not moved:
+        return 0
+    with open(path.with_name(ABANDONED), "a", encoding="utf-8") as fh:
+        fh.write("".join(line + "\n" for line in moved))
+        fh.flush()
+        os.fsync(fh.fileno())
+    atomic_write_text(path, "".join(line + "\n" for line in keep))
+    logger.warning("%s: moved %d record(s) after step %d (an abandoned history) to %s",
+                   path, len(moved), step, ABANDONED)
+    return len(moved)
 
 
 class ProgressLogger:
@@ -73,6 +117,8 @@ class ProgressLogger:
         if not enabled:
             return
         out = Path(out)
+        #: records of a later step than ``start`` set aside (see :func:`rewind`)
+        self.abandoned = rewind(out / "metrics.jsonl", start)
         self._file = open(out / "metrics.jsonl", "a", encoding="utf-8")
         self._tb = _tensorboard(out / "tensorboard")
         if self.console and self.tty:

@@ -69,6 +69,7 @@ from unihema.engine.distributed import (
     zero_stage,
 )
 from unihema.engine.progress import ProgressLogger
+from unihema.engine.resume import check_resume
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
 
@@ -125,10 +126,16 @@ class Trainer:
         progress: console progress (bar on a terminal, log lines otherwise).
         deepspeed: DeepSpeed JSON config; default ``cfg.train.deepspeed`` ('' = plain PyTorch).
         resume: '' | 'auto' | checkpoint folder; default ``cfg.train.resume``.
+        fresh: with ``resume='auto'``, start from step 0 when every checkpoint is damaged
+            (they are moved aside to ``step_N.damaged``) instead of raising ``CheckpointError``.
+
+    The run folder is written only once the data and the checkpoint (and its fit) are checked:
+    a run that cannot start leaves ``config.yaml``, checkpoints and ``metrics.jsonl`` as they were.
     """
 
     def __init__(self, cfg: Config, model: Optional[UniHema] = None, progress: bool = True, *,
-                 deepspeed: Optional[str] = None, resume: Optional[str] = None):
+                 deepspeed: Optional[str] = None, resume: Optional[str] = None,
+                 fresh: bool = False):
         self.cfg = cfg
         self.ds_path = cfg.train.deepspeed if deepspeed is None else deepspeed
         self.dist = setup(deepspeed=bool(self.ds_path))
@@ -138,17 +145,18 @@ class Trainer:
         if cfg.model.pretrained:
             self.model = UniHema.from_pretrained(cfg.model.pretrained)
         self.out = Path(cfg.train.output_dir)
-        self.out.mkdir(parents=True, exist_ok=True)
         self.ckpt_root = self.out / "checkpoints"
-        if self.dist.is_main:
-            dump_config(cfg, self.out)
+        resume = cfg.train.resume if resume is None else resume
+        resume_from = ckpt.resolve(resume, self.ckpt_root, fresh=fresh)
+        if resume_from is not None:
+            check_resume(resume_from, self.model, cfg, deepspeed=bool(self.ds_path),
+                         world_size=self.dist.world_size)
         if not cfg.data.train:
             raise ValueError("data.train is empty: configure at least one training dataset")
         self.splits = build_task_splits(cfg.data.train, cfg, train=True, seed=cfg.train.seed)
         if self.dist.is_main:
             t0 = time.perf_counter()
             self.train_images = record_train_images(self.splits, progress=progress)
-            self.train_images.write(self.out / TRAIN_IMAGES)
             logger.info("hashed %d training images into %s in %.1f s",
                         len(self.train_images.sha256), self.out / TRAIN_IMAGES,
                         time.perf_counter() - t0)
@@ -196,11 +204,16 @@ class Trainer:
         self.check_cross_supervision()
         logger.info("training on %s, precision %s%s", env_summary(self.dist), self.precision,
                     f", DeepSpeed ZeRO-{zero_stage(self.ds_config)}" if self.engine else "")
-        resume_from = ckpt.resolve(cfg.train.resume if resume is None else resume,
-                                   self.ckpt_root)
         self.resumed_from: Optional[Path] = None
         if resume_from is not None:
             self.load_checkpoint(resume_from)
+        # everything checked and loaded: only now does the run folder change
+        if self.dist.is_main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            ckpt.set_aside(self.ckpt_root, resume_from, damaged=resume == "auto")
+            dump_config(cfg, self.out)
+            self.train_images.write(self.out / TRAIN_IMAGES)
+        barrier()
 
     def check_loss_weights(self) -> None:
         """Fail before training when a trained task has no configured loss weight at all."""
@@ -259,7 +272,8 @@ class Trainer:
                              log_every=cfg.train.log_every, enabled=self.dist.is_main,
                              progress=self.progress)
         if self.resumed_from is not None:
-            rep.write({"step": self.step, "resumed_from": str(self.resumed_from)})
+            rep.write({"step": self.step, "resumed_from": str(self.resumed_from),
+                       **({"abandoned": rep.abandoned} if rep.abandoned else {})})
         self.budget.start(self.budget.seconds)
         consecutive = 0
         micro = 0
@@ -415,17 +429,9 @@ class Trainer:
     def load_checkpoint(self, directory: Path) -> None:
         """Restore everything :meth:`save_checkpoint` wrote, exactly."""
         directory = Path(directory)
+        check_resume(directory, self.model, self.cfg, deepspeed=bool(self.engine),
+                     world_size=self.dist.world_size)
         state = ckpt.read_state(directory)
-        if bool(state.get("deepspeed")) != bool(self.engine):
-            kind = "a DeepSpeed" if state.get("deepspeed") else "a plain PyTorch"
-            raise ckpt.CheckpointError(
-                f"{directory} is {kind} checkpoint; resume it the same way (or convert it with "
-                f"`unihema convert-checkpoint` and start a new run from model.pretrained)")
-        if state.get("world_size", 1) != self.dist.world_size:
-            raise ckpt.CheckpointError(
-                f"{directory} was written by {state.get('world_size')} processes, this run has "
-                f"{self.dist.world_size}; the data order would differ, so resume it with the "
-                f"same number (or convert it and fine-tune from it)")
         if self.engine is not None:
             self.engine.load_checkpoint(str(directory / DS_FOLDER), tag=DS_TAG,
                                         load_optimizer_states=True,

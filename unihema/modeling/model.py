@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unihema import __version__
-from unihema.config.loader import from_dict, to_dict
+from unihema.config.loader import to_dict
 from unihema.config.schema import Config, ModelConfig
 from unihema.data.collate import slice_batch
 from unihema.data.language import fill_hints, reading_text
@@ -50,6 +50,9 @@ logger = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+#: JSON files of the tokenizer that save_pretrained writes beside the weights
+_TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json")
 
 
 class UniHema(nn.Module):
@@ -339,26 +342,40 @@ class UniHema(nn.Module):
     @classmethod
     def from_pretrained(cls, directory: Union[str, Path], map_location: str = "cpu"
                         ) -> "UniHema":
-        """Rebuild a model saved by :meth:`save_pretrained` (no pickle is ever loaded)."""
-        from safetensors.torch import load_model
+        """Rebuild a model saved by :meth:`save_pretrained` (no pickle is ever loaded).
+
+        Raises:
+            FileNotFoundError: the folder has no ``config.json`` or no ``model.safetensors``.
+            WeightsError: (a ``ValueError``) a file of the folder is damaged or invalid: the
+                message names the file, the key path (``model.d_model``) or the tensors
+                concerned, and what was expected.
+        """
+        from unihema.modeling.weights import WeightsError, load_into, read_json, \
+            read_model_config
 
         directory = Path(directory)
         cfg_path = directory / CONFIG_NAME
         if not cfg_path.is_file():
             raise FileNotFoundError(f"'{directory}' is not a unihema checkpoint: no {CONFIG_NAME}")
-        meta = json.loads(cfg_path.read_text())
-        if "model" not in meta:
-            raise ValueError(f"{cfg_path}: no 'model' section; not a unihema checkpoint")
-        config = from_dict(ModelConfig, meta["model"])
-        model = cls(config=config, tokenizer=load_tokenizer(str(directory)),
-                    t5_config=meta.get("t5_config"))
+        config, meta = read_model_config(cfg_path)
         weights = directory / WEIGHTS_NAME
         if not weights.is_file():
             raise FileNotFoundError(f"{directory}: {WEIGHTS_NAME} is missing")
-        missing, unexpected = load_model(model, str(weights), strict=False, device=map_location)
-        if missing or unexpected:
-            raise ValueError(f"{weights}: missing keys {sorted(missing)[:8]}, "
-                             f"unexpected {sorted(unexpected)[:8]}")
+        for name in _TOKENIZER_JSON:  # a cut tokenizer file: name it, not a bare parser error
+            if (directory / name).is_file():
+                read_json(directory / name, "the tokenizer file save_pretrained writes")
+        try:
+            tokenizer = load_tokenizer(str(directory))
+        except FileNotFoundError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise WeightsError(f"{directory}: its tokenizer files do not load: {exc}") from None
+        try:
+            model = cls(config=config, tokenizer=tokenizer, t5_config=meta.get("t5_config"))
+        except (TypeError, ValueError) as exc:
+            raise WeightsError(f"{cfg_path}: the model it describes cannot be built ({exc}); "
+                               f"check its 't5_config' and 'model' sections") from None
+        load_into(model, weights, device=map_location, described_by=str(cfg_path))
         model.checkpoint_meta = {k: v for k, v in meta.items() if k not in ("model", "t5_config")}
         return model
 
