@@ -168,7 +168,7 @@ def test_inference_commands(quick_demo, capsys, tmp_path):
     assert reading["report"].startswith("This field")
     png = tmp_path / "det.png"
     assert main(["detect", "--model", model, image, "--min-score", "0", "--out", str(png)]) == 0
-    assert "counts:" in capsys.readouterr().out and png.is_file()
+    assert "counts (score >= 0):" in capsys.readouterr().out and png.is_file()
     png = tmp_path / "seg.png"
     assert main(["segment", "--model", model, image, "--out", str(png)]) == 0
     assert "background" in capsys.readouterr().out and png.is_file()
