@@ -154,18 +154,21 @@ def test_inference_commands(quick_demo, capsys, tmp_path):
     from unihema.api import UniHemaPipeline
 
     # the command prints exactly what the Python API answers (30 steps may give an empty one)
-    assert capsys.readouterr().out == UniHemaPipeline.from_pretrained(model).ask(
-        image, question) + "\n"
+    answer = UniHemaPipeline.from_pretrained(model).ask(image, question)
+    assert capsys.readouterr().out == answer["answer"] + "\n"
     # the demo model answers from its reading of the image, and shows it on request
     assert main(["ask", "--model", model, image, question, "--show-reading"]) == 0
     reading = UniHemaPipeline.from_pretrained(model).read(image)
     assert capsys.readouterr().out.splitlines()[-1] == "reading: " + (
-        "; ".join(reading["entries"]) or "(this model reads nothing: it was trained without "
-        "model.reading)")
+        "; ".join(f"{e['text']} ({e['confidence']:.2f})" for e in reading["entries"])
+        or "(this model reads nothing: it was trained without model.reading)")
+    # --json: the API's result, warnings included
+    assert main(["ask", "--model", model, image, question, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == answer
     assert reading["report"].startswith("This field")
     png = tmp_path / "det.png"
     assert main(["detect", "--model", model, image, "--min-score", "0", "--out", str(png)]) == 0
-    assert "counts:" in capsys.readouterr().out and png.is_file()
+    assert "counts (score >= 0):" in capsys.readouterr().out and png.is_file()
     png = tmp_path / "seg.png"
     assert main(["segment", "--model", model, image, "--out", str(png)]) == 0
     assert "background" in capsys.readouterr().out and png.is_file()

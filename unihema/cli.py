@@ -239,72 +239,6 @@ def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------------- inference
-def _pipeline(args: argparse.Namespace):
-    from unihema.api import UniHemaPipeline
-
-    return UniHemaPipeline.from_pretrained(args.model)
-
-
-def cmd_ask(args: argparse.Namespace) -> int:
-    pipe = _pipeline(args)
-    print(pipe.ask(args.image, args.question))
-    if args.show_reading:
-        reading = pipe.read(args.image)
-        print("reading: " + ("; ".join(reading["entries"]) or "(this model reads nothing: "
-                                                                "it was trained without "
-                                                                "model.reading)"))
-    return 0
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
-    from unihema.evaluation.visualize import draw_detections
-
-    pipe = _pipeline(args)
-    objects = pipe.detect(args.image, args.classes or None, min_score=args.min_score)
-    counts: dict = {}
-    for o in objects:
-        counts[o["label"]] = counts.get(o["label"], 0) + 1
-        print(f"{o['label']:24s} {o['score']:.3f}  {o['box']}")
-    print("counts: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    if args.out:
-        draw_detections(args.image, objects).save(args.out)
-        print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_segment(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from unihema.evaluation.visualize import draw_mask
-
-    pipe = _pipeline(args)
-    res = pipe.segment(args.image, args.classes or None)
-    total = res["mask"].size
-    for i, name in enumerate(res["classes"]):
-        print(f"{name:20s} {100.0 * np.count_nonzero(res['mask'] == i) / total:6.2f} %")
-    if args.out:
-        draw_mask(args.image, res["mask"], res["classes"]).save(args.out)
-        print(f"wrote {args.out}")
-    return 0
-
-
-def cmd_classify(args: argparse.Namespace) -> int:
-    res = _pipeline(args).classify(args.image, args.labels)
-    for name, p in sorted(res["probs"].items(), key=lambda kv: -kv[1]):
-        print(f"{name:24s} {p:.3f}")
-    print(f"label: {res['label']}")
-    return 0
-
-
-def cmd_describe(args: argparse.Namespace) -> int:
-    res = _pipeline(args).describe(args.image)
-    for k, v in res["attributes"].items():
-        print(f"{k:28s} {v}")
-    print(res["text"])
-    return 0
-
-
 # --------------------------------------------------------------------------------- demo
 def cmd_demo(args: argparse.Namespace) -> int:
     from unihema.demo import run_demo
@@ -374,27 +308,42 @@ def build_parser() -> argparse.ArgumentParser:
     cv.add_argument("out", help="model folder to write")
     cv.set_defaults(func=cmd_convert_checkpoint)
 
+    from unihema import cli_inference as infer
+
     def inference(name: str, helptext: str, func) -> argparse.ArgumentParser:
-        q = sub.add_parser(name, help=helptext, description=helptext)
+        q = sub.add_parser(name, help=helptext, description=helptext + ". Warnings (reasons "
+                           "not to trust the result, docs/model.md) go to stderr.")
         q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
         q.add_argument("image", help="image file (PNG, JPEG, TIFF, BMP)")
+        q.add_argument("--json", action="store_true",
+                       help="print the result (with its warnings) as JSON on stdout")
         q.set_defaults(func=func)
         return q
 
-    q = inference("ask", "answer a free-text question about an image", cmd_ask)
+    q = inference("ask", "answer a free-text question about an image", infer.cmd_ask)
     q.add_argument("question", help='e.g. "How many platelets are in the image?"')
     q.add_argument("--show-reading", action="store_true",
                    help="also print what the model read on the image (counts, types, places)")
-    q = inference("detect", "detect cells and parasites; optionally draw them", cmd_detect)
+    q = inference("detect", "detect cells and parasites; optionally draw them",
+                  infer.cmd_detect)
     q.add_argument("--classes", nargs="*", help="class names to find (default: the model's)")
-    q.add_argument("--min-score", type=float, default=0.3, help="score threshold (default 0.3)")
-    q.add_argument("--out", default=None, help="overlay PNG to write")
-    q = inference("segment", "per-pixel classes; optionally draw them", cmd_segment)
-    q.add_argument("--classes", nargs="*", help="classes, background first (default: model's)")
-    q.add_argument("--out", default=None, help="overlay PNG to write")
-    q = inference("classify", "choose a label among candidates", cmd_classify)
+    q.add_argument("--min-score", type=float, default=None,
+                   help="score threshold (default: the model's model.reading.score_threshold, "
+                   "the one its answers count at)")
+    q.add_argument("--out", default=None, help="overlay PNG to write (input size, longest "
+                   "side at most 4096 px)")
+    q = inference("segment", "per-pixel classes; optionally draw them", infer.cmd_segment)
+    q.add_argument("--classes", nargs="*", help="classes, 'background' first (default: "
+                   "model's)")
+    q.add_argument("--out", default=None, help="overlay PNG to write (input size, longest "
+                   "side at most 4096 px)")
+    q.add_argument("--mask", default=None, metavar="PATH",
+                   help="also write the class-index mask: a uint8 PNG of the input's size, "
+                   "pixel value = index in the class list (0 = background)")
+    q = inference("classify", "choose a label among candidates", infer.cmd_classify)
     q.add_argument("--labels", nargs="+", required=True, help="candidate labels")
-    inference("describe", "morphology attributes and a sentence for a cell image", cmd_describe)
+    inference("describe", "morphology attributes and a sentence for a cell image",
+              infer.cmd_describe)
 
     data = sub.add_parser("data", help="datasets: list, info, generate, check, preview")
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")

@@ -164,16 +164,16 @@ def _showcase(model_dir: Path, data_dir: Path, out: Path, n: int = 2) -> Dict[st
     files, qa_rows = [], [["image", "question", "truth", "model"]]
     for i, s in enumerate(fields):
         det, seg = out / f"detect_{i}.png", out / f"segment_{i}.png"
-        draw_detections(s.image_path, pipe.detect(s.image_path)).save(det)
+        draw_detections(s.image_path, pipe.detect(s.image_path)["objects"]).save(det)
         res = pipe.segment(s.image_path)
         draw_mask(s.image_path, res["mask"], res["classes"]).save(seg)
         files += [det.name, seg.name]
         for qa in s.qa[:6]:
             qa_rows.append([s.sample_id, qa.question, qa.answer,
-                            pipe.ask(s.image_path, qa.question)])
+                            pipe.ask(s.image_path, qa.question)["answer"]])
     question = "How many white blood cells are in the image?"
     api = {"image": fields[0].image_path, "question": question,
-           "answer": pipe.ask(fields[0].image_path, question)} if fields else {}
+           "answer": pipe.ask(fields[0].image_path, question)["answer"]} if fields else {}
     return {"files": files, "qa": qa_rows, "api": api}
 
 
@@ -245,7 +245,8 @@ def run_demo(
         print(_scored_line(metrics))
         if show["api"]:
             print(f"\nPython API: UniHemaPipeline.from_pretrained('{out / 'model'}')"
-                  f".ask(image, \"{show['api']['question']}\") -> {show['api']['answer']!r}")
+                  f".ask(image, \"{show['api']['question']}\")[\"answer\"] -> "
+                  f"{show['api']['answer']!r}")
     md = [
         "# unihema demo", "",
         f"Synthetic smears in `{data_dir}` (size {cfg.synth.size}, seed {cfg.synth.seed}), "
@@ -264,7 +265,7 @@ def run_demo(
     if show["api"]:
         md += ["## Python API", "", "```python", "from unihema.api import UniHemaPipeline",
                f"pipe = UniHemaPipeline.from_pretrained('{out / 'model'}')",
-               f"pipe.ask('{show['api']['image']}', '{show['api']['question']}')",
+               f"pipe.ask('{show['api']['image']}', '{show['api']['question']}')['answer']",
                f"# -> {show['api']['answer']!r}", "```", ""]
     atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     print(f"\nwrote {out / 'report.md'} (+ preview.png, overlays, metrics.json, model/)")

@@ -48,7 +48,7 @@ def test_crop_size_of_the_checkpoint_resizes_the_single_cell_input(pipe, tmp_pat
 
 def test_detect_boxes_are_in_original_pixels(pipe):
     image = np.random.default_rng(0).integers(0, 255, (300, 200, 3), dtype=np.uint8)
-    objects = pipe.detect(image, min_score=0.0)
+    objects = pipe.detect(image, min_score=0.0)["objects"]
     assert objects, "a random model still returns peaks above a zero threshold"
     for o in objects:
         x0, y0, x1, y1 = o["box"]
@@ -69,8 +69,9 @@ def test_classify_describe_ask_fill(pipe):
     assert res["label"] in res["probs"] and abs(sum(res["probs"].values()) - 1) < 1e-3
     desc = pipe.describe(cell)
     assert "nucleus_shape" in desc["attributes"] and isinstance(desc["text"], str)
-    assert isinstance(pipe.ask(cell, "What type of white blood cell is this?"), str)
-    filled = pipe.fill(cell, "A <extra_id_0> cell.")
+    answer = pipe.ask(cell, "What type of white blood cell is this?")
+    assert isinstance(answer["answer"], str) and 0.0 <= answer["confidence"] <= 1.0
+    filled = pipe.fill(cell, "A <extra_id_0> cell.")["text"]
     assert "<extra_id_0>" not in filled or filled == "A <extra_id_0> cell."
 
 

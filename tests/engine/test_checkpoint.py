@@ -106,6 +106,9 @@ def test_convert_checkpoint_cli_and_nontty_log_lines(run_config, tmp_path, caplo
     assert main(["convert-checkpoint", str(run), str(out)]) == 0
     model = UniHema.from_pretrained(out)
     assert model.checkpoint_meta["converted_from"].endswith("step_00000003")
+    # what the training images looked like, for inference's unlike_training warning
+    stats = model.checkpoint_meta["image_stats"]["cell"]
+    assert stats["n"] > 0 and len(stats["mean"]) == len(stats["std"]) == 4
     a, b = load_file(str(out / "model.safetensors")), load_file(str(run / "model" /
                                                                     "model.safetensors"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

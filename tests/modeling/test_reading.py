@@ -59,7 +59,7 @@ def test_a_field_is_read_by_detection_then_typed(cfg, synth_root, monkeypatch):
     boxes = ([("red blood cell", [10, 10, 40, 40]), ("red blood cell", [50, 10, 80, 40]),
               ("white blood cell", [60, 60, 100, 100]), ("malaria parasite", [20, 20, 25, 25])])
     monkeypatch.setattr(model._reader, "detect", lambda images, classes: [
-        ([b[0] for b in boxes], [b[1] for b in boxes]) for _ in images])
+        ([b[0] for b in boxes], [b[1] for b in boxes], [0.9] * len(boxes)) for _ in images])
     model._reader.clear()
     for r in model.readings(batch):
         entries = dict(r["entries"])
@@ -147,7 +147,8 @@ def test_pipeline_read(model, synth_root):
                  if s.meta.get("kind") == "field")
     out = UniHemaPipeline(model, image_size=128).read(field.image_path)
     assert out["report"].startswith("This field")
-    assert all(isinstance(e, str) for e in out["entries"])
+    assert all(isinstance(e["text"], str) and 0.0 <= e["confidence"] <= 1.0
+               for e in out["entries"])
 
 
 def test_crop_cell_centres_the_box_and_pads_with_the_median():

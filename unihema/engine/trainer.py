@@ -51,6 +51,7 @@ from unihema.config.schema import Config
 from unihema.engine import checkpoint as ckpt
 from unihema.engine.budget import Budget, describe_stop
 from unihema.data.duplicates import TRAIN_IMAGES
+from unihema.data.image_stats import summarise_splits
 from unihema.engine.data import (
     build_task_splits,
     build_train_loader,
@@ -154,6 +155,8 @@ class Trainer:
         if not cfg.data.train:
             raise ValueError("data.train is empty: configure at least one training dataset")
         self.splits = build_task_splits(cfg.data.train, cfg, train=True, seed=cfg.train.seed)
+        # colour and size of the training images: inference warns on inputs unlike them
+        self.image_stats = summarise_splits(self.splits)
         if self.dist.is_main:
             t0 = time.perf_counter()
             self.train_images = record_train_images(self.splits, progress=progress)
@@ -472,7 +475,7 @@ class Trainer:
                 "stopped_by": self.stopped_by,
                 "image_size": self.cfg.data.image_size,
                 "upscale": self.cfg.data.upscale, "crop_size": self.cfg.data.crop_size,
-                "classes": self.default_classes()}
+                "classes": self.default_classes(), "image_stats": self.image_stats}
 
     def save(self, directory: Path) -> Path:
         """``save_pretrained`` plus what inference needs: image size and class lists.

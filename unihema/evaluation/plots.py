@@ -284,13 +284,15 @@ def _panels(task: str, item: Mapping[str, Any], prediction: Mapping[str, Any],
                 for b, k, s in zip(_np(prediction["boxes"]).reshape(-1, 4).tolist(),
                                    _np(prediction["classes"], np.int64).reshape(-1).tolist(),
                                    _np(prediction["scores"]).reshape(-1).tolist()) if s >= thr]
-        return [(draw_detections(img, anchors + truth), f"truth: {len(truth)} boxes"),
-                (draw_detections(img, anchors + pred),
+        return [(draw_detections(img, anchors + truth, scale=2, legend=False),
+                 f"truth: {len(truth)} boxes"),
+                (draw_detections(img, anchors + pred, scale=2, legend=False),
                  f"prediction: {len(pred)} boxes (score >= {thr:g})")]
     if task == "segment":
         gt = np.clip(_np(item["mask"], np.int64), 0, None)
         pm = _np(prediction["mask"], np.int64)[:h, :w]
-        return [(draw_mask(img, gt, names), "truth"), (draw_mask(img, pm, names), "prediction")]
+        return [(draw_mask(img, gt, names, scale=2), "truth"),
+                (draw_mask(img, pm, names, scale=2), "prediction")]
     if task == "classify":
         probs = _np(prediction["probs"]).reshape(-1)
         label = prediction.get("label")

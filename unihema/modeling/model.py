@@ -192,10 +192,10 @@ class UniHema(nn.Module):
         fused["embed_phrases"] = self.text.embed_phrases
         fused["decoder_loss"] = lambda targets: self.text.decoder_loss(
             memory, memory_mask, list(targets), memory_ids, memory_offsets)
-        fused["generate"] = lambda: self.text.generate(
+        fused["generate"] = lambda with_probs=False: self.text.generate(
             memory, memory_mask, max_new_tokens=text_cfg.max_target_tokens,
             num_beams=self.config.heads.num_beams, memory_ids=memory_ids,
-            memory_offsets=memory_offsets)
+            memory_offsets=memory_offsets, with_probs=with_probs)
         return fused
 
     def _run(self, batch: Mapping[str, Any], trunk_items: int = 0):

@@ -17,6 +17,12 @@ model reads the image with its heads and hands the decoder the reading in its pr
   (:func:`unihema.data.language.read_cell`), which its report states when the best type falls
   under a ``reading.describe`` class.
 
+Each entry carries a confidence (``"confidences"``, aligned with ``"entries"``): for a count,
+the mean detection score of the objects it counts times the mean classify probability of
+those typed on a crop; for a cell's type, the classify probability; for an attribute, the
+morphology head's probability of the value. A low value marks an entry the heads were unsure
+of; it is not a probability that a count is exact.
+
 Training uses the annotations' reading (:func:`unihema.data.mapper.truth_reading`), so the
 decoder learns to answer from a correct reading; at inference it gets the model's own, so the
 answer follows the image (a shuffled image changes the reading, then the answer).
@@ -59,7 +65,8 @@ class Reader:
     @torch.no_grad()
     def __call__(self, images: torch.Tensor, pixel_mask: torch.Tensor) -> List[Dict[str, Any]]:
         """``images [B, 3, H, W]`` in [0, 1] with ``pixel_mask [B, H, W]`` -> B readings
-        ``{"entries": [(key, text), ...], "report": str}`` (as ``mapper.truth_reading``)."""
+        ``{"entries": [(key, text), ...], "report": str, "confidences": [float, ...]}``
+        (as ``mapper.truth_reading``, plus one confidence per entry)."""
         sides_h = pixel_mask.any(2).sum(1).tolist()
         sides_w = pixel_mask.any(1).sum(1).tolist()
         keys, todo = [], {}
@@ -95,13 +102,19 @@ class Reader:
         # one type per lineage (a question names the lineage it asks about), and the best of
         # all for the report
         multi = {g: t for g, t in self.cfg.types.items() if len(t) > 1}
-        per_group = {g: self.cell_types(crops, [t] * len(crops)) for g, t in multi.items()}
+        per_group = {g: self.cell_types_scored(crops, [t] * len(crops))
+                     for g, t in multi.items()}
         best = self.cell_types(crops, [self.cell_labels] * len(crops))
-        attrs = self.cell_attributes(crops)
+        attrs = self.cell_attributes(crops, with_probs=True)
         out = {}
-        for n, (k, lab, a) in enumerate(zip(keys, best, attrs)):
+        for n, (k, lab, (a, a_prob)) in enumerate(zip(keys, best, attrs)):
             described = lab is not None and any(vocab.is_a(lab, c) for c in self.cfg.describe)
-            out[k] = {"entries": language.read_cell({g: per_group[g][n] for g in multi}, a),
+            types = {g: per_group[g][n][0] for g in multi}
+            entries = language.read_cell(types, a)
+            # read_cell lists the types (those given) first, then the attributes sorted
+            conf = [per_group[g][n][1] for g in multi if types[g]]
+            conf += [a_prob[name] for name in sorted(a)]
+            out[k] = {"entries": entries, "confidences": conf,
                       "report": language.describe_cell(lab, a if described else {})
                       if lab else ""}
         return out
@@ -110,9 +123,16 @@ class Reader:
                    chunk: int = 64) -> List[Optional[str]]:
         """The classify head's label for each crop ``[3, h, w]`` among its candidates
         (``None`` without a classify head or candidates)."""
+        return [lab for lab, _ in self.cell_types_scored(crops, candidates, chunk)]
+
+    def cell_types_scored(self, crops: Sequence[torch.Tensor],
+                          candidates: Sequence[Sequence[str]], chunk: int = 64
+                          ) -> List[Tuple[Optional[str], float]]:
+        """:meth:`cell_types` with the label's probability (calibrated as ``classify``
+        reports it): ``(label, p)``, ``(None, 1.0)`` without a classify head or candidates."""
         if "classify" not in self.model.heads or not all(candidates):
-            return [None] * len(crops)
-        out: List[Optional[str]] = []
+            return [(None, 1.0)] * len(crops)
+        out: List[Tuple[Optional[str], float]] = []
         head = self.model.heads["classify"]
         for i in range(0, len(crops), chunk):
             part, cands = crops[i:i + chunk], [list(c) for c in candidates[i:i + chunk]]
@@ -120,22 +140,24 @@ class Reader:
             fused = self.model.encode(images, mask, [prompts.render("classify", classes=c)
                                                      for c in cands], dense=False)
             logits = head(fused, {"classes": cands})["pred_logits"]
-            out.extend(c[int(lg.argmax())] for c, lg in zip(cands, logits))
+            for c, lg in zip(cands, logits):
+                p = (lg / head.temperature).softmax(-1)
+                out.append((c[int(p.argmax())], float(p.max())))
         return out
 
-    def cell_attributes(self, crops: Sequence[torch.Tensor], chunk: int = 64
-                        ) -> List[Dict[str, str]]:
+    def cell_attributes(self, crops: Sequence[torch.Tensor], chunk: int = 64,
+                        with_probs: bool = False) -> List[Any]:
         """Morphology attribute values of each crop (``{}`` each without a morphology head or
-        with no ``reading.describe`` class)."""
+        with no ``reading.describe`` class); ``with_probs``: ``(values, {attribute: p})``."""
         if "morphology" not in self.model.heads or not self.cfg.describe:
-            return [{} for _ in crops]
-        out: List[Dict[str, str]] = []
+            return [({}, {}) if with_probs else {} for _ in crops]
+        out: List[Any] = []
         head = self.model.heads["morphology"]
         prompt = prompts.render("morphology")
         for i in range(0, len(crops), chunk):
             images, mask = _stack(crops[i:i + chunk])
             out.extend(head.predict_attributes(self.model.encode(
-                images, mask, [prompt] * len(images), dense=False)))
+                images, mask, [prompt] * len(images), dense=False), with_probs=with_probs))
         return out
 
     # ------------------------------------------------------------------ fields
@@ -145,11 +167,12 @@ class Reader:
         keys = list(fields)
         classes = list(self.cfg.detect)
         found = self.detect([fields[k] for k in keys], classes) if classes else [
-            ([], []) for _ in keys]
+            ([], [], []) for _ in keys]
         # crops of every cell whose class has several types, typed in one pass
         crops, cands, where = [], [], []
         labels_of: List[List[str]] = []
-        for n, (k, (labels, boxes)) in enumerate(zip(keys, found)):
+        type_probs: List[List[float]] = []
+        for n, (k, (labels, boxes, _)) in enumerate(zip(keys, found)):
             labels = list(labels)
             fill = median_colour(fields[k])  # once per field, for all its crops
             for j, (lab, box) in enumerate(zip(labels, boxes)):
@@ -161,22 +184,29 @@ class Reader:
                     cands.append(types)
                     where.append((n, j))
             labels_of.append(labels)
-        for (n, j), lab in zip(where, self.cell_types(crops, cands)):
+            type_probs.append([1.0] * len(labels))
+        for (n, j), (lab, p) in zip(where, self.cell_types_scored(crops, cands)):
             if lab is not None:
                 labels_of[n][j] = lab
+                type_probs[n][j] = p
         out = {}
-        for k, labels, (_, boxes) in zip(keys, labels_of, found):
+        for k, labels, probs, (_, boxes, scores) in zip(keys, labels_of, type_probs, found):
             h, w = fields[k].shape[-2:]
-            out[k] = {"entries": language.read_field(labels, boxes, w, h, order=self.order),
+            entries = language.read_field(labels, boxes, w, h, order=self.order)
+            out[k] = {"entries": entries,
+                      "confidences": [_count_confidence(key, labels, scores, probs)
+                                      for key, _ in entries],
                       "report": language.report_field(labels, boxes, order=self.order)}
         return out
 
     def detect(self, images: Sequence[torch.Tensor], classes: List[str], chunk: int = 8
-               ) -> List[Tuple[List[str], List[List[float]]]]:
+               ) -> List[Tuple[List[str], List[List[float]], List[float]]]:
         """Detections of ``classes`` on each image ``[3, h, w]`` scoring at least
-        ``reading.score_threshold``: ``(labels, xyxy boxes in the image's pixels)``."""
+        ``reading.score_threshold`` (the threshold ``UniHemaPipeline.detect`` uses by
+        default, so a count read is a count detected): ``(labels, xyxy boxes in the image's
+        pixels, scores)``."""
         if "detect" not in self.model.heads:
-            return [([], []) for _ in images]
+            return [([], [], []) for _ in images]
         head = self.model.heads["detect"]
         out = []
         for i in range(0, len(images), chunk):
@@ -189,8 +219,20 @@ class Reader:
             for det in head.postprocess(head(fused, batch), batch):
                 keep = det["scores"] >= self.cfg.score_threshold
                 out.append(([classes[int(c)] for c in det["classes"][keep]],
-                            det["boxes"][keep].tolist()))
+                            det["boxes"][keep].tolist(), det["scores"][keep].tolist()))
         return out
+
+
+def _count_confidence(name: str, labels: Sequence[str], scores: Sequence[float],
+                      type_probs: Sequence[float]) -> float:
+    """Confidence of a field entry about ``name``: mean detection score times mean type
+    probability over the objects it counts (``labels`` of ``name`` or a narrower term)."""
+    idx = [i for i, lab in enumerate(labels) if vocab.is_a(lab, name)]
+    if not idx:
+        return 1.0
+    det = sum(scores[i] for i in idx) / len(idx)
+    typ = sum(type_probs[i] for i in idx) / len(idx)
+    return round(float(det * typ), 4)
 
 
 def _stack(images: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -410,23 +410,53 @@ class TextModel(nn.Module):
     def generate(self, memory: torch.Tensor, memory_mask: torch.Tensor, *,
                  max_new_tokens: Optional[int] = None, num_beams: int = 1,
                  memory_ids: Optional[torch.Tensor] = None,
-                 memory_offsets: Optional[torch.Tensor] = None) -> List[str]:
+                 memory_offsets: Optional[torch.Tensor] = None, with_probs: bool = False
+                 ) -> Union[List[str], Tuple[List[str], List[float]]]:
         """Decode one answer per memory row: ``memory`` [B, M, d_text], ``memory_mask`` [B, M]
         (``memory_ids``, ``memory_offsets``: see :meth:`decoder_forward`).
 
         Greedy when ``num_beams == 1``, else beam search; at most ``max_new_tokens`` tokens
-        (default ``max_target_tokens``). Returns B strings.
+        (default ``max_target_tokens``). Returns B strings; with ``with_probs`` also the
+        sequence probability of each (:meth:`sequence_probs`).
         """
         if memory.shape[0] == 0:
-            return []
+            return ([], []) if with_probs else []
         max_new = max_new_tokens or self.max_target_tokens
         if self.copy and memory_ids is not None:
-            return self.decode(self._search(memory, memory_mask, memory_ids, memory_offsets,
-                                            max_new, num_beams))
+            ids = self._search(memory, memory_mask, memory_ids, memory_offsets, max_new,
+                               num_beams)
+        else:
+            enc, mask = self._memory(memory, memory_mask)
+            ids = self.t5.generate(encoder_outputs=enc, attention_mask=mask,
+                                   max_new_tokens=max_new, num_beams=num_beams,
+                                   do_sample=False)[:, 1:]  # without the start token
+        texts = self.decode(ids)
+        if not with_probs:
+            return texts
+        return texts, self.sequence_probs(memory, memory_mask, ids, memory_ids, memory_offsets)
+
+    @torch.no_grad()
+    def sequence_probs(self, memory: torch.Tensor, memory_mask: torch.Tensor, ids: torch.Tensor,
+                       memory_ids: Optional[torch.Tensor] = None,
+                       memory_offsets: Optional[torch.Tensor] = None) -> List[float]:
+        """The probability the decoder gives each generated row of ``ids [B, L]`` (without
+        the start token): the product of its token probabilities up to and including the
+        first ``</s>`` (all ``L`` tokens of a row cut at the length limit), from the same
+        distribution generation picks from (the copy-mixed one when ``copy`` is on)."""
+        labels = ids.clone()
+        eos = labels == self.tokenizer.eos_token_id
+        labels[(eos.long().cumsum(1) - eos.long()) > 0] = -100  # after the first </s>
+        if labels.shape[1] == 0:
+            return [1.0] * labels.shape[0]
         enc, mask = self._memory(memory, memory_mask)
-        ids = self.t5.generate(encoder_outputs=enc, attention_mask=mask,
-                               max_new_tokens=max_new, num_beams=num_beams, do_sample=False)
-        return self.decode(ids)
+        out = self.t5(encoder_outputs=enc, attention_mask=mask, use_cache=False,
+                      decoder_input_ids=self.t5.prepare_decoder_input_ids_from_labels(labels),
+                      output_hidden_states=True)
+        logp = self._mix(out.logits, out.decoder_hidden_states[-1], memory, memory_ids,
+                         memory_offsets)
+        scored = labels != -100
+        tok = logp.gather(-1, labels.clamp(min=0)[..., None])[..., 0] * scored
+        return [float(p) for p in tok.sum(1).exp().clamp(0.0, 1.0)]
 
     def _search(self, memory: torch.Tensor, memory_mask: torch.Tensor,
                 memory_ids: torch.Tensor, memory_offsets: Optional[torch.Tensor],

@@ -123,16 +123,21 @@ class MorphologyHead(TaskHead):
         if self.training:
             out["pred_text_loss"] = fused["decoder_loss"](batch["targets"])
         else:
-            out["pred_text"] = fused["generate"]()
+            out["pred_text"], out["pred_confidence"] = fused["generate"](with_probs=True)
         return out
 
     @torch.no_grad()
-    def predict_attributes(self, fused) -> List[Dict[str, str]]:
-        """The most likely value of every attribute, per item, without writing the sentence."""
-        idx = {a: lg.argmax(-1).tolist()
-               for a, lg in self.attribute_logits(fused["joint"]).items()}
-        return [{a: ATTRIBUTES[a][idx[a][b]] for a in self.attributes}
-                for b in range(fused["joint"].shape[0])]
+    def predict_attributes(self, fused, with_probs: bool = False):
+        """The most likely value of every attribute, per item, without writing the sentence;
+        with ``with_probs`` each item is ``(values, {attribute: its value's probability})``."""
+        probs = {a: lg.softmax(-1) for a, lg in self.attribute_logits(fused["joint"]).items()}
+        best = {a: p.max(-1) for a, p in probs.items()}
+        out = []
+        for b in range(fused["joint"].shape[0]):
+            values = {a: ATTRIBUTES[a][int(best[a].indices[b])] for a in self.attributes}
+            out.append((values, {a: float(best[a].values[b]) for a in self.attributes})
+                       if with_probs else values)
+        return out
 
     def _attribute_loss(self, pred: Dict[str, torch.Tensor], attributes
                         ) -> Optional[torch.Tensor]:
@@ -167,10 +172,12 @@ class MorphologyHead(TaskHead):
         n = len(batch["keys"])
         preds = []
         for b in range(n):
-            attrs = {a: ATTRIBUTES[a][int(lg[b].argmax())]
-                     for a, lg in outputs["pred_attributes"].items()}
-            item = {"attributes": attrs}
+            probs = {a: lg[b].softmax(-1) for a, lg in outputs["pred_attributes"].items()}
+            attrs = {a: ATTRIBUTES[a][int(p.argmax())] for a, p in probs.items()}
+            item = {"attributes": attrs,
+                    "attribute_confidence": {a: float(p.max()) for a, p in probs.items()}}
             if "pred_text" in outputs:
                 item["text"] = outputs["pred_text"][b]
+                item["confidence"] = outputs["pred_confidence"][b]
             preds.append(item)
         return preds

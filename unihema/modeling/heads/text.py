@@ -26,14 +26,17 @@ class TextHead(TaskHead):
     def forward(self, fused, batch) -> Dict[str, Any]:
         if self.training:
             return {"pred_text_loss": fused["decoder_loss"](batch["targets"])}
-        return {"pred_text": fused["generate"]()}
+        texts, probs = fused["generate"](with_probs=True)
+        return {"pred_text": texts, "pred_confidence": probs}
 
     def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
         return {f"loss_{self.task}_ce": outputs["pred_text_loss"]}
 
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
-        return [{"text": t} for t in outputs["pred_text"]]
+        """``[{"text": str, "confidence": the answer's sequence probability}]``."""
+        return [{"text": t, "confidence": p}
+                for t, p in zip(outputs["pred_text"], outputs["pred_confidence"])]
 
 
 @HEADS.register("mlm")

@@ -1,0 +1,162 @@
+"""The inference commands of ``unihema`` (ask, detect, segment, classify, describe) and how
+their results are printed.
+
+Each command prints one :class:`~unihema.api.UniHemaPipeline` result through :func:`emit`:
+as text lines, or with ``--json`` as the result dict in JSON on stdout; either way each
+warning goes to stderr as ``warning [code]: message`` (codes: docs/model.md, "Warnings").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List
+
+import numpy as np
+
+
+def emit(args: argparse.Namespace, result: Dict[str, Any],
+         text: Callable[[Dict[str, Any]], List[str]]) -> int:
+    """Print ``result``: JSON with ``args.json``, else the lines ``text(result)``; warnings
+    to stderr. Returns the exit status (0)."""
+    for w in result.get("warnings", []):
+        print(f"warning [{w['code']}]: {w['message']}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps(_plain(result), indent=2))
+    else:
+        for line in text(result):
+            print(line)
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready copy: arrays to lists, numpy scalars to numbers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _check_out(path: str, suffixes=(".png",)) -> Path:
+    """``--out`` / ``--mask`` before inference: a file name with a known suffix whose folder
+    exists."""
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise ValueError(f"{path}: expected a file name ending in {' or '.join(suffixes)}")
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"{path}: the folder {out.parent} does not exist")
+    return out
+
+
+def _save_overlay(picture, path: Path, size: tuple, result: Dict[str, Any]) -> None:
+    """Write an overlay atomically; warn when it had to be drawn smaller than the input."""
+    from unihema.api.checks import warning
+    from unihema.evaluation.visualize import OVERLAY_MAX_SIDE
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    picture.save(tmp, format="PNG")
+    tmp.replace(path)
+    h, w = size
+    if max(h, w) > OVERLAY_MAX_SIDE:
+        result["warnings"].append(warning(
+            "overlay_downscaled", f"{path}: the {w}x{h} input was drawn with its longest side "
+            f"at {OVERLAY_MAX_SIDE} px"))
+    result["overlay"] = str(path)
+
+
+def _pipeline(args: argparse.Namespace):
+    from unihema.api import UniHemaPipeline
+
+    return UniHemaPipeline.from_pretrained(args.model)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    pipe = _pipeline(args)
+    res = pipe.ask(args.image, args.question)
+    if args.show_reading:
+        reading = pipe.read(args.image)
+        res["reading"] = reading["entries"]
+
+    def text(r):
+        lines = [r["answer"]]
+        if "reading" in r:
+            lines.append("reading: " + ("; ".join(
+                f"{e['text']} ({e['confidence']:.2f})" for e in r["reading"])
+                or "(this model reads nothing: it was trained without model.reading)"))
+        return lines
+
+    return emit(args, res, text)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    from unihema.data.io import read_image
+    from unihema.evaluation.visualize import draw_detections
+
+    out = _check_out(args.out) if args.out else None
+    pipe = _pipeline(args)
+    res = pipe.detect(args.image, args.classes or None, min_score=args.min_score)
+    if out:
+        arr = read_image(args.image)
+        _save_overlay(draw_detections(arr, res["objects"]), out, arr.shape[:2], res)
+
+    def text(r):
+        lines = [f"{o['label']:24s} {o['score']:.3f}  {o['box']}" for o in r["objects"]]
+        lines.append(f"counts (score >= {r['min_score']:g}): "
+                     + ", ".join(f"{k} {v}" for k, v in r["counts"].items()))
+        return lines + ([f"wrote {r['overlay']}"] if "overlay" in r else [])
+
+    return emit(args, res, text)
+
+
+def cmd_segment(args: argparse.Namespace) -> int:
+    from PIL import Image
+
+    from unihema.data.io import read_image
+    from unihema.evaluation.visualize import draw_mask
+
+    out = _check_out(args.out) if args.out else None
+    mask_out = _check_out(args.mask) if args.mask else None
+    pipe = _pipeline(args)
+    res = pipe.segment(args.image, args.classes or None)
+    mask = res.pop("mask")
+    if len(res["classes"]) > 256:
+        raise ValueError(f"{len(res['classes'])} classes do not fit a uint8 mask (256 at most)")
+    res["fractions"] = {n: round(float(np.count_nonzero(mask == i)) / mask.size, 6)
+                        for i, n in enumerate(res["classes"])}
+    if mask_out:
+        tmp = mask_out.with_name(f".{mask_out.name}.tmp")
+        Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
+        tmp.replace(mask_out)
+        res["mask_file"] = str(mask_out)
+    if out:
+        arr = read_image(args.image)
+        _save_overlay(draw_mask(arr, mask, res["classes"]), out, arr.shape[:2], res)
+
+    def text(r):
+        lines = [f"{n:20s} {100.0 * p:6.2f} %" for n, p in r["fractions"].items()]
+        if "mask_file" in r:
+            lines.append(f"wrote {r['mask_file']} (pixel value = index in: "
+                         f"{', '.join(r['classes'])})")
+        return lines + ([f"wrote {r['overlay']}"] if "overlay" in r else [])
+
+    return emit(args, res, text)
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    res = _pipeline(args).classify(args.image, args.labels)
+    return emit(args, res, lambda r: [
+        f"{n:24s} {p:.3f}" for n, p in sorted(r["probs"].items(), key=lambda kv: -kv[1])]
+        + [f"label: {r['label']}"])
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    res = _pipeline(args).describe(args.image)
+    return emit(args, res, lambda r: [f"{k:28s} {v}" for k, v in r["attributes"].items()]
+                + ([f"{'label':28s} {r['label']}"] if r["label"] else []) + [r["text"]])
