@@ -172,7 +172,7 @@ def test_inference_commands(quick_demo, capsys, tmp_path):
     png = tmp_path / "seg.png"
     assert main(["segment", "--model", model, image, "--out", str(png)]) == 0
     assert "background" in capsys.readouterr().out and png.is_file()
-    assert main(["classify", "--model", model, crop, "--labels", "lymphocyte", "monocyte"]) == 0
+    assert main(["classify", "--model", model, crop, "--labels", "lymphocyte,monocyte"]) == 0
     assert "label:" in capsys.readouterr().out
     assert main(["describe", "--model", model, crop]) == 0
     assert "nucleus_shape" in capsys.readouterr().out

@@ -3,7 +3,7 @@
     unihema demo [--quick]                       the end-to-end demo on synthetic smears
     unihema train --config FILE [key=value ...]  train the unified model (--resume, --deepspeed)
     unihema convert-checkpoint CKPT OUT          training checkpoint -> save_pretrained folder
-    unihema ask --model DIR IMAGE "question"     (also detect, segment, classify, describe)
+    unihema ask --model DIR IMAGE... "question"  (also detect, segment, classify, describe)
     unihema data list | info KEY                 registered datasets
     unihema data generate --out DIR              write a synthetic smear dataset
     unihema data check KEY --root DIR            validate a dataset, counts, problems, duplicates
@@ -309,39 +309,51 @@ def build_parser() -> argparse.ArgumentParser:
     cv.set_defaults(func=cmd_convert_checkpoint)
 
     from unihema import cli_inference as infer
+    from unihema.cli_inputs import per_image
 
     def inference(name: str, helptext: str, func) -> argparse.ArgumentParser:
-        q = sub.add_parser(name, help=helptext, description=helptext + ". Warnings (reasons "
-                           "not to trust the result, docs/model.md) go to stderr.")
+        q = sub.add_parser(name, help=helptext, description=helptext + ". Inputs (images, "
+                           "names, --out, --device) are checked before the model loads; "
+                           "warnings (reasons not to trust a result, docs/model.md) go to "
+                           "stderr.")
         q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
-        q.add_argument("image", help="image file (PNG, JPEG, TIFF, BMP)")
+        q.add_argument("image", nargs="+", metavar="IMAGE",
+                       help="image files (PNG, JPEG, TIFF, BMP, WebP) or folders of them; "
+                       "several run with one model load, each result under '== IMAGE =='")
+        q.add_argument("--device", default="cpu",
+                       help="torch device to run on: cpu (default), cuda, cuda:N or mps")
         q.add_argument("--json", action="store_true",
-                       help="print the result (with its warnings) as JSON on stdout")
-        q.set_defaults(func=func)
+                       help="print the result (with its warnings) as JSON on stdout; one "
+                       "line per image when there are several")
+        q.set_defaults(func=per_image(func))
         return q
 
+    names = "one value, comma-separated, repeatable: --{} 'red blood cell,platelet'"
+    overlay = ("overlay image to write (.png, .jpg, .tif, ...; input size, longest side at "
+               "most 4096 px)")
     q = inference("ask", "answer a free-text question about an image", infer.cmd_ask)
     q.add_argument("question", help='e.g. "How many platelets are in the image?"')
     q.add_argument("--show-reading", action="store_true",
                    help="also print what the model read on the image (counts, types, places)")
     q = inference("detect", "detect cells and parasites; optionally draw them",
                   infer.cmd_detect)
-    q.add_argument("--classes", nargs="*", help="class names to find (default: the model's)")
+    q.add_argument("--classes", action="append", metavar="NAMES",
+                   help="class names to find (default: the model's); " + names.format("classes"))
     q.add_argument("--min-score", type=float, default=None,
                    help="score threshold (default: the model's model.reading.score_threshold, "
                    "the one its answers count at)")
-    q.add_argument("--out", default=None, help="overlay PNG to write (input size, longest "
-                   "side at most 4096 px)")
+    q.add_argument("--out", default=None, help=overlay)
     q = inference("segment", "per-pixel classes; optionally draw them", infer.cmd_segment)
-    q.add_argument("--classes", nargs="*", help="classes, 'background' first (default: "
-                   "model's)")
-    q.add_argument("--out", default=None, help="overlay PNG to write (input size, longest "
-                   "side at most 4096 px)")
+    q.add_argument("--classes", action="append", metavar="NAMES",
+                   help="classes, 'background' first (default: the model's); "
+                   + names.format("classes"))
+    q.add_argument("--out", default=None, help=overlay)
     q.add_argument("--mask", default=None, metavar="PATH",
                    help="also write the class-index mask: a uint8 PNG of the input's size, "
                    "pixel value = index in the class list (0 = background)")
     q = inference("classify", "choose a label among candidates", infer.cmd_classify)
-    q.add_argument("--labels", nargs="+", required=True, help="candidate labels")
+    q.add_argument("--labels", action="append", required=True, metavar="NAMES",
+                   help="candidate labels; " + names.format("labels"))
     inference("describe", "morphology attributes and a sentence for a cell image",
               infer.cmd_describe)
 
@@ -471,8 +483,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     from unihema.config import ConfigError
     from unihema.data.catalog import DataError
 
+    from unihema.cli_inputs import take_extra_images
+
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not take_extra_images(args, extra):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.verbose)
     if not getattr(args, "func", None):
         parser.print_help()

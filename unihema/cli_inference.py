@@ -16,6 +16,8 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
+from unihema.cli_inputs import OUT_SUFFIXES
+
 
 def emit(args: argparse.Namespace, result: Dict[str, Any],
          text: Callable[[Dict[str, Any]], List[str]]) -> int:
@@ -24,7 +26,10 @@ def emit(args: argparse.Namespace, result: Dict[str, Any],
     for w in result.get("warnings", []):
         print(f"warning [{w['code']}]: {w['message']}", file=sys.stderr)
     if getattr(args, "json", False):
-        print(json.dumps(_plain(result), indent=2))
+        if getattr(args, "several", False):  # one JSON line per image, naming it
+            print(json.dumps({"image": str(args.image), **_plain(result)}))
+        else:
+            print(json.dumps(_plain(result), indent=2))
     else:
         for line in text(result):
             print(line)
@@ -60,8 +65,10 @@ def _save_overlay(picture, path: Path, size: tuple, result: Dict[str, Any]) -> N
     from unihema.api.checks import warning
     from unihema.evaluation.visualize import OVERLAY_MAX_SIDE
 
+    from PIL import Image
+
     tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format="PNG")
+    picture.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
     tmp.replace(path)
     h, w = size
     if max(h, w) > OVERLAY_MAX_SIDE:
@@ -72,9 +79,11 @@ def _save_overlay(picture, path: Path, size: tuple, result: Dict[str, Any]) -> N
 
 
 def _pipeline(args: argparse.Namespace):
+    if getattr(args, "pipeline", None) is not None:  # loaded once by cli_inputs.per_image
+        return args.pipeline
     from unihema.api import UniHemaPipeline
 
-    return UniHemaPipeline.from_pretrained(args.model)
+    return UniHemaPipeline.from_pretrained(args.model, device=getattr(args, "device", "cpu"))
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -99,7 +108,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from unihema.data.io import read_image
     from unihema.evaluation.visualize import draw_detections
 
-    out = _check_out(args.out) if args.out else None
+    out = _check_out(args.out, OUT_SUFFIXES) if args.out else None
     pipe = _pipeline(args)
     res = pipe.detect(args.image, args.classes or None, min_score=args.min_score)
     if out:
@@ -121,7 +130,7 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from unihema.data.io import read_image
     from unihema.evaluation.visualize import draw_mask
 
-    out = _check_out(args.out) if args.out else None
+    out = _check_out(args.out, OUT_SUFFIXES) if args.out else None
     mask_out = _check_out(args.mask) if args.mask else None
     pipe = _pipeline(args)
     res = pipe.segment(args.image, args.classes or None)

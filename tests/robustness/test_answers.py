@@ -84,8 +84,8 @@ ERRORS = [
      "must start with 'background'"),
     ("segment", {"classes": ["nucleus", "background"]}, ValueError,
      r"\['background', 'nucleus'\]"),
-    ("ask", {"question": 5}, TypeError, "question must be a string, got int"),
-    ("fill", {"text_with_sentinels": None}, TypeError, "must be a string"),
+    ("ask", {"question": 5}, TypeError, "question must be a str, got int"),
+    ("fill", {"text_with_sentinels": None}, TypeError, "must be a str"),
 ]
 
 
@@ -292,8 +292,8 @@ def test_cli_json_prints_the_result_and_warnings_go_to_stderr(model_dir, tmp_pat
 def test_cli_segment_writes_the_raw_class_index_mask(model_dir, field, tmp_path, capsys):
     path, mask = tmp_path / "f.png", tmp_path / "mask.png"
     Image.fromarray(field[:100, :90]).save(path)
-    assert main(["segment", "--model", str(model_dir), str(path), "--classes", "background",
-                 "nucleus", "cytoplasm", "--mask", str(mask), "--json"]) == 0
+    assert main(["segment", "--model", str(model_dir), str(path), "--classes",
+                 "background,nucleus,cytoplasm", "--mask", str(mask), "--json"]) == 0
     res = json.loads(capsys.readouterr().out)
     raw = np.asarray(Image.open(mask))
     assert raw.dtype == np.uint8 and raw.shape == (100, 90) and raw.max() < 3
@@ -314,8 +314,8 @@ def test_cli_detect_counts_at_the_models_threshold(model_dir, field, tmp_path, c
 def test_cli_names_the_argument_it_refuses(model_dir, field, tmp_path, capsys):
     path = tmp_path / "f.png"
     Image.fromarray(field).save(path)
-    assert main(["classify", "--model", str(model_dir), str(path), "--labels", "monocyte",
-                 "monocyte"]) == 2
+    assert main(["classify", "--model", str(model_dir), str(path), "--labels",
+                 "monocyte,monocyte"]) == 2
     assert "labels names 'monocyte' twice" in capsys.readouterr().err
     assert main(["classify", "--model", str(model_dir), str(path), "--labels",
                  "monocyte"]) == 0

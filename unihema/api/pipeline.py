@@ -7,6 +7,15 @@ Every result is a dict with ``"warnings"``: ``[{"code": str, "message": str}]``,
 not to trust it as it stands (:data:`unihema.api.checks.WARNINGS`, docs/model.md "Warnings").
 Text answers carry ``"confidence"``: the probability the decoder gave the answer it wrote
 (the product of its token probabilities, in [0, 1]).
+
+Inputs are checked before the model runs: a file goes through :func:`unihema.data.io.read_image`
+(missing, empty, corrupt, too large: an ``ImageReadError`` naming it); an array must be
+``uint8 [H, W]``, ``[H, W, 3]`` or ``[H, W, 4]`` with at least one pixel and within the pixel
+limit (``ValueError``); a question or text must be a ``str`` (``TypeError``).
+
+Peak memory for a large input stays near the decoded image plus the result: the image is
+resized to the model's scale before it becomes float, and a segmentation mask is computed at
+that scale and enlarged as class indices, never as ``[C, H, W]`` scores at full size.
 """
 
 from __future__ import annotations
@@ -16,12 +25,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from unihema.api import checks
 from unihema.data import image_stats, language, prompts
 from unihema.data.collate import collate
+from unihema.data.image_guard import size_problem
 from unihema.data.io import read_image
 from unihema.data.mapper import resized_side
 from unihema.data.transforms import resize_longest
@@ -38,17 +47,69 @@ DEFAULT_CLASSES = {
 
 
 def to_rgb_array(image: ImageLike) -> np.ndarray:
-    """``uint8 [H, W, 3]`` from a path (any format ``read_image`` decodes), PIL or numpy."""
+    """``uint8 [H, W, 3]`` from a path (any format ``read_image`` decodes), PIL or numpy.
+
+    Raises:
+        ImageReadError: an unreadable, empty or too large file (the message names it).
+        ValueError: an array or PIL image of another dtype or layout, with no pixels, or above
+            the pixel limit (``UNIHEMA_MAX_IMAGE_PIXELS``).
+        TypeError: anything else (``None``, a number, a list of paths).
+    """
     if isinstance(image, (str, Path)):
         return read_image(image)
     if isinstance(image, Image.Image):
+        _check_pixels(image.size, f"PIL image {image.mode} {image.size[0]}x{image.size[1]}")
         return np.array(image.convert("RGB"))  # a writable copy (torch.from_numpy needs one)
-    arr = np.asarray(image)
+    if not isinstance(image, np.ndarray):
+        raise TypeError(f"image must be a file path, a PIL image or a numpy array, got "
+                        f"{type(image).__name__}")
+    arr = image
+    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)) \
+            or arr.dtype != np.uint8:
+        raise ValueError(f"image array: expected uint8 [H, W], [H, W, 3] or [H, W, 4] (RGB, "
+                         f"0-255), got {arr.dtype} {list(arr.shape)}")
+    _check_pixels((arr.shape[1], arr.shape[0]), f"image array {list(arr.shape)}")
     if arr.ndim == 2:
         arr = np.repeat(arr[..., None], 3, axis=-1)
-    if arr.ndim != 3 or arr.shape[-1] not in (3, 4) or arr.dtype != np.uint8:
-        raise ValueError(f"expected a uint8 [H, W, 3] array, got {arr.dtype} {arr.shape}")
     return np.ascontiguousarray(arr[..., :3])
+
+
+def _check_pixels(size: Sequence[int], what: str) -> None:
+    """An in-memory image needs at least one pixel and must be within the pixel limit."""
+    if min(size) < 1:
+        raise ValueError(f"{what}: the image has no pixels (width and height must be >= 1)")
+    problem = size_problem((int(size[0]), int(size[1])))
+    if problem is not None:
+        raise ValueError(f"{what}: {problem}")
+
+
+def resolve_device(device: Union[str, torch.device]) -> torch.device:
+    """``device`` as a ``torch.device`` that exists on this machine, or a ``ValueError``
+    naming it and the choices (``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device '{device}' is not a torch device; use cpu, cuda, cuda:N or "
+                         f"mps") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device '{device}': CUDA is not available on this machine (torch "
+                             f"{torch.__version__}, {torch.cuda.device_count()} GPUs "
+                             f"visible); use --device cpu")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise ValueError(f"device '{device}': only {torch.cuda.device_count()} CUDA "
+                             f"device(s) visible (cuda:0 ..)")
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device '{device}': MPS is not available on this machine; use cpu")
+    elif dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device '{device}' is not supported; use cpu, cuda, cuda:N or mps")
+    return dev
+
+
+def _check_text(value: Any, name: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a str, got {type(value).__name__} {value!r:.60}")
+    return value
 
 
 class UniHemaPipeline:
@@ -56,8 +117,11 @@ class UniHemaPipeline:
 
     def __init__(self, model: UniHema, *, image_size: int = 256, upscale: bool = False,
                  classes: Optional[Dict[str, List[str]]] = None, crop_size: int = 0,
-                 meta: Optional[Dict[str, Any]] = None) -> None:
-        self.model = model.eval()
+                 meta: Optional[Dict[str, Any]] = None,
+                 device: Union[str, torch.device] = "cpu") -> None:
+        #: where the model runs; inputs are moved there, results come back as CPU values
+        self.device = resolve_device(device)
+        self.model = model.eval().to(self.device)
         self.image_size = image_size
         self.upscale = upscale
         #: the single-cell image of classify / morphology is resized to this side (0: native)
@@ -67,12 +131,16 @@ class UniHemaPipeline:
         self.meta = dict(meta or {})
 
     @classmethod
-    def from_pretrained(cls, directory: Union[str, Path]) -> "UniHemaPipeline":
+    def from_pretrained(cls, directory: Union[str, Path],
+                        device: Union[str, torch.device] = "cpu") -> "UniHemaPipeline":
+        """Load a ``save_pretrained`` folder to run on ``device`` (checked before loading)."""
+        device = resolve_device(device)
         model = UniHema.from_pretrained(directory)
         meta = getattr(model, "checkpoint_meta", {})
         return cls(model, image_size=int(meta.get("image_size", 256)),
                    upscale=bool(meta.get("upscale", False)), classes=meta.get("classes"),
-                   crop_size=int(meta.get("crop_size", 0) or 0), meta=meta)
+                   crop_size=int(meta.get("crop_size", 0) or 0), meta=meta,
+                   device=device)
 
     @property
     def score_threshold(self) -> float:
@@ -87,7 +155,9 @@ class UniHemaPipeline:
         """The one-item batch of ``image`` for ``task`` and the warnings about the input."""
         arr = to_rgb_array(image)
         h, w = arr.shape[:2]
-        tensor = torch.from_numpy(arr).permute(2, 0, 1).contiguous()
+        # a channels-last view: the resize reads it as is, so a large image is never copied
+        # at full size, and only the resized one becomes float
+        tensor = torch.from_numpy(arr).permute(2, 0, 1)
         scale = 1.0
         # classify and describe take a single-cell image
         single = task in ("classify", "morphology")
@@ -100,9 +170,14 @@ class UniHemaPipeline:
         warnings = checks.image_warnings(
             h, w, side, self.meta, kind,
             image_stats.compare(arr, self.meta.get("image_stats"), kind))
-        batch = collate([{"image": tensor.float() / 255.0, "task": task, "key": "input",
-                          "orig_size": (h, w), "scale": float(scale), "prompt": prompt,
-                          **item}])
+        del arr
+        batch = collate([{"image": tensor.float().contiguous() / 255.0, "task": task,
+                          "key": "input", "orig_size": (h, w), "scale": float(scale),
+                          "prompt": prompt, **item}])
+        if self.device.type != "cpu":
+            from unihema.engine.trainer import to_device
+
+            batch = to_device(batch, self.device)
         return batch, warnings
 
     def _batch(self, image: ImageLike, task: str, prompt: str, **item: Any) -> Dict[str, Any]:
@@ -113,9 +188,7 @@ class UniHemaPipeline:
         """``{"answer": str, "confidence": float, "warnings": [...]}``: a free-text answer
         to ``question`` about the image and the probability the model gave it. Warns on a
         question of a kind it was not trained on and on an answer of the wrong kind."""
-        if not isinstance(question, str):
-            raise TypeError(f"question must be a string, got {type(question).__name__} "
-                            f"{question!r}")
+        _check_text(question, "question")
         batch, warnings = self._prepare(image, "vqa", prompts.render("vqa", question=question),
                                         question=question)
         pred = self.model.predict(batch)[0]
@@ -161,9 +234,8 @@ class UniHemaPipeline:
         mask = self.model.predict(batch)[0]["mask"]
         h, w = batch["orig_sizes"][0]
         sh, sw = round(h * batch["scales"][0]), round(w * batch["scales"][0])
-        mask = mask[:sh, :sw][None, None].float()
-        mask = F.interpolate(mask, size=(h, w), mode="nearest")[0, 0].long()
-        return {"mask": mask.numpy(), "classes": names, "warnings": image_warnings + warnings}
+        return {"mask": nearest_resize(mask[:sh, :sw].cpu().numpy(), h, w), "classes": names,
+                "warnings": image_warnings + warnings}
 
     def classify(self, image: ImageLike, labels: Sequence[str]) -> Dict[str, Any]:
         """``{"label": str, "probs": {label: p}, "warnings": [...]}`` over the candidate
@@ -219,9 +291,7 @@ class UniHemaPipeline:
     def fill(self, image: ImageLike, text_with_sentinels: str) -> Dict[str, Any]:
         """Fill ``<extra_id_N>`` spans of a report: ``{"text": the completed text,
         "confidence": probability of the generated spans, "warnings": [...]}``."""
-        if not isinstance(text_with_sentinels, str):
-            raise TypeError(f"text_with_sentinels must be a string, got "
-                            f"{type(text_with_sentinels).__name__}")
+        _check_text(text_with_sentinels, "text_with_sentinels")
         batch, warnings = self._prepare(
             image, "mlm", prompts.render("mlm", text=text_with_sentinels), target="",
             masked_text=text_with_sentinels)
@@ -242,3 +312,15 @@ class UniHemaPipeline:
         entries = [{"text": text, "confidence": round(float(c), 4)}
                    for (_, text), c in zip(reading["entries"], reading["confidences"])]
         return {"entries": entries, "report": reading["report"], "warnings": warnings}
+
+
+def nearest_resize(index_map: np.ndarray, height: int, width: int) -> np.ndarray:
+    """``int64 [height, width]`` nearest-neighbour enlargement of an ``[h, w]`` class-index map
+    (``F.interpolate(mode="nearest")``'s pixel choice: source ``floor(dst * h / height)``).
+
+    It gathers rows then columns, so nothing but the result is allocated at full size: no
+    float copy, no ``[C, H, W]`` scores."""
+    h, w = index_map.shape
+    rows = np.minimum((np.arange(height) * (h / height)).astype(np.int64), h - 1)
+    cols = np.minimum((np.arange(width) * (w / width)).astype(np.int64), w - 1)
+    return index_map.astype(np.int64, copy=False)[rows][:, cols]

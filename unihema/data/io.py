@@ -25,66 +25,47 @@ The stored pixel layout is returned as is: EXIF orientation is NOT applied, beca
 (boxes, masks, points) refer to the pixels as stored, and a viewer's rotation would silently
 misplace them.
 
-Anything that cannot be read (missing, unreadable, corrupt or truncated file, unexpected layout)
-raises :class:`ImageReadError` naming the file and the reason. Truncated files are errors even if
-some other code has set Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES``: a half-grey image with full
-annotations is a wrong training sample, not a recoverable one.
+Anything that cannot be read (missing, empty, unreadable, corrupt or truncated file, unexpected
+layout) raises :class:`ImageReadError` naming the file and the reason. Truncated files are
+errors even if some other code has set Pillow's ``ImageFile.LOAD_TRUNCATED_IMAGES``: a
+half-grey image with full annotations is a wrong training sample, not a recoverable one.
+
+Every decoder checks the size a file declares against one pixel limit before decoding (see
+:mod:`unihema.data.image_guard`: ``UNIHEMA_MAX_IMAGE_PIXELS`` or :func:`set_pixel_limit`). A
+file above it, or a large one declaring far more pixels than its bytes can hold (a
+decompression bomb), raises :class:`ImageTooLargeError` naming the declared size, the limit
+and how to raise it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 import threading
 import zipfile
 from collections import OrderedDict
 from pathlib import Path
-from typing import Callable, Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from PIL import Image, ImageFile
+from PIL import Image
 
-from unihema.data.catalog import DataError
+from unihema.data.image_guard import (ImageReadError, ImageTooLargeError, pixel_limit,
+                                      set_pixel_limit)
+from unihema.data.image_guard import check_file as _check_file
+from unihema.data.image_guard import open_image as _open_pil
+from unihema.data.image_guard import refuse_too_large as _guard
+from unihema.data.image_guard import strict_pillow as _strict_pillow
+
+__all__ = ["ImageReadError", "ImageTooLargeError", "crop_image_path", "image_size",
+           "pixel_limit", "read_image", "read_mask", "set_pixel_limit", "split_crop_path",
+           "split_npz_path"]
 
 PathLike = Union[str, Path]
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 
 
-class ImageReadError(DataError):
-    """An image or mask file could not be decoded; the message names the file and the reason."""
-
-
 # ----------------------------------------------------------------------------- helpers
-_strict_lock = threading.Lock()
-
-
-@contextlib.contextmanager
-def _strict_pillow() -> Iterator[None]:
-    """Decode with ``LOAD_TRUNCATED_IMAGES`` off, restoring the caller's setting afterwards.
-
-    The flag is a Pillow global; it is only touched (under a lock) when some other code turned
-    it on, so the usual case costs nothing and never serialises decoding threads.
-    """
-    if not ImageFile.LOAD_TRUNCATED_IMAGES:
-        yield
-        return
-    with _strict_lock:
-        previous = ImageFile.LOAD_TRUNCATED_IMAGES
-        ImageFile.LOAD_TRUNCATED_IMAGES = False
-        try:
-            yield
-        finally:
-            ImageFile.LOAD_TRUNCATED_IMAGES = previous
-
-
-def _check_file(path: Path) -> None:
-    if not path.exists():
-        raise ImageReadError(f"{path}: file not found")
-    if not path.is_file():
-        raise ImageReadError(f"{path}: not a regular file")
-
-
 def _fail(path: Path, err: BaseException) -> ImageReadError:
     reason = str(err) or type(err).__name__
     return ImageReadError(f"{path}: cannot decode image ({type(err).__name__}: {reason})")
@@ -130,10 +111,8 @@ def _to_rgb(arr: np.ndarray, path: Path) -> np.ndarray:
 def _pil_array(img: Image.Image) -> np.ndarray:
     """Pixels of a loaded Pillow image, keeping the depth of 16-bit and float modes."""
     mode = img.mode
-    if mode in ("RGB", "RGBA", "L", "LA") or mode.startswith("I;16"):
-        return np.asarray(img)
-    if mode in ("I", "F"):
-        return np.asarray(img)
+    if mode in ("RGB", "RGBA", "L", "LA", "I", "F") or mode.startswith("I;16"):
+        return _asarray_rows(img)
     if mode in ("P", "PA"):
         return np.asarray(img.convert("RGBA"))
     if mode == "1":
@@ -145,14 +124,32 @@ def _pil_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))  # CMYK, YCbCr, LAB, HSV
 
 
+def _asarray_rows(img: Image.Image, rows: int = 512) -> np.ndarray:
+    """``np.asarray(img)``, writable, filled a band of rows at a time: for a large image,
+    ``tobytes`` joins its chunks into one ``bytes`` (two transient full-size copies) and the
+    read-only result is copied once more, three times the pixels beside Pillow's own."""
+    width, height = img.size
+    if width * height <= 4 * rows * rows:
+        return np.asarray(img)
+    first = np.asarray(img.crop((0, 0, width, rows)))
+    out = np.empty((height,) + first.shape[1:], first.dtype)
+    out[:rows] = first
+    for top in range(rows, height, rows):
+        out[top:top + rows] = np.asarray(img.crop((0, top, width, min(top + rows, height))))
+    return out
+
+
 def _tiff_array(path: Path) -> np.ndarray:
     """First image of a TIFF as ``[H, W]`` or ``[H, W, S]`` (planar layouts made interleaved)."""
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
         series = tif.series[0]
-        arr = series.asarray()
         axes = series.axes
+        shape = dict(zip(axes, series.shape))
+        planes = int(np.prod([n for a, n in zip(axes, series.shape) if a not in "YXSC"]))
+        _guard(path, (shape.get("X", 1), shape.get("Y", 1)), path.stat().st_size, planes)
+        arr = series.asarray()
     # Keep the first plane of any leading extra axis (pages, time, depth): one field per file.
     while arr.ndim > 2 and axes[0] not in "YX" and not (arr.ndim == 3 and axes[0] in "SC"):
         arr, axes = arr[0], axes[1:]
@@ -222,6 +219,9 @@ def _npz_array(path: Path, array: str, spec: str) -> np.ndarray:
     key = (str(path.resolve()), array, stat.st_mtime_ns, stat.st_size)
 
     def load() -> np.ndarray:
+        shape = _npz_shape(path, array, spec)
+        if len(shape) >= 3:  # one image of the archive, as read_image returns it
+            _guard(spec, (shape[2], shape[1]), None)
         try:
             with np.load(path, allow_pickle=False) as npz:
                 return npz[array]
@@ -313,7 +313,7 @@ def read_image(path: PathLike) -> np.ndarray:
     if path.suffix.lower() in _TIFF_SUFFIXES:
         try:
             return _to_rgb(_tiff_array(path), path)
-        except ImageReadError:
+        except ImageReadError:  # too large, or a layout no decoder reads
             raise
         except Exception as tiff_err:  # noqa: BLE001 - Pillow may still decode it
             try:
@@ -328,9 +328,11 @@ def read_image(path: PathLike) -> np.ndarray:
 
 def _read_pil(path: Path) -> np.ndarray:
     try:
-        with _strict_pillow(), Image.open(path) as img:
+        with _strict_pillow(), _open_pil(path) as img:
             img.load()  # decode now, inside the try: a truncated file fails here
             arr = _pil_array(img)
+    except ImageReadError:
+        raise
     except Exception as err:  # noqa: BLE001 - any decoder failure is a bad file
         raise _fail(path, err) from err
     return _to_rgb(arr, path)
@@ -377,12 +379,14 @@ def _mask_array(path: Path) -> np.ndarray:
     if path.suffix.lower() in _TIFF_SUFFIXES:
         try:
             arr = _tiff_array(path)
+        except ImageTooLargeError:
+            raise
         except Exception:  # noqa: BLE001 - fall back to Pillow below
             arr = None
         if arr is not None:
             return _single_channel(arr, path)
     try:
-        with _strict_pillow(), Image.open(path) as img:
+        with _strict_pillow(), _open_pil(path) as img:
             img.load()
             mode = img.mode
             if mode == "1":
