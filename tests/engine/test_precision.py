@@ -54,3 +54,16 @@ def test_cpu_bf16_run_trains_in_bf16_with_fp32_weights(run_config):
     assert trainer.step == 3
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_the_deepspeed_argument_reaches_the_precision_rule(run_config, monkeypatch):
+    """``Trainer(cfg, deepspeed=...)`` (the CLI's ``--deepspeed``) counts as a DeepSpeed run
+    for precision too, not only ``train.deepspeed`` of the config."""
+    from unihema.config.loader import load_config
+    from unihema.engine.trainer import Trainer
+
+    monkeypatch.setattr(distributed, "cpu_has_bf16", lambda: True)
+    cfg = load_config(str(run_config("ds_bf16", precision="bf16", max_steps=2)))
+    assert not cfg.train.deepspeed
+    with pytest.raises(ValueError, match="DeepSpeed runs on a CPU train in fp32"):
+        Trainer(cfg, progress=False, deepspeed="configs/deepspeed/zero2.json")

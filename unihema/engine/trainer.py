@@ -167,8 +167,9 @@ class Trainer:
         self.loader, self.sampler = build_train_loader(
             cfg, self.splits, max_steps=cfg.train.max_steps * self.accum,
             rank=self.dist.rank, world_size=self.dist.world_size)
+        # self.ds_path, not cfg.train.deepspeed: the --deepspeed argument overrides the config
         self.precision = resolve_precision(cfg.train.precision, self.device,
-                                           cfg.train.cpu_bf16, bool(cfg.train.deepspeed))
+                                           cfg.train.cpu_bf16, bool(self.ds_path))
         self.model.to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.budget = Budget(max_steps=max(1, cfg.train.max_steps),
