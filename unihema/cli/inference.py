@@ -16,7 +16,7 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-from unihema.cli_inputs import OUT_SUFFIXES
+from unihema.cli.inputs import OUT_SUFFIXES
 
 
 def emit(args: argparse.Namespace, result: Dict[str, Any],
@@ -79,7 +79,7 @@ def _save_overlay(picture, path: Path, size: tuple, result: Dict[str, Any]) -> N
 
 
 def _pipeline(args: argparse.Namespace):
-    if getattr(args, "pipeline", None) is not None:  # loaded once by cli_inputs.per_image
+    if getattr(args, "pipeline", None) is not None:  # loaded once by cli.inputs.per_image
         return args.pipeline
     from unihema.api import UniHemaPipeline
 
@@ -169,3 +169,54 @@ def cmd_describe(args: argparse.Namespace) -> int:
     res = _pipeline(args).describe(args.image)
     return emit(args, res, lambda r: [f"{k:28s} {v}" for k, v in r["attributes"].items()]
                 + ([f"{'label':28s} {r['label']}"] if r["label"] else []) + [r["text"]])
+
+
+def add_inference_parsers(sub) -> None:
+    """Add ask, detect, segment, classify and describe to the ``unihema`` subparsers."""
+    from unihema.cli.inputs import per_image
+
+    def inference(name: str, helptext: str, func) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=helptext, description=helptext + ". Inputs (images, "
+                           "names, --out, --device) are checked before the model loads; "
+                           "warnings (reasons not to trust a result, docs/model.md) go to "
+                           "stderr.")
+        q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
+        q.add_argument("image", nargs="+", metavar="IMAGE",
+                       help="image files (PNG, JPEG, TIFF, BMP, WebP) or folders of them; "
+                       "several run with one model load, each result under '== IMAGE =='")
+        q.add_argument("--device", default="cpu",
+                       help="torch device to run on: cpu (default), cuda, cuda:N or mps")
+        q.add_argument("--json", action="store_true",
+                       help="print the result (with its warnings) as JSON on stdout; one "
+                       "line per image when there are several")
+        q.set_defaults(func=per_image(func))
+        return q
+
+    names = "one value, comma-separated, repeatable: --{} 'red blood cell,platelet'"
+    overlay = ("overlay image to write (.png, .jpg, .tif, ...; input size, longest side at "
+               "most 4096 px)")
+    q = inference("ask", "answer a free-text question about an image", cmd_ask)
+    q.add_argument("question", help='e.g. "How many platelets are in the image?"')
+    q.add_argument("--show-reading", action="store_true",
+                   help="also print what the model read on the image (counts, types, places)")
+    q = inference("detect", "detect cells and parasites; optionally draw them",
+                  cmd_detect)
+    q.add_argument("--classes", action="append", metavar="NAMES",
+                   help="class names to find (default: the model's); " + names.format("classes"))
+    q.add_argument("--min-score", type=float, default=None,
+                   help="score threshold (default: the model's model.reading.score_threshold, "
+                   "the one its answers count at)")
+    q.add_argument("--out", default=None, help=overlay)
+    q = inference("segment", "per-pixel classes; optionally draw them", cmd_segment)
+    q.add_argument("--classes", action="append", metavar="NAMES",
+                   help="classes, 'background' first (default: the model's); "
+                   + names.format("classes"))
+    q.add_argument("--out", default=None, help=overlay)
+    q.add_argument("--mask", default=None, metavar="PATH",
+                   help="also write the class-index mask: a uint8 PNG of the input's size, "
+                   "pixel value = index in the class list (0 = background)")
+    q = inference("classify", "choose a label among candidates", cmd_classify)
+    q.add_argument("--labels", action="append", required=True, metavar="NAMES",
+                   help="candidate labels; " + names.format("labels"))
+    inference("describe", "morphology attributes and a sentence for a cell image",
+              cmd_describe)

@@ -1,21 +1,5 @@
-"""The ``unihema`` command.
-
-    unihema demo [--quick]                       the end-to-end demo on synthetic smears
-    unihema train --config FILE [key=value ...]  train the unified model (--resume, --deepspeed)
-    unihema convert-checkpoint CKPT OUT          training checkpoint -> save_pretrained folder
-    unihema ask --model DIR IMAGE... "question"  (also detect, segment, classify, describe)
-    unihema data list | info KEY                 registered datasets
-    unihema data generate --out DIR              write a synthetic smear dataset
-    unihema data check KEY --root DIR            validate a dataset, counts, problems, duplicates
-    unihema data preview KEY --root DIR --out grid.png
-    unihema data example KEY --out DIR           a tiny dataset in KEY's native layout
-    unihema data download KEY --to DIR           fetch and safely extract a dataset
-    unihema data export KEY --root DIR --to coco|hf --out DIR
-    unihema config show [FILE] [key=value ...]   the resolved config
-    unihema config schema                        every config key, type, default and meaning
-
-Run ``unihema COMMAND --help`` for the options of each command.
-"""
+"""``unihema data ...``: list, describe, generate, check, preview, download, export and
+write examples of datasets."""
 
 from __future__ import annotations
 
@@ -24,19 +8,10 @@ import json
 import logging
 import sys
 import time
-from typing import List, Optional
 
 from unihema.tables import plain_table
 
 logger = logging.getLogger("unihema")
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
 
 
 # --------------------------------------------------------------------------------- data
@@ -186,177 +161,8 @@ def cmd_data_example(args: argparse.Namespace) -> int:
     return 0
 
 
-# --------------------------------------------------------------------------------- config
-def cmd_config_show(args: argparse.Namespace) -> int:
-    from unihema.config import load_config, to_yaml
-
-    print(to_yaml(load_config(args.file, args.overrides)), end="")
-    return 0
-
-
-def cmd_config_schema(args: argparse.Namespace) -> int:
-    from unihema.config import schema_table
-
-    rows = [("key", "type", "default", "meaning")] + schema_table()
-    print(plain_table(rows, right_align_numbers=False))
-    return 0
-
-
-# --------------------------------------------------------------------------------- train
-def cmd_train(args: argparse.Namespace) -> int:
-    from unihema.config import load_config
-    from unihema.engine.trainer import Trainer
-
-    from unihema.engine.checkpoint import CheckpointError
-    from unihema.engine.trainer import NonFiniteLossError
-
-    cfg = load_config(args.config, args.overrides)
-    try:
-        trainer = Trainer(cfg, progress=not args.no_progress, deepspeed=args.deepspeed,
-                          resume=args.resume, fresh=args.fresh)
-        trainer.train()
-    except (NonFiniteLossError, CheckpointError) as exc:
-        if args.verbose:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    if trainer.dist.is_main:
-        print(f"wrote {trainer.out / 'model'} after {trainer.stop_summary()}; "
-              f"losses in {trainer.out / 'metrics.jsonl'}")
-    return 0
-
-
-def cmd_convert_checkpoint(args: argparse.Namespace) -> int:
-    from unihema.engine.checkpoint import CheckpointError
-    from unihema.engine.convert import convert_checkpoint
-
-    try:
-        out = convert_checkpoint(args.checkpoint, args.out)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 3
-    print(f"wrote {out} (load it with UniHema.from_pretrained or --model {out})")
-    return 0
-
-
-# --------------------------------------------------------------------------------- demo
-def cmd_demo(args: argparse.Namespace) -> int:
-    from unihema.demo import run_demo
-
-    return run_demo(args.out, quick=args.quick, config=args.config, overrides=args.set or [],
-                    train=not args.data_only)
-
-
-# --------------------------------------------------------------------------------- parser
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="unihema",
-        description="unihema: one vision-language model for blood-smear images "
-        "(detect, classify, segment, morphology, masked report filling, VQA).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="examples:\n  unihema demo --quick\n  unihema data generate --out data/synth\n"
-        "  unihema data check synthetic_smear --root data/synth\n"
-        "  unihema config show configs/quick/synthetic.yaml train.lr=1e-3\n"
-        "  unihema eval --suite configs/eval/demo.yaml --model runs/demo\n"
-        "  unihema baseline train --kind detector --config configs/compare/unified.yaml",
-    )
-    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
-    demo = sub.add_parser("demo", help="end-to-end demo on built-in synthetic smears",
-                          description="Generate synthetic smears, train the unified model on "
-                          "all six tasks, evaluate it on held-out fields and write a report, "
-                          "overlays and the checkpoint under --out.")
-    demo.add_argument("--out", default="runs/demo", help="run folder (default: runs/demo)")
-    demo.add_argument("--quick", action="store_true",
-                      help="small data and a short run (about two minutes): checks the path")
-    demo.add_argument("--data-only", action="store_true",
-                      help="generate, check and preview the data; skip the model")
-    demo.add_argument("--config", default=None,
-                      help="YAML config instead of the built-in preset (presets/demo.yaml)")
-    demo.add_argument("--set", nargs="+", action="extend", metavar="KEY=VALUE",
-                      help="config overrides (--set may repeat; all are applied in order)")
-    demo.set_defaults(func=cmd_demo)
-
-    tr = sub.add_parser("train", help="train the unified model (all configured tasks, one run)",
-                        description="Train on the mixture in data.train; writes the run folder "
-                        "(config.yaml, metrics.jsonl, model/).")
-    tr.add_argument("--config", required=True, help="YAML config (see configs/)")
-    tr.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides")
-    tr.add_argument("--no-progress", action="store_true", help="no progress bar")
-    tr.add_argument("--deepspeed", default=None, metavar="JSON",
-                    help="train with DeepSpeed using this config, e.g. "
-                    "configs/deepspeed/zero2.json (default: train.deepspeed)")
-    tr.add_argument("--resume", default=None, metavar="auto|PATH",
-                    help="'auto' = newest complete checkpoint of output_dir, or a checkpoint "
-                    "folder (default: train.resume)")
-    tr.add_argument("--fresh", action="store_true",
-                    help="with --resume auto: when every checkpoint of output_dir is damaged, "
-                    "move them aside (step_N.damaged) and start from step 0 instead of stopping")
-    # the deepspeed launcher appends --local_rank=N; the rank is read from LOCAL_RANK instead
-    tr.add_argument("--local_rank", "--local-rank", type=int, default=None,
-                    help=argparse.SUPPRESS)
-    tr.set_defaults(func=cmd_train)
-
-    cv = sub.add_parser("convert-checkpoint",
-                        help="training checkpoint (plain or DeepSpeed) -> save_pretrained folder",
-                        description="Verify a training checkpoint and write a plain model "
-                        "folder (config.json + model.safetensors + tokenizer). CHECKPOINT may "
-                        "be a step_NNNNNNNN folder, a checkpoints/ folder or a run folder "
-                        "(newest complete checkpoint).")
-    cv.add_argument("checkpoint", help="checkpoint, checkpoints/ or run folder")
-    cv.add_argument("out", help="model folder to write")
-    cv.set_defaults(func=cmd_convert_checkpoint)
-
-    from unihema import cli_inference as infer
-    from unihema.cli_inputs import per_image
-
-    def inference(name: str, helptext: str, func) -> argparse.ArgumentParser:
-        q = sub.add_parser(name, help=helptext, description=helptext + ". Inputs (images, "
-                           "names, --out, --device) are checked before the model loads; "
-                           "warnings (reasons not to trust a result, docs/model.md) go to "
-                           "stderr.")
-        q.add_argument("--model", required=True, help="checkpoint folder (save_pretrained)")
-        q.add_argument("image", nargs="+", metavar="IMAGE",
-                       help="image files (PNG, JPEG, TIFF, BMP, WebP) or folders of them; "
-                       "several run with one model load, each result under '== IMAGE =='")
-        q.add_argument("--device", default="cpu",
-                       help="torch device to run on: cpu (default), cuda, cuda:N or mps")
-        q.add_argument("--json", action="store_true",
-                       help="print the result (with its warnings) as JSON on stdout; one "
-                       "line per image when there are several")
-        q.set_defaults(func=per_image(func))
-        return q
-
-    names = "one value, comma-separated, repeatable: --{} 'red blood cell,platelet'"
-    overlay = ("overlay image to write (.png, .jpg, .tif, ...; input size, longest side at "
-               "most 4096 px)")
-    q = inference("ask", "answer a free-text question about an image", infer.cmd_ask)
-    q.add_argument("question", help='e.g. "How many platelets are in the image?"')
-    q.add_argument("--show-reading", action="store_true",
-                   help="also print what the model read on the image (counts, types, places)")
-    q = inference("detect", "detect cells and parasites; optionally draw them",
-                  infer.cmd_detect)
-    q.add_argument("--classes", action="append", metavar="NAMES",
-                   help="class names to find (default: the model's); " + names.format("classes"))
-    q.add_argument("--min-score", type=float, default=None,
-                   help="score threshold (default: the model's model.reading.score_threshold, "
-                   "the one its answers count at)")
-    q.add_argument("--out", default=None, help=overlay)
-    q = inference("segment", "per-pixel classes; optionally draw them", infer.cmd_segment)
-    q.add_argument("--classes", action="append", metavar="NAMES",
-                   help="classes, 'background' first (default: the model's); "
-                   + names.format("classes"))
-    q.add_argument("--out", default=None, help=overlay)
-    q.add_argument("--mask", default=None, metavar="PATH",
-                   help="also write the class-index mask: a uint8 PNG of the input's size, "
-                   "pixel value = index in the class list (0 = background)")
-    q = inference("classify", "choose a label among candidates", infer.cmd_classify)
-    q.add_argument("--labels", action="append", required=True, metavar="NAMES",
-                   help="candidate labels; " + names.format("labels"))
-    inference("describe", "morphology attributes and a sentence for a cell image",
-              infer.cmd_describe)
-
+def add_data_parser(sub) -> None:
+    """Add these commands to the ``unihema`` subparsers ``sub``."""
     data = sub.add_parser("data", help="datasets: list, info, generate, check, preview")
     dsub = data.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     data.set_defaults(func=lambda a: (data.print_help(), 2)[1])
@@ -460,48 +266,3 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--spec", default=None, help="YAML spec (generic adapter; default "
                    "<root>/unihema_dataset.yaml)")
     d.set_defaults(func=cmd_data_export)
-
-    cfg = sub.add_parser("config", help="show the resolved config or the schema")
-    csub = cfg.add_subparsers(dest="config_command", metavar="SUBCOMMAND")
-    cfg.set_defaults(func=lambda a: (cfg.print_help(), 2)[1])
-    c = csub.add_parser("show", help="print a config with _base_ and overrides resolved")
-    c.add_argument("file", nargs="?", default=None, help="YAML file (default: built-in defaults)")
-    c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides")
-    c.set_defaults(func=cmd_config_show)
-    c = csub.add_parser("schema", help="every key with type, default and meaning")
-    c.set_defaults(func=cmd_config_schema)
-
-    from unihema.baselines.cli import add_baseline_parser
-    from unihema.evaluation.suite import add_eval_parser
-
-    add_eval_parser(sub)
-    add_baseline_parser(sub)
-    return p
-
-
-def main(argv: Optional[List[str]] = None) -> int:
-    from unihema.config import ConfigError
-    from unihema.data.catalog import DataError
-
-    from unihema.cli_inputs import take_extra_images
-
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not take_extra_images(args, extra):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    _setup_logging(args.verbose)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    try:
-        return int(args.func(args) or 0)
-    except (ConfigError, DataError, KeyError, FileNotFoundError, ValueError) as exc:
-        if args.verbose:
-            raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"error: {msg}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
