@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: help install demo lint test clean
+.PHONY: help install demo lint test test-experiments clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -29,10 +29,13 @@ demo: install  ## run the end-to-end demo on the built-in synthetic smears (writ
 	$(BIN)/unihema demo --out runs/demo
 
 lint: install  ## static checks (unused or undefined names, line length)
-	$(BIN)/ruff check unihema dataset_adapters tools tests
+	$(BIN)/ruff check unihema dataset_adapters tools tests experiments
 
 test: install lint  ## static checks, then the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-experiments: install  ## the tests of the research scripts in experiments/ (not part of make test)
+	$(BIN)/python -m pytest experiments/tests $(PYTEST_ARGS)
 
 clean:  ## remove generated runs and caches (keeps .venv)
 	rm -rf runs .pytest_cache build *.egg-info

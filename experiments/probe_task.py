@@ -3,10 +3,11 @@
 A quick probe of where the training budget goes: the same preset, data and evaluators as
 `unihema demo`, restricted to some tasks and a number of steps, e.g.::
 
-    python tools/probe_task.py --data runs/demo/data --tasks detect --steps 300
-    python tools/probe_task.py --data runs/demo/data --tasks classify --steps 300 \\
+    python experiments/probe_task.py --data runs/demo/data --tasks detect --steps 300
+    python experiments/probe_task.py --data runs/demo/data --tasks classify --steps 300 \\
         model.backbone.norm=group
-    python tools/probe_task.py --data runs/demo/data --tasks vqa --steps 300 --reading truth \\
+    python experiments/probe_task.py --data runs/demo/data --tasks vqa --steps 300 \\
+        --reading truth \\
         "model.reading.tasks=[vqa]"
 
 Prints one JSON line: the overrides, training seconds, seconds per step and the headline

@@ -5,8 +5,8 @@ white-cell crops of a generated synthetic dataset, scored on its test crops. It 
 the unified model's prompt, fusion or decoder, so a step costs a fraction of a unified step;
 what it reaches for a number of crops shown is what the trunk can learn from that many, e.g.::
 
-    python tools/probe_trunk.py --data runs/demo/data --steps 700 --batch 32
-    python tools/probe_trunk.py --data runs/demo/data --steps 700 --target nucleus_shape
+    python experiments/probe_trunk.py --data runs/demo/data --steps 700 --batch 32
+    python experiments/probe_trunk.py --data runs/demo/data --steps 700 --target nucleus_shape
 
 Crops are held in memory (the white cells of a demo dataset are a few tens of MB), flipped and
 rotated by multiples of 90 degrees. Prints one JSON line: settings, seconds per step, crops

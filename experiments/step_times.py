@@ -6,9 +6,9 @@ batches of each task and times forward, backward and the optimizer step (median 
 task shares: the fraction of the wall clock each task takes, the figure to look at when
 choosing ``data.task_weights`` for a time budget::
 
-    python tools/step_times.py --data runs/demo/data
-    python tools/step_times.py --data runs/demo/data --steps 10 data.task_weights.classify=4
-    python tools/step_times.py --data runs/demo/data train.cpu_bf16=false   # fp32 on any CPU
+    python experiments/step_times.py --data runs/demo/data
+    python experiments/step_times.py --data runs/demo/data --steps 10 data.task_weights.classify=4
+    python experiments/step_times.py --data runs/demo/data train.cpu_bf16=false   # fp32 on any CPU
 
 Prints a markdown table (and one JSON line with ``--json``).
 """

@@ -1,4 +1,4 @@
-"""tools/step_times.py: per-task step times of a real (tiny) training setup."""
+"""experiments/step_times.py: per-task step times of a real (tiny) training setup."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location("step_times", REPO / "tools" / "step_times.py")
+    spec = importlib.util.spec_from_file_location(
+        "step_times", REPO / "experiments" / "step_times.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod

@@ -4,7 +4,7 @@ ResNet trunk (our ``ResNetTrunk``) + global average pooling + one linear layer, 
 one-cycle schedule, batch 32, the same crops, augmentation and white-cell macro-F1 as the
 demo's classification task; no text, no fusion, no other task. For example::
 
-    python tools/probe_plain_cnn.py --data runs/demo/data --steps 600 --width 32
+    python experiments/probe_plain_cnn.py --data runs/demo/data --steps 600 --width 32
 
 Prints one line: settings, seconds, accuracy over all crops, white-cell macro-F1, then the
 white-cell confusion counts (rows = truth).

@@ -1,6 +1,6 @@
 """Measure the near-duplicate threshold on real data (the figures in docs/data_format.md).
 
-    python tools/measure_near_duplicates.py bccd=../shared/datasets/BCCD \\
+    python experiments/measure_near_duplicates.py bccd=../shared/datasets/BCCD \\
         chula_rbc12=../shared/datasets/Chula-RBC-12 wbc_seg_zheng=../shared/datasets/WBC-Seg-Zheng
 
 For each dataset (every split, each distinct image file once) it prints
@@ -20,13 +20,11 @@ from __future__ import annotations
 import argparse
 import io as _io
 import random
-import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unihema.data import imagehash as ih  # noqa: E402
 from unihema.data import io  # noqa: E402

@@ -3,8 +3,8 @@ trained and recomputed from one task's training batches at a time.
 
 The probe behind ``backbone.norm: split_batch`` (docs/model.md), on the demo's data, e.g.::
 
-    python tools/probe_bn_stats.py detect,classify 300 model.backbone.norm=batch
-    python tools/probe_bn_stats.py detect,classify 300          # split_batch (the default)
+    python experiments/probe_bn_stats.py detect,classify 300 model.backbone.norm=batch
+    python experiments/probe_bn_stats.py detect,classify 300          # split_batch (the default)
 
 Prints one line per variant (as trained; statistics from each task's batches): detection
 mAP@0.5, classification accuracy / macro-F1 (all classes), segmentation Dice or VQA exact match

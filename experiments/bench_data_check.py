@@ -1,6 +1,6 @@
 """Time ``unihema data check`` with and without the duplicate search (whole processes).
 
-    python tools/bench_data_check.py bccd --root ../shared/datasets/BCCD --runs 7
+    python experiments/bench_data_check.py bccd --root ../shared/datasets/BCCD --runs 7
 
 Runs ``python -m unihema data check KEY --root DIR --no-progress`` (A) and the same with
 ``--no-duplicates`` (B) in turn, A B A B ..., after one unrecorded warm-up run of each, and

@@ -1,4 +1,5 @@
-"""Time the synthetic generator: ``python tools/bench_synth.py [--fields 1000] [--workers 0]``.
+"""Time the synthetic generator:
+``python experiments/bench_synth.py [--fields 1000] [--workers 0]``.
 
 Generates N fields (with crops and PNG writing, exactly as ``unihema data generate`` does) into a
 temporary folder and prints fields per second and the time per 1,000 fields. ``--render-only``
@@ -9,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unihema.config.schema import SynthConfig  # noqa: E402
 from unihema.synth import generate_dataset, render_field  # noqa: E402

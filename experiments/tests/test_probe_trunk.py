@@ -1,4 +1,4 @@
-"""tools/probe_trunk.py: the bare trunk trained on the white-cell crops of generated data."""
+"""experiments/probe_trunk.py: the bare trunk trained on the white-cell crops of generated data."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(*args):
-    return subprocess.run([sys.executable, str(REPO / "tools" / "probe_trunk.py"), *args],
+    return subprocess.run([sys.executable, str(REPO / "experiments" / "probe_trunk.py"), *args],
                           capture_output=True, text=True, cwd=REPO, timeout=300)
 
 

@@ -1,7 +1,7 @@
 """Parameters and CPU inference latency of the unified model.
 
-    python tools/benchmark.py                      # tiny and base configs at 512x512
-    python tools/benchmark.py --models tiny --size 256 --repeats 10
+    python experiments/benchmark.py                      # tiny and base configs at 512x512
+    python experiments/benchmark.py --models tiny --size 256 --repeats 10
 
 For each model: parameters per part, and the median latency (batch 1, ``torch.inference_mode``,
 after one warm-up) of
