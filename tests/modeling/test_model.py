@@ -281,3 +281,26 @@ def test_trunk_items_are_scored_from_the_trunk_alone(model, synth_root):
     model.zero_grad()
     with pytest.raises(ValueError, match="trunk_items = 6 leaves no item of a batch of 6"):
         model(dict(full, trunk_items=6))
+
+
+def test_checkpoints_with_0_dim_scalars_still_load(tiny, tmp_path):
+    """One-value parameters are [1] (DeepSpeed ZeRO-3 cannot partition 0-dim ones); a folder
+    written when they were 0-dim loads into the same values."""
+    from safetensors.torch import load_file, save_file
+
+    from unihema.config import load_config
+    from unihema.modeling.model import UniHema
+
+    torch.manual_seed(0)
+    model = UniHema.from_config(load_config(None, tiny))
+    assert all(p.dim() > 0 for p in model.parameters())
+    with torch.no_grad():
+        model.heads["classify"].log_scale.fill_(1.5)
+    model.save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    old = {k: (v.reshape(()) if v.shape == (1,) else v) for k, v in load_file(weights).items()}
+    assert old["heads.classify.log_scale"].dim() == 0
+    save_file(old, str(weights), metadata={"format": "pt"})
+    loaded = UniHema.from_pretrained(tmp_path / "m")
+    assert loaded.heads["classify"].log_scale.shape == (1,)
+    assert loaded.heads["classify"].log_scale.item() == pytest.approx(1.5)

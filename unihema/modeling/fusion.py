@@ -37,8 +37,9 @@ class GatedCrossAttention(nn.Module):
         self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
         self.norm_ff = nn.LayerNorm(d)
         self.ff = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
-        self.gate_attn = nn.Parameter(torch.tensor(gate_init))
-        self.gate_ff = nn.Parameter(torch.tensor(gate_init))
+        # [1], not a 0-dim scalar: DeepSpeed ZeRO-3 cannot partition 0-dim parameters
+        self.gate_attn = nn.Parameter(torch.tensor([gate_init]))
+        self.gate_ff = nn.Parameter(torch.tensor([gate_init]))
 
     def forward(self, x: torch.Tensor, ctx: torch.Tensor, ctx_pad: torch.Tensor | None
                 ) -> torch.Tensor:

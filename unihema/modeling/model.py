@@ -55,6 +55,17 @@ _TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_ma
                    "added_tokens.json")
 
 
+def scalars_to_vectors(module: nn.Module, state_dict: Dict[str, torch.Tensor], prefix: str,
+                       *_: Any) -> None:
+    """``load_state_dict`` pre-hook: a one-value parameter (fusion gates, head scales) that a
+    checkpoint written before 2026-12-05 holds 0-dim is reshaped to the model's ``[1]``."""
+    own = module.state_dict(keep_vars=True)
+    for key, value in list(state_dict.items()):
+        name = key[len(prefix):] if key.startswith(prefix) else None
+        if name in own and value.dim() == 0 and tuple(own[name].shape) == (1,):
+            state_dict[key] = value.reshape(1)
+
+
 class UniHema(nn.Module):
     """One model, six tasks. Build with :meth:`from_config` or :meth:`from_pretrained`."""
 
@@ -63,6 +74,7 @@ class UniHema(nn.Module):
         super().__init__()
         self.config = config
         self.tokenizer = tokenizer
+        self.register_load_state_dict_pre_hook(scalars_to_vectors)
         bad = [t for t in config.reading.tasks if t not in ("vqa", "mlm")]
         if bad:
             raise ValueError(f"model.reading.tasks: {bad} are not text tasks; the reading goes "

@@ -145,6 +145,12 @@ def _tie_groups(state: Dict[str, torch.Tensor]) -> Dict[str, List[str]]:
     return {k: group for group in by_ptr.values() for k in group}
 
 
+def _old_scalar(stored: Tuple[int, ...], shape: torch.Size) -> bool:
+    """A one-value parameter stored 0-dim by checkpoints written before it became ``[1]``
+    (:func:`unihema.modeling.model.scalars_to_vectors` reshapes it on load)."""
+    return tuple(stored) == () and tuple(shape) == (1,)
+
+
 def mismatches(stored: Header, model: nn.Module) -> List[str]:
     """Tensors that differ between a file's header and ``model.state_dict()``: a shape that
     differs, a tensor the model expects but the file lacks (a tied weight stored under another
@@ -154,7 +160,7 @@ def mismatches(stored: Header, model: nn.Module) -> List[str]:
     out = []
     for k, v in state.items():
         if k in stored:
-            if tuple(stored[k]) != tuple(v.shape):
+            if tuple(stored[k]) != tuple(v.shape) and not _old_scalar(stored[k], v.shape):
                 out.append(f"{k} {list(stored[k])} in the file, {list(v.shape)} in the model")
         elif not any(t in stored for t in ties.get(k, [])):
             out.append(f"{k} {list(v.shape)} missing from the file")

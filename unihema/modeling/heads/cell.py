@@ -38,7 +38,8 @@ class ClassifyHead(TaskHead):
         self.image_proj = nn.Sequential(nn.Linear(d_model, d_model), nn.GELU(),
                                         nn.Linear(d_model, embed_dim))
         self.class_proj = nn.Linear(d_text, embed_dim)
-        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        # [1], not a 0-dim scalar: DeepSpeed ZeRO-3 cannot partition 0-dim parameters
+        self.log_scale = nn.Parameter(torch.tensor([math.log(10.0)]))
         # fitted after training on held-out data; 1.0 = uncalibrated
         self.register_buffer("temperature", torch.tensor(1.0))
 

@@ -40,7 +40,8 @@ class ClassScorer(nn.Module):
         self.class_bias = nn.Linear(d_text, 1)
         nn.init.zeros_(self.class_bias.weight)
         nn.init.constant_(self.class_bias.bias, -math.log((1 - prior) / prior))
-        self.log_scale = nn.Parameter(torch.tensor(math.log(10.0)))
+        # [1], not a 0-dim scalar: DeepSpeed ZeRO-3 cannot partition 0-dim parameters
+        self.log_scale = nn.Parameter(torch.tensor([math.log(10.0)]))
 
     def forward(self, emb: torch.Tensor, names_emb: torch.Tensor) -> torch.Tensor:
         """``emb [B, E, h, w]``, ``names_emb [K, d_text]`` -> logits ``[B, K, h, w]``."""
