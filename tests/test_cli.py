@@ -203,3 +203,12 @@ def test_eval_command_scores_the_demo_run_folder(quick_demo, tmp_path, capsys):
     assert "exact_match_shuffled" in results["vqa"]["synthetic_smear"]
     assert (report / "results.md").is_file()
     assert list(report.rglob("*.png"))
+
+
+def test_train_overrides_may_follow_an_option(capsys):
+    """``KEY=VALUE`` words after an option still count as overrides (argparse alone would call
+    them unrecognised): the bad second override is what the error names."""
+    code = main(["train", "--config", "configs/quick/synthetic.yaml", "train.max_steps=2",
+                 "--no-progress", "train.warmup_steps=-1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "train.warmup_steps" in err and "unrecognized" not in err

@@ -41,6 +41,17 @@ def _setup_logging(verbose: bool) -> None:
     )
 
 
+def take_extra_overrides(args: argparse.Namespace, extra: List[str]) -> bool:
+    """Add ``KEY=VALUE`` words given after an option (``train --config X a=1 --resume auto
+    b=2``: argparse fills a positional list once) to ``args.overrides``."""
+    if not isinstance(getattr(args, "overrides", None), list):
+        return False
+    if any(item.startswith("-") or "=" not in item for item in extra):
+        return False
+    args.overrides.extend(extra)
+    return True
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="unihema",
@@ -76,7 +87,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and not take_extra_images(args, extra):
+    if extra and not (take_extra_images(args, extra) or take_extra_overrides(args, extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     _setup_logging(args.verbose)
     if not getattr(args, "func", None):
