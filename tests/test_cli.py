@@ -130,7 +130,7 @@ def test_demo_quick_trains_evaluates_and_reports(quick_demo):
         assert (out_dir / name).is_file(), name
     metrics = json.loads((out_dir / "metrics.json").read_text())
     assert set(metrics) == {"detect", "classify", "segment", "morphology", "mlm", "vqa"}
-    assert "shuffled_exact_match" in metrics["vqa"] and "grounding_gap" in metrics["mlm"]
+    assert "exact_match_shuffled" in metrics["vqa"] and "grounding_gap" in metrics["mlm"]
     report = (out_dir / "report.md").read_text()
     assert "Held-out test metrics" in report and "VQA exact match" in report
     assert "UniHemaPipeline.from_pretrained" in report

@@ -109,7 +109,7 @@ def _evaluate(model, cfg) -> Dict[str, Dict[str, float]]:
             shuffled = evaluate_split(model, split, batch_size=16, limit=limit,
                                       shuffle_images=True)
             key = "exact_match" if split.task == "vqa" else "token_accuracy"
-            metrics[split.task]["shuffled_" + key] = shuffled[key]
+            metrics[split.task][key + "_shuffled"] = shuffled[key]  # as the suite names it
             metrics[split.task]["grounding_gap"] = metrics[split.task][key] - shuffled[key]
     return metrics
 
@@ -127,7 +127,7 @@ def _headline_rows(metrics) -> List[List[str]]:
     for task in ("vqa", "mlm"):
         m = metrics.get(task, {})
         if "grounding_gap" in m:
-            key = [k for k in m if k.startswith("shuffled_")][0]
+            key = [k for k in m if k.endswith("_shuffled")][0]
             rows.append([task, "with images shuffled", f"{m[key]:.3f}", "", ""])
             rows.append([task, "grounding gap (drop)", f"{m['grounding_gap']:.3f}", ">= 0.20",
                          "yes" if m["grounding_gap"] >= 0.20 else "NO"])
