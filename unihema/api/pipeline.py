@@ -175,7 +175,7 @@ class UniHemaPipeline:
                           "key": "input", "orig_size": (h, w), "scale": float(scale),
                           "prompt": prompt, **item}])
         if self.device.type != "cpu":
-            from unihema.engine.trainer import to_device
+            from unihema.engine.utils import to_device
 
             batch = to_device(batch, self.device)
         return batch, warnings

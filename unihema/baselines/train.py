@@ -122,7 +122,7 @@ def train_baseline(
         ``max_steps``, ``max_minutes``, ``batch_size``, ``image_size``, ``upscale``,
         ``warmup_steps``, ``seed``, ``classes`` and ``datasets``.
     """
-    from unihema.engine.trainer import build_optimizer, seed_everything
+    from unihema.engine.utils import build_optimizer, seed_everything
 
     if kind not in KINDS:
         raise ValueError(f"unknown baseline kind '{kind}'; valid: {', '.join(KINDS)}")

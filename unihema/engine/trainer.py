@@ -36,14 +36,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import random
 import shutil
 import time
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
-import numpy as np
 import torch
 
 from unihema.config.loader import dump_config, to_dict
@@ -71,6 +69,7 @@ from unihema.engine.distributed import (
 )
 from unihema.engine.progress import ProgressLogger
 from unihema.engine.resume import check_resume
+from unihema.engine.utils import build_optimizer, seed_everything, to_device
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
 
@@ -82,40 +81,6 @@ DS_TAG = "ds"
 
 class NonFiniteLossError(RuntimeError):
     """``train.max_nonfinite`` consecutive non-finite losses: the run stops, weights intact."""
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def build_optimizer(model: torch.nn.Module, cfg: Config) -> torch.optim.Optimizer:
-    """AdamW; norms, biases, gates, embeddings and scales get no weight decay."""
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "embed" in name or "norm" in name else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.train.lr, betas=(0.9, 0.98))
-
-
-def to_device(obj: Any, device: torch.device, dtype: Optional[torch.dtype] = None) -> Any:
-    """Move every tensor of a (nested) batch to ``device``; float tensors to ``dtype`` if
-    given (DeepSpeed fp16/bf16 engines hold half-precision weights)."""
-    if torch.is_tensor(obj):
-        if dtype is not None and obj.is_floating_point():
-            return obj.to(device, dtype, non_blocking=True)
-        return obj.to(device, non_blocking=True)
-    if isinstance(obj, dict):
-        return {k: to_device(v, device, dtype) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [to_device(v, device, dtype) for v in obj]
-    if isinstance(obj, tuple):
-        return tuple(to_device(v, device, dtype) for v in obj)
-    return obj
 
 
 class Trainer:

@@ -316,7 +316,7 @@ class LoadedModel:
         import torch
 
         if self.device != "cpu":
-            from unihema.engine.trainer import to_device
+            from unihema.engine.utils import to_device
 
             batch = to_device(batch, torch.device(self.device))
         with torch.no_grad():
