@@ -62,6 +62,8 @@ MARKER = "COMPLETE"
 STATE = "state.json"
 MODEL = "model.safetensors"
 OPTIMIZER = "optimizer.safetensors"
+DS_FOLDER = "deepspeed"  # the DeepSpeed engine checkpoint inside a unihema checkpoint folder
+DS_TAG = "ds"
 _NAME = re.compile(r"^step_(\d{8,})$")
 
 

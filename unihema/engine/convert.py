@@ -49,16 +49,15 @@ def _tied(model: torch.nn.Module, name: str) -> bool:
 
 def load_weights(directory: Path) -> Dict[str, torch.Tensor]:
     """The full fp32 state dict stored in a (verified) checkpoint folder."""
-    from unihema.engine.trainer import DS_FOLDER, DS_TAG
 
     if (directory / ckpt.MODEL).is_file():
         return ckpt.read_tensors(directory / ckpt.MODEL)
-    ds_dir = directory / DS_FOLDER
+    ds_dir = directory / ckpt.DS_FOLDER
     if not ds_dir.is_dir():
-        raise ckpt.CheckpointError(f"{directory}: neither {ckpt.MODEL} nor {DS_FOLDER}/")
+        raise ckpt.CheckpointError(f"{directory}: neither {ckpt.MODEL} nor {ckpt.DS_FOLDER}/")
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    state = get_fp32_state_dict_from_zero_checkpoint(str(ds_dir), tag=DS_TAG)
+    state = get_fp32_state_dict_from_zero_checkpoint(str(ds_dir), tag=ckpt.DS_TAG)
     return {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
 
 

@@ -75,8 +75,6 @@ from unihema.modeling.model import UniHema
 
 logger = logging.getLogger(__name__)
 
-DS_FOLDER = "deepspeed"  # engine checkpoint inside a unihema checkpoint folder
-DS_TAG = "ds"
 
 
 class NonFiniteLossError(RuntimeError):
@@ -379,7 +377,7 @@ class Trainer:
         barrier()
         ckpt.write_rank_files(tmp_path, self.dist.rank)
         if self.engine is not None:
-            self.engine.save_checkpoint(str(tmp_path / DS_FOLDER), tag=DS_TAG,
+            self.engine.save_checkpoint(str(tmp_path / ckpt.DS_FOLDER), tag=ckpt.DS_TAG,
                                         save_latest=False)
         if self.dist.is_main:
             self.train_images.write(tmp_path / TRAIN_IMAGES)
@@ -402,7 +400,7 @@ class Trainer:
                      world_size=self.dist.world_size)
         state = ckpt.read_state(directory)
         if self.engine is not None:
-            self.engine.load_checkpoint(str(directory / DS_FOLDER), tag=DS_TAG,
+            self.engine.load_checkpoint(str(directory / ckpt.DS_FOLDER), tag=ckpt.DS_TAG,
                                         load_optimizer_states=True,
                                         load_lr_scheduler_states=False)
         else:
