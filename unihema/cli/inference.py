@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
-from unihema.cli.inputs import OUT_SUFFIXES
 
 
 def emit(args: argparse.Namespace, result: Dict[str, Any],
@@ -47,17 +46,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     return value
-
-
-def _check_out(path: str, suffixes=(".png",)) -> Path:
-    """``--out`` / ``--mask`` before inference: a file name with a known suffix whose folder
-    exists."""
-    out = Path(path)
-    if out.suffix.lower() not in suffixes:
-        raise ValueError(f"{path}: expected a file name ending in {' or '.join(suffixes)}")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"{path}: the folder {out.parent} does not exist")
-    return out
 
 
 def _save_overlay(picture, path: Path, size: tuple, result: Dict[str, Any]) -> None:
@@ -108,7 +96,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from unihema.data.io import read_image
     from unihema.evaluation.visualize import draw_detections
 
-    out = _check_out(args.out, OUT_SUFFIXES) if args.out else None
+    out = Path(args.out) if args.out else None  # checked by inputs.per_image
     pipe = _pipeline(args)
     res = pipe.detect(args.image, args.classes or None, min_score=args.min_score)
     if out:
@@ -130,8 +118,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     from unihema.data.io import read_image
     from unihema.evaluation.visualize import draw_mask
 
-    out = _check_out(args.out, OUT_SUFFIXES) if args.out else None
-    mask_out = _check_out(args.mask) if args.mask else None
+    out = Path(args.out) if args.out else None  # checked by inputs.per_image
+    mask_out = Path(args.mask) if args.mask else None
     pipe = _pipeline(args)
     res = pipe.segment(args.image, args.classes or None)
     mask = res.pop("mask")
