@@ -1,0 +1,174 @@
+"""The cell record of a smear analysis and its files: ``cells.jsonl``, ``cells.csv``.
+
+One :class:`CellRecord` per cell found. Writers are atomic: each file is written to a
+temporary file beside it and moved into place with ``os.replace``, so a reader never sees a
+half-written file and an interrupted run leaves the previous file intact.
+
+``cells.jsonl``: one JSON object per line, :meth:`CellRecord.to_dict` (nested
+``probabilities``, ``attributes`` and ``measurements``; ``null`` for what is unknown).
+
+``cells.csv``: one row per cell, columns :data:`CSV_COLUMNS` then ``p:<type>`` for every type
+that has a probability in any record (sorted), then ``attr:<name>`` for every attribute
+(sorted); empty cells for what is unknown. Floats keep 6 significant digits.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+from unihema.analysis.measure import FIELDS as MEASUREMENT_FIELDS
+from unihema.analysis.measure import Measurements
+
+PathLike = Union[str, Path]
+
+#: the fixed leading columns of cells.csv
+CSV_COLUMNS = ("id", "field", "x0", "y0", "x1", "y1", "lineage", "type", "probability",
+               "score", "uncertainty", "needs_review", "reason") + MEASUREMENT_FIELDS
+
+
+@dataclass
+class CellRecord:
+    """One cell of a smear.
+
+    ``id``: unique within the analysis; ``field``: the field (file name or scan) it lies in;
+    ``box``: ``(x0, y0, x1, y1)`` in the field's original pixels; ``lineage``: the broadest
+    term of its type (``"red blood cell"``, ``"white blood cell"``, ``"platelet"``,
+    ``"malaria parasite"``, ...; see :func:`unihema.analysis.summary.lineage_of`); ``type``:
+    the canonical type; ``probabilities``: calibrated probability per type the model knows
+    (sums to 1 over them when given); ``score``: the detection confidence; ``attributes``:
+    morphology attributes (``unihema.data.vocab.ATTRIBUTES``); ``measurements``: from the
+    segmentation, or ``None``; ``uncertainty``: in ``[0, 1]``, higher is less sure;
+    ``needs_review`` and its ``reason``.
+    """
+
+    id: int
+    field: str
+    box: Tuple[float, float, float, float]
+    lineage: str
+    type: str
+    probabilities: Dict[str, float] = field(default_factory=dict)
+    score: float = 1.0
+    attributes: Dict[str, str] = field(default_factory=dict)
+    measurements: Optional[Measurements] = None
+    uncertainty: float = 0.0
+    needs_review: bool = False
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if len(self.box) != 4:
+            raise ValueError(f"cell {self.id}: box must be (x0, y0, x1, y1), got {self.box!r}")
+        self.box = tuple(float(v) for v in self.box)
+
+    @property
+    def centre(self) -> Tuple[float, float]:
+        x0, y0, x1, y1 = self.box
+        return (x0 + x1) / 2.0, (y0 + y1) / 2.0
+
+    @property
+    def probability(self) -> Optional[float]:
+        """The probability of the record's own type, when known."""
+        return self.probabilities.get(self.type)
+
+    def to_dict(self) -> Dict[str, Any]:
+        d = asdict(self)
+        d["box"] = list(self.box)
+        d["measurements"] = None if self.measurements is None else self.measurements.to_dict()
+        return _finite(d)
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "CellRecord":
+        m = d.get("measurements")
+        return cls(**{**d, "box": tuple(d["box"]),
+                      "measurements": None if m is None else Measurements(**m)})
+
+
+def _finite(value: Any) -> Any:
+    """``inf``/``nan`` -> ``None`` (JSON has neither), recursively."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+# ----------------------------------------------------------------------------- atomic files
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and
+    ``os.replace``; creates the folder. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path: PathLike, obj: Any) -> Path:
+    """``obj`` as indented JSON (non-finite floats as ``null``), atomically."""
+    return write_text_atomic(path, json.dumps(_finite(obj), indent=2, sort_keys=False) + "\n")
+
+
+def write_cells_jsonl(path: PathLike, cells: Iterable[CellRecord]) -> Path:
+    """One JSON object per cell per line, atomically."""
+    lines = [json.dumps(c.to_dict(), sort_keys=False) for c in cells]
+    return write_text_atomic(path, "".join(line + "\n" for line in lines))
+
+
+def read_cells_jsonl(path: PathLike) -> List[CellRecord]:
+    """The records of a ``cells.jsonl`` file."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [CellRecord.from_dict(json.loads(line)) for line in text.splitlines() if line]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return "" if not math.isfinite(value) else f"{value:.6g}"
+    return str(value)
+
+
+def csv_columns(cells: Sequence[CellRecord]) -> List[str]:
+    """The columns of ``cells.csv`` for these records (see the module docstring)."""
+    types = sorted({t for c in cells for t in c.probabilities})
+    attrs = sorted({a for c in cells for a in c.attributes})
+    return list(CSV_COLUMNS) + [f"p:{t}" for t in types] + [f"attr:{a}" for a in attrs]
+
+
+def write_cells_csv(path: PathLike, cells: Sequence[CellRecord]) -> Path:
+    """One row per cell (columns :func:`csv_columns`), atomically."""
+    cells = list(cells)
+    columns = csv_columns(cells)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(columns)
+    for c in cells:
+        m = c.measurements.to_dict() if c.measurements is not None else {}
+        row = {"id": c.id, "field": c.field, "x0": c.box[0], "y0": c.box[1], "x1": c.box[2],
+               "y1": c.box[3], "lineage": c.lineage, "type": c.type,
+               "probability": c.probability, "score": c.score, "uncertainty": c.uncertainty,
+               "needs_review": c.needs_review, "reason": c.reason, **m}
+        row.update({f"p:{t}": p for t, p in c.probabilities.items()})
+        row.update({f"attr:{a}": v for a, v in c.attributes.items()})
+        writer.writerow([_fmt(row.get(col)) for col in columns])
+    return write_text_atomic(path, buf.getvalue())
