@@ -8,7 +8,11 @@ global image pixels (``boxes [N, 4]`` xyxy float, ``labels [N]`` ints or strings
    its box centre. The cores split each overlap down its middle, so they partition the image:
    a cell no larger than the grid's overlap lies whole in the tile that owns its centre, and
    the cut-off copy another tile sees has its centre on the owner's side of the cut (cutting
-   a box at a tile edge moves its centre away from that edge), so the copy is dropped.
+   a box at a tile edge moves its centre away from that edge), so the copy is dropped. A
+   detector's boxes jitter, so a cell centred on a cut could have both its copies' centres
+   pushed across and be lost: each core is therefore widened by ``slack`` pixels (default a
+   quarter of the overlap), and the few cells near a cut are kept by both tiles and merged
+   by rule 2.
 2. **Duplicates**: what survives may still repeat a cell, e.g. a cell larger than the overlap,
    seen cut off by two tiles, or a detector that boxes one cell twice. Boxes of the same label
    (``class_aware``; any label otherwise) whose overlap reaches ``threshold`` are grouped
@@ -116,12 +120,13 @@ def touches_inner_border(boxes: np.ndarray, tile: TileBox, grid: TileGrid,
     return out
 
 
-def owned(boxes: np.ndarray, tile: TileBox) -> np.ndarray:
-    """``[N]`` bool: the box centre lies in the tile's core (half-open, so a centre exactly
-    on a cut belongs to exactly one tile)."""
+def owned(boxes: np.ndarray, tile: TileBox, slack: float = 0.0) -> np.ndarray:
+    """``[N]`` bool: the box centre lies in the tile's core widened by ``slack`` px on each
+    side (half-open; with no slack a centre exactly on a cut belongs to exactly one tile)."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     lx, ly, hx, hy = tile.core
+    lx, ly, hx, hy = lx - slack, ly - slack, hx + slack, hy + slack
     return (cx >= lx) & (cx < hx) & (cy >= ly) & (cy < hy)
 
 
@@ -165,13 +170,15 @@ def dedupe(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
 
 def merge_tiles(grid: TileGrid, per_tile: Sequence[Detections], threshold: float = 0.5,
                 mode: str = "auto", class_aware: bool = True, ownership: bool = True,
-                margin: float = 1.0) -> Merged:
+                margin: float = 1.0, slack: Optional[float] = None) -> Merged:
     """Merge the detections of every tile of ``grid`` (``per_tile[i]`` for tile ``i``, in
     global pixels) into one list in which each cell appears once (see the module docstring).
 
     ``ownership=False`` skips the centre rule (duplicates are then resolved by overlap alone).
-    ``margin`` (px) is how close to an inner tile edge a box counts as cut off.
+    ``margin`` (px) is how close to an inner tile edge a box counts as cut off; ``slack``
+    (px, default ``grid.overlap / 4``) widens each core for the centre rule.
     """
+    slack = grid.overlap / 4.0 if slack is None else float(slack)
     tiles = grid.tiles()
     if len(per_tile) != len(tiles):
         raise ValueError(f"merge_tiles: {len(per_tile)} detection lists for a grid of "
@@ -180,7 +187,7 @@ def merge_tiles(grid: TileGrid, per_tile: Sequence[Detections], threshold: float
     offset = 0
     for t, det in zip(tiles, per_tile):
         n = len(det)
-        keep = owned(det.boxes, t) if ownership else np.ones(n, bool)
+        keep = owned(det.boxes, t, slack) if ownership else np.ones(n, bool)
         cuts = touches_inner_border(det.boxes, t, grid, margin)
         for k in np.flatnonzero(keep):
             boxes.append(det.boxes[k])
