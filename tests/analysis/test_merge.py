@@ -162,3 +162,29 @@ def test_empty_input_and_index_bookkeeping():
         merge_tiles(GRID, per_tile[:-1])
     with pytest.raises(ValueError, match="3 boxes"):
         Detections(np.zeros((3, 4)), np.zeros(2), np.zeros(3))
+
+
+def test_dedupe_matches_the_all_pairs_greedy_grouping():
+    """Comparing neighbours only gives the groups of the quadratic all-pairs greedy."""
+    rng = np.random.default_rng(3)
+    n = 800
+    centres = rng.uniform(-100, 600, (n, 2))
+    sides = rng.uniform(8, 70, (n, 1))
+    boxes = np.concatenate([centres - sides / 2, centres + sides / 2], 1)
+    scores, labels = rng.uniform(0, 1, n), rng.integers(0, 2, n)
+    cut = rng.uniform(0, 1, n) < 0.2
+    order = sorted(range(n), key=lambda i: (bool(cut[i]), -scores[i], i))
+    ov = np.where(cut[:, None] | cut[None, :], overlaps(boxes, boxes, "iom"),
+                  overlaps(boxes, boxes, "iou"))
+    taken, expected = np.zeros(n, bool), []
+    for i in order:
+        if taken[i]:
+            continue
+        group = [i]
+        taken[i] = True
+        for j in order:
+            if not taken[j] and ov[i, j] >= 0.5 and labels[i] == labels[j]:
+                group.append(j)
+                taken[j] = True
+        expected.append(group)
+    assert dedupe(boxes, labels, scores, cut) == expected

@@ -82,24 +82,27 @@ class Merged:
         return len(self.boxes)
 
 
+def _overlap(a: np.ndarray, b: np.ndarray, mode: str) -> np.ndarray:
+    """Overlap of boxes ``a[..., 4]`` and ``b[..., 4]``, broadcast against each other."""
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    if mode == "iou":
+        denom = area_a + area_b - inter
+    elif mode == "iom":
+        denom = np.minimum(area_a, area_b)
+    else:
+        raise ValueError(f"overlaps: mode must be 'iou' or 'iom', got {mode!r}")
+    return np.where(denom > 0, inter / np.maximum(denom, 1e-12), 0.0)
+
+
 def overlaps(a: np.ndarray, b: np.ndarray, mode: str = "iou") -> np.ndarray:
     """Pairwise overlap ``[len(a), len(b)]`` of xyxy boxes: ``"iou"`` (intersection over
     union) or ``"iom"`` (intersection over the smaller area)."""
     a, b = np.asarray(a, np.float64).reshape(-1, 4), np.asarray(b, np.float64).reshape(-1, 4)
-    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2])
-                 - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
-    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3])
-                 - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    if mode == "iou":
-        denom = area_a[:, None] + area_b[None, :] - inter
-    elif mode == "iom":
-        denom = np.minimum(area_a[:, None], area_b[None, :])
-    else:
-        raise ValueError(f"overlaps: mode must be 'iou' or 'iom', got {mode!r}")
-    return np.where(denom > 0, inter / np.maximum(denom, 1e-12), 0.0)
+    return _overlap(a[:, None], b[None, :], mode)
 
 
 def touches_inner_border(boxes: np.ndarray, tile: TileBox, grid: TileGrid,
@@ -130,6 +133,38 @@ def owned(boxes: np.ndarray, tile: TileBox, slack: float = 0.0) -> np.ndarray:
     return (cx >= lx) & (cx < hx) & (cy >= ly) & (cy < hy)
 
 
+def _near_pairs(b: np.ndarray) -> tuple:
+    """Index pairs ``(i, j)``, ``i < j``, of boxes whose centres fall in neighbouring cells of
+    a grid as coarse as the largest box: every intersecting pair is among them."""
+    n = len(b)
+    size = max(float(np.max(b[:, 2:] - b[:, :2])), 1.0)
+    kx = np.floor((b[:, 0] + b[:, 2]) / 2 / size).astype(np.int64)
+    ky = np.floor((b[:, 1] + b[:, 3]) / 2 / size).astype(np.int64)
+    kx, ky = kx - kx.min() + 1, ky - ky.min() + 1
+    rows = int(ky.max()) + 2
+    key = kx * rows + ky
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    pi, pj = [], []
+    for dx in (-1, 0, 1):
+        for dy in (-1, 0, 1):
+            target = (kx + dx) * rows + (ky + dy)
+            lo = np.searchsorted(sorted_key, target, "left")
+            cnt = np.searchsorted(sorted_key, target, "right") - lo
+            total = int(cnt.sum())
+            if not total:
+                continue
+            i = np.repeat(np.arange(n), cnt)
+            step = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+            j = order[np.repeat(lo, cnt) + step]
+            keep = i < j
+            pi.append(i[keep])
+            pj.append(j[keep])
+    if not pi:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(pi), np.concatenate(pj)
+
+
 def dedupe(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
            cut: Optional[np.ndarray] = None, threshold: float = 0.5, mode: str = "auto",
            class_aware: bool = True) -> List[List[int]]:
@@ -138,32 +173,44 @@ def dedupe(boxes: np.ndarray, labels: np.ndarray, scores: np.ndarray,
     Order: boxes not ``cut`` first, then by descending score (ties: input order). A box joins
     the group of the first kept box of its label (any label without ``class_aware``) that it
     overlaps by ``>= threshold`` (:func:`overlaps` with ``mode``; ``"auto"``: IoU between
-    whole boxes, IoM when either is ``cut``).
+    whole boxes, IoM when either is ``cut``). Only neighbouring boxes are compared
+    (:func:`_near_pairs`), so the cost follows the number of boxes, not its square.
     """
-    n = len(boxes)
+    b = np.asarray(boxes, np.float64).reshape(-1, 4)
+    n = len(b)
     if n == 0:
         return []
+    if threshold <= 0:
+        raise ValueError(f"dedupe: threshold must be positive, got {threshold}")
+    labels = np.asarray(labels)
     cut = np.zeros(n, bool) if cut is None else np.asarray(cut, bool)
     order = sorted(range(n), key=lambda i: (bool(cut[i]), -float(scores[i]), i))
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
+    i, j = _near_pairs(b)
+    if class_aware and len(i):
+        same = labels[i] == labels[j]
+        i, j = i[same], j[same]
     if mode == "auto":
-        ov = np.where(cut[:, None] | cut[None, :], overlaps(boxes, boxes, "iom"),
-                      overlaps(boxes, boxes, "iou"))
+        ov = np.where(cut[i] | cut[j], _overlap(b[i], b[j], "iom"), _overlap(b[i], b[j], "iou"))
     else:
-        ov = overlaps(boxes, boxes, mode)
+        ov = _overlap(b[i], b[j], mode)
+    hit = ov >= threshold
+    neighbours: dict = {}
+    for a, c in zip(i[hit].tolist(), j[hit].tolist()):
+        neighbours.setdefault(a, []).append(c)
+        neighbours.setdefault(c, []).append(a)
     groups: List[List[int]] = []
     taken = np.zeros(n, bool)
-    for i in order:
-        if taken[i]:
+    for k in order:
+        if taken[k]:
             continue
-        group = [i]
-        taken[i] = True
-        for j in order:
-            if taken[j] or ov[i, j] < threshold:
-                continue
-            if class_aware and labels[j] != labels[i]:
-                continue
-            group.append(j)
-            taken[j] = True
+        group = [k]
+        taken[k] = True
+        for m in sorted(neighbours.get(k, ()), key=lambda m: rank[m]):
+            if not taken[m]:
+                group.append(m)
+                taken[m] = True
         groups.append(group)
     return groups
 

@@ -33,13 +33,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from PIL import Image
 
-from unihema.data.image_guard import ImageTooLargeError, pixel_limit
+from unihema.data.image_guard import ImageReadError, ImageTooLargeError, pixel_limit
 from unihema.data.io import _to_rgb, image_size, read_image
 
 Box = Tuple[int, int, int, int]
@@ -135,7 +136,11 @@ class TileGrid:
         return rows * cols
 
     def tiles(self) -> List[TileBox]:
-        """Every tile, row by row."""
+        """Every tile, row by row (a fresh list of the grid's cached tiles)."""
+        return list(self._tiles)
+
+    @cached_property
+    def _tiles(self) -> Tuple[TileBox, ...]:
         xs, ys = self.xs, self.ys
         xc, yc = _cores(xs, self.tile, self.width), _cores(ys, self.tile, self.height)
         out = []
@@ -144,13 +149,13 @@ class TileGrid:
                 box = (x, y, min(x + self.tile, self.width), min(y + self.tile, self.height))
                 core = (xc[c][0], yc[r][0], xc[c][1], yc[r][1])
                 out.append(TileBox(r * len(xs) + c, r, c, box, core))
-        return out
+        return tuple(out)
 
     def __iter__(self) -> Iterator[TileBox]:
-        return iter(self.tiles())
+        return iter(self._tiles)
 
     def __getitem__(self, index: int) -> TileBox:
-        return self.tiles()[index]
+        return self._tiles[index]
 
     def owner(self, x: float, y: float) -> int:
         """Flat index of the tile whose core holds the point ``(x, y)``."""
@@ -249,7 +254,11 @@ class TiledTiffSource:
             decode_args.update(jpegtables=page.jpegtables, jpegheader=page.jpegheader)
         for data, index in fh.read_segments(offsets, counts, indices=indices, sort=True,
                                             lock=fh.lock, flat=True):
-            seg, (s, _, ty, tx, _), _shape = page.decode(data, index, **decode_args)
+            try:
+                seg, (s, _, ty, tx, _), _shape = page.decode(data, index, **decode_args)
+            except Exception as err:  # noqa: BLE001 - a codec missing or a corrupt tile
+                raise ImageReadError(f"{self.path}: cannot decode TIFF tile {index} "
+                                     f"({type(err).__name__}: {err})") from err
             if out is None:
                 dtype = seg.dtype if seg is not None else page.dtype
                 out = np.zeros((y1 - y0, x1 - x0, self.samples), dtype)
