@@ -188,3 +188,10 @@ def test_dedupe_matches_the_all_pairs_greedy_grouping():
                 taken[j] = True
         expected.append(group)
     assert dedupe(boxes, labels, scores, cut) == expected
+
+
+def test_string_labels_beside_empty_tiles():
+    per_tile = [Detections(np.zeros((0, 4)), [], []) for _ in GRID]
+    per_tile[0] = Detections([[10, 10, 40, 40]], ["platelet"], [0.9])
+    merged = merge_tiles(GRID, per_tile)
+    assert merged.labels.tolist() == ["platelet"]

@@ -230,26 +230,21 @@ def merge_tiles(grid: TileGrid, per_tile: Sequence[Detections], threshold: float
     if len(per_tile) != len(tiles):
         raise ValueError(f"merge_tiles: {len(per_tile)} detection lists for a grid of "
                          f"{len(tiles)} tiles")
-    boxes, labels, scores, tile_of, cut, index = [], [], [], [], [], []
+    parts = []
     offset = 0
     for t, det in zip(tiles, per_tile):
         n = len(det)
-        keep = owned(det.boxes, t, slack) if ownership else np.ones(n, bool)
+        keep = np.flatnonzero(owned(det.boxes, t, slack) if ownership else np.ones(n, bool))
         cuts = touches_inner_border(det.boxes, t, grid, margin)
-        for k in np.flatnonzero(keep):
-            boxes.append(det.boxes[k])
-            labels.append(det.labels[k])
-            scores.append(det.scores[k])
-            tile_of.append(t.index)
-            cut.append(bool(cuts[k]))
-            index.append(offset + int(k))
+        parts.append((det.boxes[keep], det.labels[keep], det.scores[keep],
+                      np.full(len(keep), t.index, np.int64), cuts[keep], offset + keep))
         offset += n
-    if not boxes:
+    parts = [p for p in parts if len(p[0])]  # empty tiles may carry another label dtype
+    if not parts:
         label_dtype = per_tile[0].labels.dtype if per_tile else np.int64
         return Merged(np.zeros((0, 4)), np.zeros(0, label_dtype), np.zeros(0),
                       np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, bool), [])
-    b, lab, sc = np.stack(boxes), np.asarray(labels), np.asarray(scores, np.float64)
-    cut_a, tile_a, index_a = np.asarray(cut), np.asarray(tile_of), np.asarray(index)
+    b, lab, sc, tile_a, cut_a, index_a = (np.concatenate(col) for col in zip(*parts))
     groups = dedupe(b, lab, sc, cut_a, threshold, mode, class_aware)
     out_boxes = []
     for g in groups:
