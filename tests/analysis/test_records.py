@@ -66,3 +66,24 @@ def test_writes_are_atomic(tmp_path):
 def test_bad_box_is_refused():
     with pytest.raises(ValueError, match="x0, y0, x1, y1"):
         CellRecord(0, "f", (1, 2, 3), "red blood cell", "red blood cell")
+
+
+def test_assess_names_every_reason_for_review():
+    from unihema.analysis.records import assess
+
+    assert assess({"monocyte": 0.9, "lymphocyte": 0.1}) == pytest.approx((0.1, False, ""))
+    u, review, reason = assess({"monocyte": 0.5, "lymphocyte": 0.45, "basophil": 0.05})
+    assert u == pytest.approx(0.5) and review
+    assert reason == "low confidence (monocyte 0.50); close call (monocyte 0.50 vs " \
+                     "lymphocyte 0.45)"
+    u, review, reason = assess({"blast": 0.97, "lymphocyte": 0.03})
+    assert review and reason == "blast: always reviewed"
+    assert assess({}, "red blood cell", cut=True) == (0.0, True, "cut by a tile edge")
+    assert assess({}, "red blood cell") == (0.0, False, "")
+
+
+def test_always_reviewed_types_are_canonical_terms():
+    from unihema.analysis.records import ALWAYS_REVIEW
+    from unihema.data import vocab
+
+    assert all(vocab.is_canonical(t) for t in ALWAYS_REVIEW)

@@ -127,3 +127,10 @@ def test_an_implausible_scale_is_not_a_smear():
     assert s.scale["plausible"] is False
     ok = summarize(_smear(), scale=ScaleEstimate.given(0.1))
     assert ok.is_smear and ok.scale["source"] == "given"
+
+
+def test_graded_and_excluded_types_are_canonical_red_and_white_types():
+    from unihema.analysis.summary import NOT_ABNORMAL, NOT_IN_DIFFERENTIAL
+
+    assert all(lineage_of(t) == "red blood cell" for t in list(GRADING) + list(NOT_ABNORMAL))
+    assert all(lineage_of(t) == "white blood cell" for t in NOT_IN_DIFFERENTIAL)

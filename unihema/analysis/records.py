@@ -101,6 +101,43 @@ def _finite(value: Any) -> Any:
     return value
 
 
+# ----------------------------------------------------------------------------- review
+#: types a person always looks at, however sure the model is: rare and consequential
+ALWAYS_REVIEW = ("blast", "myeloblast", "lymphoblast", "monoblast", "promyelocyte",
+                 "abnormal promyelocyte", "faggot cell", "hairy cell", "plasma cell",
+                 "atypical lymphocyte", "prolymphocyte", "promonocyte", "erythroblast",
+                 "proerythroblast", "unidentified cell", "ring form", "trophozoite",
+                 "schizont", "gametocyte", "malaria parasite", "infected red blood cell")
+
+
+def assess(probabilities: Dict[str, float], cell_type: Optional[str] = None,
+           min_probability: float = 0.6, min_margin: float = 0.15,
+           always: Sequence[str] = ALWAYS_REVIEW, cut: bool = False
+           ) -> Tuple[float, bool, str]:
+    """``(uncertainty, needs_review, reason)`` of a typed cell.
+
+    ``uncertainty`` is ``1 - p`` of the most probable type (0 without probabilities). A cell
+    needs review when that ``p`` is below ``min_probability``, when the two most probable
+    types are within ``min_margin`` of each other, when its type (``cell_type``, default the
+    most probable) is in ``always``, or when it was ``cut`` by a tile edge (its box is pieced
+    together). ``reason`` lists every cause, ``"; "``-separated (empty when none).
+    """
+    ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
+    top_type, top = ranked[0] if ranked else (cell_type, 1.0)
+    cell_type = cell_type or top_type
+    reasons = []
+    if ranked and top < min_probability:
+        reasons.append(f"low confidence ({top_type} {top:.2f})")
+    if len(ranked) > 1 and top - ranked[1][1] < min_margin:
+        reasons.append(f"close call ({top_type} {top:.2f} vs {ranked[1][0]} "
+                       f"{ranked[1][1]:.2f})")
+    if cell_type in always:
+        reasons.append(f"{cell_type}: always reviewed")
+    if cut:
+        reasons.append("cut by a tile edge")
+    return (1.0 - top if ranked else 0.0), bool(reasons), "; ".join(reasons)
+
+
 # ----------------------------------------------------------------------------- atomic files
 def write_text_atomic(path: PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and
