@@ -141,7 +141,7 @@ class SmearSummary:
     differential_n: int
     red_morphology: Optional[Dict[str, Proportion]]
     red_cells_n: int
-    platelets: Optional[Dict[str, Optional[float]]]
+    platelets: Optional[Dict[str, Any]]
     nrbc_per_100_wbc: Optional[float]
     parasitaemia: Optional[Proportion]
     needs_review: int
@@ -236,7 +236,7 @@ def summarize(cells: Sequence[CellRecord], n_fields: Optional[int] = None,
     clumps = sum(c.type == "platelet clump" for c in plt)
     n_plt = len(plt) - clumps
     summary.platelets = {
-        "count": float(n_plt), "clumps": float(clumps),
+        "count": n_plt, "clumps": clumps,
         "per_field": n_plt / n_fields if n_fields else None,
         "per_100_red_cells": 100.0 * n_plt / n_red if n_red else None}
     if clumps:
