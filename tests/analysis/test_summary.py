@@ -134,3 +134,16 @@ def test_graded_and_excluded_types_are_canonical_red_and_white_types():
 
     assert all(lineage_of(t) == "red blood cell" for t in list(GRADING) + list(NOT_ABNORMAL))
     assert all(lineage_of(t) == "white blood cell" for t in NOT_IN_DIFFERENTIAL)
+
+
+def test_summary_table_csv(tmp_path):
+    import csv
+
+    s = summarize(_smear())
+    rows = list(csv.reader(s.write_csv(tmp_path / "summary.csv").open()))
+    assert rows[0] == ["section", "name", "count", "total", "percent", "low", "high", "grade"]
+    by = {(r[0], r[1]): r for r in rows[1:]}
+    assert by[("differential", "segmented neutrophil")][2:5] == ["6", "10", "60.0"]
+    assert by[("red morphology", "schistocyte")][7] == "2+"
+    assert by[("platelets", "per_field")][2] == "7.5"
+    assert ("flag", "platelet_clumps") in by

@@ -39,13 +39,15 @@ types get a percentage without a grade. A lab with its own table passes it as ``
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
-from unihema.analysis.records import CellRecord, write_json
+from unihema.analysis.records import CellRecord, write_json, write_text_atomic
 from unihema.analysis.scale import ScaleEstimate
 
 #: z of a two-sided 95 % interval
@@ -156,6 +158,36 @@ class SmearSummary:
     def write(self, path: Union[str, Path]) -> Path:
         """``summary.json``, atomically."""
         return write_json(path, self.to_dict())
+
+    def rows(self) -> List[List[Any]]:
+        """The summary as table rows ``[section, name, count, total, percent, low, high,
+        grade]`` (sections: type, lineage, differential, red morphology, parasitaemia,
+        platelets, flag), for a spreadsheet."""
+        out: List[List[Any]] = []
+        out += [["type", t, k, self.n_cells, "", "", "", ""] for t, k in self.counts.items()]
+        out += [["lineage", t, k, self.n_cells, "", "", "", ""]
+                for t, k in self.lineages.items()]
+        for section, table in (("differential", self.differential),
+                               ("red morphology", self.red_morphology),
+                               ("parasitaemia", None if self.parasitaemia is None
+                                else {"infected red blood cell": self.parasitaemia})):
+            for name, p in (table or {}).items():
+                out.append([section, name, p.count, p.total, round(p.percent, 3),
+                            round(p.low, 3), round(p.high, 3), p.grade or ""])
+        for name, value in (self.platelets or {}).items():
+            out.append(["platelets", name, "" if value is None else value, "", "", "", "",
+                        ""])
+        out += [["flag", f, "", "", "", "", "", ""] for f in self.flags]
+        return out
+
+    def write_csv(self, path: Union[str, Path]) -> Path:
+        """:meth:`rows` under a header as CSV, atomically."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["section", "name", "count", "total", "percent", "low", "high",
+                         "grade"])
+        writer.writerows(self.rows())
+        return write_text_atomic(path, buf.getvalue())
 
 
 def _infected(cells: Sequence[CellRecord]) -> List[bool]:
