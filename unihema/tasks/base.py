@@ -159,8 +159,10 @@ class Task:
     shown: Tuple[Metric, ...] = ()
     #: metrics after the headline (and its shuffled-image pair) in report order
     report_metrics: Tuple[str, ...] = ()
-    #: the demo lists the metrics whose names start with this under the headline ("AP50/")
+    #: the demo lists the metrics whose names start with this under the headline ("AP50/"),
+    #: each as ``<per_class_label> <rest of the name>``
     per_class_prefix: str = ""
+    per_class_label: str = ""
     #: scored again with the images shuffled across items; the drop of the headline is the
     #: grounding gap (``<headline>_shuffled``, ``grounding_gap``)
     grounded: bool = False

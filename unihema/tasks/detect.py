@@ -38,7 +38,7 @@ class DetectTask(Task):
     headline = Metric("mAP50", "detection mAP@0.5 (mean over classes)", bar=0.60)
     shown = (Metric("mAP", "detection mAP@0.5:0.95"),)
     report_metrics = ("mAP", "mAP75", "count_mae")
-    per_class_prefix = "AP50/"
+    per_class_prefix, per_class_label = "AP50/", "AP@0.5"
     unit = "fields"
     demo_limit = 100
     candidate_unit = "boxes"
