@@ -55,6 +55,14 @@ def test_capabilities_are_spec_attributes():
     assert [s.name for s in specs() if s.gallery] == ["detect", "classify", "segment", "vqa"]
 
 
+def test_default_classes_of_the_dense_tasks(samples):
+    field = next(s for s in samples if s.meta.get("kind") == "field")
+    assert get_task("detect").default_classes(field) == field.meta["classes_detect"]
+    assert get_task("segment").default_classes(field) == [
+        field.mask_values[v] for v in sorted(field.mask_values)]
+    assert get_task("vqa").default_classes(field) is None
+
+
 @pytest.fixture(scope="module")
 def samples(synth_root):
     return load_dataset("synthetic_smear", synth_root, "train")

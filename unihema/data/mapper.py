@@ -134,12 +134,10 @@ class DatasetMapper:
         self.upscale = bool(upscale)
         self.train = bool(train)
         self.augment = augment
+        #: per task, the augmentations its spec allows (a task registered later: on first use)
         self._augments: Dict[str, Augment] = {}
-        if self.train and augment is not None:
-            self._augments = {
-                t: Augment(task_augment_config(augment, t), max_size=self.image_size)
-                for t in TASKS
-            }
+        for t in TASKS if self.train and augment is not None else ():
+            self._augment(t)
 
     @classmethod
     def from_config(cls, cfg: Any, *, train: bool) -> "DatasetMapper":
@@ -148,6 +146,15 @@ class DatasetMapper:
         return cls(image_size=data.image_size, augment=data.augment, train=train,
                    upscale=data.upscale, cross=data.cross_supervision,
                    crop_size=getattr(data, "crop_size", 0))
+
+    def _augment(self, task: str) -> Optional[Augment]:
+        """The training augmentation of ``task`` (None at evaluation or without one)."""
+        if not self.train or self.augment is None:
+            return None
+        if task not in self._augments:
+            self._augments[task] = Augment(task_augment_config(self.augment, task),
+                                           max_size=self.image_size)
+        return self._augments[task]
 
     # ------------------------------------------------------------------ entry point
     def __call__(
@@ -186,8 +193,9 @@ class DatasetMapper:
             mask_t = None if mask is None else torch.as_tensor(mask)
             scale = 1.0
         keep = np.arange(boxes_t.shape[0])
-        if task in self._augments:
-            r = self._augments[task].apply(tensor, boxes_t, mask_t, rng)
+        augment = self._augment(task)
+        if augment is not None:
+            r = augment.apply(tensor, boxes_t, mask_t, rng)
             tensor, boxes_t, mask_t, keep = r.image, r.boxes, r.mask, r.keep
             scale *= r.scale
         out["image"] = tensor.float().div_(255.0)

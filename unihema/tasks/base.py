@@ -254,6 +254,11 @@ class Task:
         (``kind(label)``: the name a label falls under, or None)."""
         raise NotImplementedError(f"task '{self.name}' takes no candidates")
 
+    def default_classes(self, sample: UnifiedSample) -> Optional[List[str]]:
+        """The class list a saved model uses for this task when a user names none, from the
+        first sample of its first training source (None: the task has no such list)."""
+        return None
+
     @property
     def relabels(self) -> bool:
         """Whether :meth:`relabel` is implemented (``classes.<task>`` of a data entry)."""

@@ -70,6 +70,9 @@ class DetectTask(Task):
         out["box_classes"] = out["box_classes"][torch.from_numpy(keep)]
         out["box_attributes"] = [out["box_attributes"][i] for i in keep.tolist()]
 
+    def default_classes(self, sample):
+        return list(sample.meta["classes_detect"]) if sample.meta.get("classes_detect") else None
+
     def relabel(self, sample, coarse, classes, meta):
         labels = [coarse(lb) for lb in (sample.box_labels or [])]
         return dataclasses.replace(sample, box_labels=labels, meta=meta)

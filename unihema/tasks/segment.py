@@ -62,6 +62,10 @@ class SegmentTask(Task):
     def place(self, out, boxes, mask, keep) -> None:
         out["mask"] = mask.long()
 
+    def default_classes(self, sample):
+        values = sample.mask_values
+        return [values[v] for v in sorted(values)] if values else None
+
     def relabel(self, sample, coarse, classes, meta):
         values = {v: (n if n == "background" else coarse(n))
                   for v, n in (sample.mask_values or {}).items()}
