@@ -23,11 +23,12 @@ import time
 
 from unihema.config.loader import load_config
 from unihema.config.schema import Config
-from unihema.demo import LIMITS, PRESETS
+from unihema.demo import PRESETS
 from unihema.engine.data import build_task_splits
 from unihema.engine.trainer import Trainer
 from unihema.evaluation.runner import evaluate_split
 from unihema.synth import WHITE_TYPES
+from unihema.tasks import get_task
 
 KEYS = ("macro_f1", "accuracy", "mAP50", "mAP", "mean_dice_fg", "mean_attribute_accuracy",
         "exact_match", "token_accuracy")
@@ -71,13 +72,13 @@ def main() -> None:
     out = {}
     for split in build_task_splits(cfg.data.test, cfg, train=False, tasks=tasks):
         opts = {"restrict_to": list(WHITE_TYPES)} if split.task == "classify" else {}
-        m = evaluate_split(trainer.model, split, limit=LIMITS.get(split.task),
+        m = evaluate_split(trainer.model, split, limit=get_task(split.task).demo_limit,
                            evaluator_options=opts, progress=False)
         row = {k: round(v, 3) for k, v in m.items() if k in KEYS or k.startswith(("AP50/", "em/"))}
         if split.task in ("vqa", "mlm"):
             key = "exact_match" if split.task == "vqa" else "token_accuracy"
             row["shuffled"] = round(evaluate_split(trainer.model, split,
-                                                   limit=LIMITS.get(split.task),
+                                                   limit=get_task(split.task).demo_limit,
                                                    shuffle_images=True, progress=False)[key], 3)
         out[split.task] = row
     print(json.dumps({"overrides": args.overrides, "reading": args.reading, "steps": args.steps,

@@ -25,31 +25,23 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from unihema.config import dump_config, load_config, to_dict
 from unihema.config.loader import atomic_write_text
-from unihema.data.sample import TASKS
 from unihema.synth import WHITE_TYPES
 from unihema.tables import markdown_table, plain_table
+from unihema.tasks import TASKS, get_task, specs
 
 logger = logging.getLogger(__name__)
 
 PRESETS = Path(__file__).resolve().parent / "presets"
 
-#: (task, metric, label, bar): the headline numbers and the targets the demo is held to.
-HEADLINES: List[Tuple[str, str, str, Optional[float]]] = [
-    ("detect", "mAP50", "detection mAP@0.5 (mean over classes)", 0.60),
-    ("detect", "mAP", "detection mAP@0.5:0.95", None),
-    ("classify", "macro_f1", "white-cell type macro-F1", 0.80),
-    ("classify", "ece", "classification ECE (calibrated)", None),
-    ("segment", "mean_dice_fg", "segmentation mean Dice (foreground)", 0.75),
-    ("morphology", "mean_attribute_accuracy", "morphology mean attribute accuracy", 0.80),
-    ("morphology", "rouge_l", "morphology sentence ROUGE-L", None),
-    ("vqa", "exact_match", "VQA exact match", 0.60),
-    ("mlm", "token_accuracy", "MLM masked-token accuracy", 0.60),
-]
-#: evaluation items per task, evenly spread over the split (None = all): generation is the
-#: slow part of VQA and MLM on a CPU, and a field holds dozens of cells and thousands of
-#: pixels, so 100 fields measure detection and segmentation as closely as the few white cells
-#: of 400 fields measure their types
-LIMITS = {"vqa": 800, "mlm": 400, "detect": 100, "segment": 100}
+# The headline numbers and the bars the demo is held to are each task's spec's
+# (``spec.headline``, ``spec.shown``, :mod:`unihema.tasks`), as are the evaluation items per
+# task (``spec.demo_limit``, evenly spread over the split; None = all: generation is the
+# slow part of VQA and MLM on a CPU, and a field holds dozens of cells and thousands of
+# pixels, so 100 fields measure detection and segmentation as closely as the few white cells
+# of 400 fields measure their types) and what one scored item is (``spec.unit``).
+#: the bar of every grounding gap (the drop of a grounded task's headline with the images
+#: shuffled across items)
+GAP_BAR = 0.20
 
 
 def _reuse(data_dir: Path, synth_cfg) -> bool:
@@ -96,47 +88,47 @@ def _evaluate(model, cfg) -> Dict[str, Dict[str, float]]:
 
     metrics: Dict[str, Dict[str, float]] = {}
     for split in build_task_splits(cfg.data.test, cfg, train=False):
-        opts = {"restrict_to": list(WHITE_TYPES)} if split.task == "classify" else {}
-        limit = LIMITS.get(split.task)
+        spec = get_task(split.task)
+        opts = {"restrict_to": list(WHITE_TYPES)} if spec.restricts else {}
+        limit = spec.demo_limit
         metrics[split.task] = evaluate_split(model, split, batch_size=16, limit=limit,
                                              evaluator_options=opts)
         # how many items the figures rest on (classification: the white cells it is scored on)
         metrics[split.task]["n_scored"] = min(limit or len(split.dataset), len(split.dataset))
-        if split.task == "classify":
+        if spec.restricts:
             metrics[split.task]["n_scored_white"] = sum(s.label in WHITE_TYPES
                                                         for s in split.samples)
-        if split.task in ("vqa", "mlm"):
+        if spec.grounded:
             shuffled = evaluate_split(model, split, batch_size=16, limit=limit,
                                       shuffle_images=True)
-            key = "exact_match" if split.task == "vqa" else "token_accuracy"
-            metrics[split.task][key + "_shuffled"] = shuffled[key]  # as the suite names it
+            key = spec.headline.name
+            metrics[split.task][spec.shuffled_metric] = shuffled[key]  # as the suite names it
             metrics[split.task]["grounding_gap"] = metrics[split.task][key] - shuffled[key]
     return metrics
 
 
 def _headline_rows(metrics) -> List[List[str]]:
     rows = [["task", "metric", "value", "target", "met"]]
-    for task, key, label, bar in HEADLINES:
-        if key in metrics.get(task, {}):
-            v = metrics[task][key]
-            rows.append([task, label, f"{v:.3f}", f">= {bar:.2f}" if bar else "",
+    for spec in specs():
+        got = metrics.get(spec.name, {})
+        for n, metric in enumerate((spec.headline, *spec.shown)):
+            if metric.name not in got:
+                continue
+            v, bar = got[metric.name], metric.bar
+            rows.append([spec.name, metric.label, f"{v:.3f}", f">= {bar:.2f}" if bar else "",
                          ("yes" if v >= bar else "NO") if bar else ""])
-            if (task, key) == ("detect", "mAP50"):  # the classes behind the mean
-                rows += [[task, f"  AP@0.5 {k.split('/', 1)[1]}", f"{v:.3f}", "", ""]
-                         for k, v in metrics[task].items() if k.startswith("AP50/")]
-    for task in ("vqa", "mlm"):
-        m = metrics.get(task, {})
-        if "grounding_gap" in m:
-            key = [k for k in m if k.endswith("_shuffled")][0]
-            rows.append([task, "with images shuffled", f"{m[key]:.3f}", "", ""])
-            rows.append([task, "grounding gap (drop)", f"{m['grounding_gap']:.3f}", ">= 0.20",
-                         "yes" if m["grounding_gap"] >= 0.20 else "NO"])
+            if n == 0 and spec.per_class_prefix:  # the classes behind the mean
+                p, label = spec.per_class_prefix, spec.per_class_label
+                rows += [[spec.name, f"  {label} {k[len(p):]}", f"{x:.3f}", "", ""]
+                         for k, x in got.items() if k.startswith(p)]
+    for spec in specs():
+        m = metrics.get(spec.name, {})
+        if spec.grounded and "grounding_gap" in m:
+            rows.append([spec.name, "with images shuffled", f"{m[spec.shuffled_metric]:.3f}",
+                         "", ""])
+            rows.append([spec.name, "grounding gap (drop)", f"{m['grounding_gap']:.3f}",
+                         f">= {GAP_BAR:.2f}", "yes" if m["grounding_gap"] >= GAP_BAR else "NO"])
     return rows
-
-
-#: what one scored item of each task is, for the line under the metrics table
-UNITS = {"detect": "fields", "segment": "fields", "classify": "crops", "morphology": "cells",
-         "vqa": "questions", "mlm": "reports"}
 
 
 def _scored_line(metrics) -> str:
@@ -147,7 +139,7 @@ def _scored_line(metrics) -> str:
         if n is None:
             continue
         white = metrics[task].get("n_scored_white")
-        parts.append(f"{task} {int(n):,} {UNITS.get(task, 'items')}"
+        parts.append(f"{task} {int(n):,} {get_task(task).unit}"
                      + (f" ({int(white):,} white cells)" if white is not None else ""))
     return "scored on: " + ", ".join(parts) if parts else ""
 
@@ -225,7 +217,7 @@ def run_demo(
         trainer.train(save=False)  # saved below, with the fitted temperature
         trained = trainer.stop_summary()
         val = [s for s in build_task_splits(cfg.data.val, cfg, train=False)
-               if s.task == "classify"]
+               if get_task(s.task).calibrated]
         if val:
             t = fit_temperature(trainer.model, val[0])
             logger.info("classifier temperature fitted on val: %.3f", t)

@@ -9,11 +9,14 @@
     labels      int64 [B]                                                  (classify)
     keys, orig_sizes, scales, prompts                                      lists of length B
     classes, boxes, box_classes, box_attributes, attributes, targets,
-    questions, qtypes                                                      lists, when present
+    questions, qtypes, readings, masked_texts                              lists, when present
 
-H and W are the largest item sides rounded up to ``pad_to_multiple`` (32 by default, the
-backbone's largest stride, so feature maps tile the padded image exactly). Keys not listed
-above are passed through as lists under their own name.
+Which item key becomes which batch key, and whether it stacks, pads or stays a list, is
+declared by the task specs (:attr:`unihema.tasks.Task.fields`: the batch's task and the tasks
+whose targets its items carry, ``cross_tasks``). H and W are the largest item sides rounded
+up to ``pad_to_multiple`` (32 by default, the backbone's largest stride, so feature maps tile
+the padded image exactly). Keys no spec declares are passed through as lists under their own
+name.
 """
 
 from __future__ import annotations
@@ -22,26 +25,9 @@ from typing import Any, Dict, List, Sequence
 
 import torch
 
-#: item key -> batch key of the per-item values kept as lists.
-LIST_KEYS: Dict[str, str] = {
-    "key": "keys",
-    "orig_size": "orig_sizes",
-    "scale": "scales",
-    "prompt": "prompts",
-    "classes": "classes",
-    "boxes": "boxes",
-    "box_classes": "box_classes",
-    "box_attributes": "box_attributes",
-    "attributes": "attributes",
-    "target": "targets",
-    "question": "questions",
-    "qtype": "qtypes",
-    "reading": "readings",
-    "masked_text": "masked_texts",
-}
+from unihema.tasks import IGNORE_INDEX, batch_fields
 
-#: Value of padded mask pixels; losses and metrics ignore it.
-IGNORE_INDEX = -1
+__all__ = ["IGNORE_INDEX", "collate", "slice_batch"]
 
 
 def _round_up(n: int, multiple: int) -> int:
@@ -71,34 +57,38 @@ def collate(batch: Sequence[Dict[str, Any]], pad_to_multiple: int = 32) -> Dict[
                 f"{sorted(item)} but {batch[0].get('key')} has {sorted(keys)}"
             )
 
+    cross = list(dict.fromkeys(t for item in batch for t in item.get("cross_tasks") or ()))
+    fields = batch_fields(tasks[0], cross)
+    padded = [fields[k] for k in sorted(keys) if k in fields and fields[k].collate == "pad"]
+    stacked = [fields[k] for k in sorted(keys) if k in fields and fields[k].collate == "stack"]
+
     b = len(batch)
     height = _round_up(max(int(item["image"].shape[-2]) for item in batch), pad_to_multiple)
     width = _round_up(max(int(item["image"].shape[-1]) for item in batch), pad_to_multiple)
     images = torch.zeros((b, 3, height, width), dtype=torch.float32)
     pixel_mask = torch.zeros((b, height, width), dtype=torch.bool)
-    masks = None
-    if "mask" in keys:
-        masks = torch.full((b, height, width), IGNORE_INDEX, dtype=torch.int64)
+    pads = {f.item: torch.full((b, height, width), f.pad_value, dtype=f.dtype) for f in padded}
     for i, item in enumerate(batch):
         h, w = item["image"].shape[-2:]
         images[i, :, :h, :w] = item["image"]
         pixel_mask[i, :h, :w] = True
-        if masks is not None:
-            if tuple(item["mask"].shape) != (h, w):
+        for name, out_t in pads.items():
+            if tuple(item[name].shape) != (h, w):
                 raise ValueError(
-                    f"{item.get('key')}: mask {tuple(item['mask'].shape)} does not match image "
+                    f"{item.get('key')}: {name} {tuple(item[name].shape)} does not match image "
                     f"{(h, w)}"
                 )
-            masks[i, :h, :w] = item["mask"]
+            out_t[i, :h, :w] = item[name]
 
     out: Dict[str, Any] = {"task": tasks[0], "images": images, "pixel_mask": pixel_mask}
-    if masks is not None:
-        out["masks"] = masks
-    if "label" in keys:
-        out["labels"] = torch.tensor([int(item["label"]) for item in batch], dtype=torch.int64)
-    for key in sorted(keys - {"task", "image", "mask", "label"}):
+    for f in padded:
+        out[f.batch] = pads[f.item]
+    for f in stacked:
+        out[f.batch] = torch.tensor([item[f.item] for item in batch], dtype=f.dtype)
+    done = {"task", "image", *(f.item for f in padded + stacked)}
+    for key in sorted(keys - done):
         values: List[Any] = [item[key] for item in batch]
-        out[LIST_KEYS.get(key, key)] = values
+        out[fields[key].batch if key in fields else key] = values
     return out
 
 

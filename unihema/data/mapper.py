@@ -17,37 +17,26 @@ Item dict (every task)::
     prompt      str, from unihema.data.prompts.render (random training template, fixed one at
                 evaluation)
 
-Per task:
+Per task: the fields of its spec (:mod:`unihema.tasks`, one module per task), which fills
+them (:meth:`~unihema.tasks.Task.map_item`) and says how they are batched
+(:attr:`~unihema.tasks.Task.fields`).
 
-* ``detect``: ``classes`` list[str] (``sample.meta["classes_detect"]`` when the adapter gives
-  the dataset's class list, else the sorted set of the sample's box labels), ``boxes`` float32
-  ``[N, 4]`` absolute xyxy in the output image, ``box_classes`` int64 ``[N]`` into ``classes``,
-  ``box_attributes`` list of N dicts (``{}`` when the sample has none), all kept in sync when a
-  crop drops boxes.
-* ``segment``: ``classes`` (background first, then by pixel value of ``sample.mask_values``),
-  ``mask`` int64 ``[H, W]`` into ``classes``.
-* ``classify``: ``classes`` = ``sample.label_set``, ``label`` int index.
-* ``morphology``: ``attributes`` dict, ``target`` = :func:`language.describe_cell`.
-* ``mlm``: ``prompt`` holds the report with T5 sentinels, ``target`` the sentinel string.
-* ``vqa``: ``question``, ``target`` (the answer), ``qtype``.
+Cross-supervision (training only, ``cross={task: [other tasks]}``, each pair allowed by the
+spec's :attr:`~unihema.tasks.Task.cross_targets`): an item of ``task`` also carries the
+targets of the other cell task (:meth:`~unihema.tasks.Task.cross_target`) and
+``cross_tasks`` lists them. Missing targets are marked, never invented: the heads' cross
+losses skip them.
 
-Cross-supervision (training only, ``cross={task: [other tasks]}``, :data:`CROSS_TASKS`): an
-item of ``task`` also carries the targets of the other cell task and ``cross_tasks`` lists
-them. A morphology item gets ``classes`` (``sample.label_set``, ``[]`` without one) and
-``label`` (``-1`` without a label in it); a classify item gets ``attributes`` (``{}`` for a
-cell without attributes, a red cell). Missing targets are marked, never invented: the heads'
-cross losses skip them.
-
-Geometric augmentation is limited per task to what keeps the target true (:data:`GEOMETRY`):
-a VQA answer names locations and counts, a report states counts, and cell size is itself a
-class cue (macrocyte, microcyte) and a morphology attribute.
+Geometric augmentation is limited per task to what keeps the target true
+(:attr:`~unihema.tasks.Task.geometry`): a VQA answer names locations and counts, a report
+states counts, and cell size is itself a class cue (macrocyte, microcyte) and a morphology
+attribute.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
-import zlib
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -55,34 +44,23 @@ import torch
 from torch.utils.data import Dataset
 
 from unihema.config.schema import AugmentConfig
-from unihema.data import language, prompts
 from unihema.data.catalog import DataError
-from unihema.data.io import read_image, read_mask
-from unihema.data.sample import TASKS, UnifiedSample
+from unihema.data.io import read_image
+from unihema.data.sample import UnifiedSample
 from unihema.data.transforms import Augment, resize_longest
+from unihema.tasks import TASKS, get_task, specs, truth_reading
 
-#: Geometric augmentations allowed per task; photometric ones (colour, stain, blur) apply to all.
-GEOMETRY: Dict[str, Tuple[str, ...]] = {
-    "detect": ("flip", "rot90", "scale", "crop"),
-    "segment": ("flip", "rot90", "scale", "crop"),
-    "classify": ("flip", "rot90"),
-    "morphology": ("flip", "rot90"),
-    "mlm": ("flip", "rot90"),
-    "vqa": (),
-}
-
-#: Cross-supervision pairs (``data.cross_supervision``): the tasks whose targets an item of
-#: each cell task may also carry. Both read the same single-cell crops.
-CROSS_TASKS: Dict[str, Tuple[str, ...]] = {"classify": ("morphology",),
-                                           "morphology": ("classify",)}
+__all__ = ["DatasetMapper", "TaskDataset", "check_cross", "resized_side", "target_side",
+           "task_augment_config", "truth_reading"]
 
 
 def check_cross(cross: Dict[str, Sequence[str]]) -> Dict[str, Tuple[str, ...]]:
     """Validate ``data.cross_supervision``; raises ``ValueError`` naming each bad pair."""
+    allowed = {t.name: t.cross_targets for t in specs()}
     bad = [f"{t} -> {o}" for t, others in cross.items() for o in others
-           if o not in CROSS_TASKS.get(t, ())]
+           if o not in allowed.get(t, ())]
     if bad:
-        valid = ", ".join(f"{t} -> {o}" for t, os_ in CROSS_TASKS.items() for o in os_)
+        valid = ", ".join(f"{t} -> {o}" for t, os_ in allowed.items() for o in os_)
         raise ValueError(f"data.cross_supervision: {bad} are not supported; valid pairs: "
                          f"{valid}")
     return {t: tuple(dict.fromkeys(others)) for t, others in cross.items() if others}
@@ -90,7 +68,7 @@ def check_cross(cross: Dict[str, Sequence[str]]) -> Dict[str, Tuple[str, ...]]:
 
 def task_augment_config(cfg: AugmentConfig, task: str) -> AugmentConfig:
     """``cfg`` with the geometric augmentations that would falsify ``task``'s target off."""
-    allowed = GEOMETRY[task]
+    allowed = get_task(task).geometry
     changes: Dict[str, Any] = {}
     if "flip" not in allowed:
         changes.update(hflip=0.0, vflip=0.0)
@@ -156,12 +134,10 @@ class DatasetMapper:
         self.upscale = bool(upscale)
         self.train = bool(train)
         self.augment = augment
+        #: per task, the augmentations its spec allows (a task registered later: on first use)
         self._augments: Dict[str, Augment] = {}
-        if self.train and augment is not None:
-            self._augments = {
-                t: Augment(task_augment_config(augment, t), max_size=self.image_size)
-                for t in TASKS
-            }
+        for t in TASKS if self.train and augment is not None else ():
+            self._augment(t)
 
     @classmethod
     def from_config(cls, cfg: Any, *, train: bool) -> "DatasetMapper":
@@ -170,6 +146,15 @@ class DatasetMapper:
         return cls(image_size=data.image_size, augment=data.augment, train=train,
                    upscale=data.upscale, cross=data.cross_supervision,
                    crop_size=getattr(data, "crop_size", 0))
+
+    def _augment(self, task: str) -> Optional[Augment]:
+        """The training augmentation of ``task`` (None at evaluation or without one)."""
+        if not self.train or self.augment is None:
+            return None
+        if task not in self._augments:
+            self._augments[task] = Augment(task_augment_config(self.augment, task),
+                                           max_size=self.image_size)
+        return self._augments[task]
 
     # ------------------------------------------------------------------ entry point
     def __call__(
@@ -180,9 +165,8 @@ class DatasetMapper:
         qa_index: Optional[int] = None,
     ) -> Dict[str, Any]:
         """One item dict (see the module docstring); all randomness comes from ``rng``."""
-        if task not in TASKS:
-            raise ValueError(f"unknown task '{task}'; tasks: {', '.join(TASKS)}")
-        if task not in sample.tasks():
+        spec = _spec(task)
+        if not spec.supervises(sample):
             raise ValueError(
                 f"sample '{sample.key}' does not supervise task '{task}'; its tasks: "
                 f"{sample.tasks()}"
@@ -198,19 +182,7 @@ class DatasetMapper:
                 f"{sample.width}x{sample.height} ({sample.key}); annotations would be misplaced"
             )
         out["orig_size"] = (h, w)
-
-        boxes = np.zeros((0, 4), np.float32)
-        mask = None
-        if task == "detect":
-            boxes = sample.boxes
-        elif task == "segment":
-            out["classes"] = _mask_classes(sample.mask_values)
-            mask = read_mask(sample.mask_path, sample.mask_values, out["classes"])
-            if mask.shape != (h, w):
-                raise DataError(
-                    f"{sample.mask_path}: mask is {mask.shape[1]}x{mask.shape[0]} but the image "
-                    f"is {w}x{h} ({sample.key})"
-                )
+        boxes, mask = spec.spatial(sample, out, (h, w))
 
         tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
         side = target_side(sample, self.image_size, self.upscale, self.crop_size)
@@ -221,136 +193,47 @@ class DatasetMapper:
             mask_t = None if mask is None else torch.as_tensor(mask)
             scale = 1.0
         keep = np.arange(boxes_t.shape[0])
-        if task in self._augments:
-            r = self._augments[task].apply(tensor, boxes_t, mask_t, rng)
+        augment = self._augment(task)
+        if augment is not None:
+            r = augment.apply(tensor, boxes_t, mask_t, rng)
             tensor, boxes_t, mask_t, keep = r.image, r.boxes, r.mask, r.keep
             scale *= r.scale
         out["image"] = tensor.float().div_(255.0)
         out["scale"] = float(scale)
 
-        getattr(self, f"_{task}")(sample, out, text_rng, qa_index, rng)
+        spec.map_item(sample, out, text_rng=text_rng, rng=rng, qa_index=qa_index,
+                      train=self.train)
         if self.train and task in self.cross:
             out["cross_tasks"] = list(self.cross[task])
             for other in self.cross[task]:
-                getattr(self, f"_cross_{other}")(sample, out)
-        if task == "detect":
-            out["boxes"] = boxes_t.float()
-            out["box_classes"] = out["box_classes"][torch.from_numpy(keep)]
-            out["box_attributes"] = [out["box_attributes"][i] for i in keep.tolist()]
-        elif task == "segment":
-            out["mask"] = mask_t.long()
+                get_task(other).cross_target(sample, out)
+        spec.place(out, boxes_t, mask_t, keep)
         return out
 
-    # ------------------------------------------------------------------ per task
-    def _detect(self, sample, out, text_rng, qa_index, rng) -> None:
-        labels = list(sample.box_labels or [])
-        classes = list(sample.meta.get("classes_detect") or sorted(set(labels)))
-        if not classes:
-            raise DataError(
-                f"{sample.key}: no boxes and no meta['classes_detect']; an image without cells "
-                f"needs the dataset's class list to form its detection prompt"
-            )
-        unknown = sorted(set(labels) - set(classes))
-        if unknown:
-            raise DataError(f"{sample.key}: box labels {unknown} are not in classes {classes}")
-        index = {c: i for i, c in enumerate(classes)}
-        out["classes"] = classes
-        out["box_classes"] = torch.tensor([index[n] for n in labels], dtype=torch.int64)
-        out["box_attributes"] = [dict(a) for a in (sample.box_attributes or [{}] * len(labels))]
-        out["prompt"] = prompts.render("detect", text_rng, classes=classes)
 
-    def _segment(self, sample, out, text_rng, qa_index, rng) -> None:
-        out["prompt"] = prompts.render("segment", text_rng, classes=out["classes"])
-
-    def _classify(self, sample, out, text_rng, qa_index, rng) -> None:
-        classes = list(sample.label_set or [])
-        if sample.label not in classes:
-            raise DataError(
-                f"{sample.key}: label '{sample.label}' is not in label_set {classes}; the adapter "
-                f"must give the candidate classes"
-            )
-        out["classes"] = classes
-        out["label"] = classes.index(sample.label)
-        out["prompt"] = prompts.render("classify", text_rng, classes=classes)
-
-    def _morphology(self, sample, out, text_rng, qa_index, rng) -> None:
-        out["attributes"] = dict(sample.attributes)
-        out["target"] = language.describe_cell(sample.label, sample.attributes)
-        out["prompt"] = prompts.render("morphology", text_rng)
-
-    @staticmethod
-    def _cross_classify(sample, out) -> None:
-        classes = list(sample.label_set or [])
-        out["classes"] = classes
-        out["label"] = classes.index(sample.label) if sample.label in classes else -1
-
-    @staticmethod
-    def _cross_morphology(sample, out) -> None:
-        out["attributes"] = dict(sample.attributes or {})
-
-    def _mlm(self, sample, out, text_rng, qa_index, rng) -> None:
-        # Evaluation masks the same spans every run: seeded from the key, not Python's hash().
-        span_rng = text_rng or random.Random(zlib.crc32(sample.key.encode("utf-8")))
-        masked, target = language.mask_spans(sample.report, span_rng)
-        out["prompt"] = prompts.render("mlm", text_rng, text=masked)
-        out["target"] = target
-        out["masked_text"] = masked
-        out["reading"] = truth_reading(sample)
-
-    def _vqa(self, sample, out, text_rng, qa_index, rng) -> None:
-        n = len(sample.qa)
-        if qa_index is None:
-            if not self.train:
-                raise ValueError(f"{sample.key}: vqa evaluation needs qa_index (0..{n - 1})")
-            qa_index = int(rng.integers(n))
-        if not 0 <= qa_index < n:
-            raise IndexError(f"{sample.key}: qa_index {qa_index} out of range; it has {n} pairs")
-        qa = sample.qa[qa_index]
-        out.update(question=qa.question, target=qa.answer, qtype=qa.qtype)
-        out["prompt"] = prompts.render("vqa", text_rng, question=qa.question)
-        out["reading"] = truth_reading(sample)
-
-
-def truth_reading(sample: UnifiedSample) -> Dict[str, Any]:
-    """What a perfect reader sees on the sample's image: ``{"entries": [(key, text), ...],
-    "report": str}`` (:func:`~unihema.data.language.read_field` for an image with boxes,
-    :func:`~unihema.data.language.read_cell` for a labelled cell image, no entries otherwise;
-    the report is the sample's own). The text tasks train with it in place of the model's own
-    reading (``model.reading``, :mod:`unihema.modeling.reading`)."""
-    entries: List[Tuple[str, str]] = []
-    if sample.boxes is not None and len(sample.boxes):
-        entries = language.read_field(sample.box_labels, sample.boxes.tolist(), sample.width,
-                                      sample.height)
-    elif sample.label:
-        entries = language.read_cell({language.lineage(sample.label): sample.label},
-                                     sample.attributes)
-    return {"entries": entries, "report": sample.report or ""}
-
-
-def _mask_classes(values: Dict[int, str]) -> List[str]:
-    """Class names of a mask by pixel value, each once, ``"background"`` first."""
-    names = list(dict.fromkeys(values[v] for v in sorted(values)))
-    if "background" in names:
-        names.remove("background")
-        names.insert(0, "background")
-    return names
+def _spec(task: str):
+    """The spec of ``task``; ValueError naming the tasks when there is none."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task '{task}'; tasks: {', '.join(TASKS)}")
+    return get_task(task)
 
 
 class TaskDataset(Dataset):
     """The items of one task over a list of samples.
 
-    One item per sample that supervises ``task``; for ``vqa``, one item per QA pair, in training
-    as at evaluation: a field with seventeen questions is asked all seventeen, so the questions
-    a model trains on are distributed as those it is scored on (one random pair per sample
-    would make single-cell crops, which outnumber fields but carry few questions each, four
-    fifths of the training questions). ``__getitem__(i)`` draws its randomness from
+    One item per sample that supervises ``task``, or several as the spec says
+    (:meth:`~unihema.tasks.Task.item_indices`): for ``vqa``, one per QA pair, in training as
+    at evaluation, so a field with seventeen questions is asked all seventeen and the
+    questions a model trains on are distributed as those it is scored on (one random pair per
+    sample would make single-cell crops, which outnumber fields but carry few questions each,
+    four fifths of the training questions). ``__getitem__(i)`` draws its randomness from
     ``np.random.default_rng((seed, epoch, i))``, so an item is reproducible and every epoch
     differs; call :meth:`set_epoch` before each epoch (with persistent DataLoader workers,
     before creating the iterator).
 
     Args:
         samples: the samples (those without ``task`` are skipped).
-        task: one of :data:`~unihema.data.sample.TASKS`.
+        task: a registered task (:data:`unihema.tasks.TASKS`).
         mapper: a :class:`DatasetMapper` whose ``train`` equals ``train``.
         train: training (augmented) or evaluation data.
         seed: base seed of the per-item randomness.
@@ -365,8 +248,7 @@ class TaskDataset(Dataset):
         train: bool,
         seed: int = 0,
     ) -> None:
-        if task not in TASKS:
-            raise ValueError(f"unknown task '{task}'; tasks: {', '.join(TASKS)}")
+        spec = _spec(task)
         if mapper.train != train:
             raise ValueError(
                 f"TaskDataset(train={train}) was given a mapper with train={mapper.train}; "
@@ -380,12 +262,8 @@ class TaskDataset(Dataset):
         self.epoch = 0
         self.items: List[Tuple[int, Optional[int]]] = []
         for i, s in enumerate(self.samples):
-            if task not in s.tasks():
-                continue
-            if task == "vqa":
-                self.items.extend((i, q) for q in range(len(s.qa)))
-            else:
-                self.items.append((i, None))
+            if spec.supervises(s):
+                self.items.extend((i, q) for q in spec.item_indices(s))
         if not self.items:
             raise ValueError(f"none of the {len(self.samples)} samples supervises task '{task}'")
 

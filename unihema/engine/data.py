@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections import Counter
 from dataclasses import dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-import numpy as np
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from unihema.config.schema import Config, DatasetEntry
@@ -20,6 +18,7 @@ from unihema.data.duplicates import TrainImages
 from unihema.data.mapper import DatasetMapper, TaskDataset, target_side
 from unihema.data.sample import UnifiedSample
 from unihema.data.sampler import MixtureDataset, MixtureSampler, Source
+from unihema.tasks import get_task, specs
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +88,11 @@ def select_where(samples: Sequence[UnifiedSample], where: Dict[str, str], source
     return kept
 
 
-RELABEL_TASKS = ("detect", "classify", "segment")
+def tasks_with(capability: str) -> Tuple[str, ...]:
+    """The registered tasks whose spec has ``capability`` (an attribute of
+    :class:`~unihema.tasks.Task`: ``relabels``, ``takes_candidates``, ``trunk``,
+    ``balance``), in registration order."""
+    return tuple(t.name for t in specs() if getattr(t, capability))
 
 
 def kind_of(label: str, classes: Sequence[str]) -> Optional[str]:
@@ -104,14 +107,17 @@ def relabel(samples: Sequence[UnifiedSample], task: str, classes: Sequence[str],
     Each label becomes the first listed class it is a kind of (``vocab.is_a``): with
     ``["red blood cell", "white blood cell"]`` a ``target cell`` box becomes a red blood cell
     and a ``monocyte`` box a white blood cell. The copies carry ``classes`` as their prompt class
-    list; other tasks keep the original samples untouched.
+    list; other tasks keep the original samples untouched. The task's spec maps its labels
+    (:meth:`~unihema.tasks.Task.relabel`).
 
     Raises:
         DataError: a label falls under none of ``classes`` (naming the sample and the label).
         ValueError: ``task`` has no class labels to map.
     """
-    if task not in RELABEL_TASKS:
-        raise ValueError(f"{source}: classes can be given for {RELABEL_TASKS}, not '{task}'")
+    if task not in tasks_with("relabels"):
+        raise ValueError(f"{source}: classes can be given for {tasks_with('relabels')}, not "
+                         f"'{task}'")
+    spec = get_task(task)
     classes = [vocab.canonical(c) for c in classes]
 
     def coarse(label: str, key: str) -> str:
@@ -124,20 +130,8 @@ def relabel(samples: Sequence[UnifiedSample], task: str, classes: Sequence[str],
     out = []
     for s in samples:
         meta = dict(s.meta, **{f"classes_{task}": list(classes)})
-        if task == "detect":
-            labels = [coarse(lb, s.key) for lb in (s.box_labels or [])]
-            out.append(dataclasses.replace(s, box_labels=labels, meta=meta))
-        elif task == "classify":
-            out.append(dataclasses.replace(s, label=coarse(s.label, s.key),
-                                           label_set=list(classes), meta=meta))
-        else:
-            values = {v: (n if n == "background" else coarse(n, s.key))
-                      for v, n in (s.mask_values or {}).items()}
-            out.append(dataclasses.replace(s, mask_values=values, meta=meta))
+        out.append(spec.relabel(s, lambda label, key=s.key: coarse(label, key), classes, meta))
     return out
-
-
-CANDIDATE_TASKS = ("detect", "classify")
 
 
 def restrict_to_candidates(samples: Sequence[UnifiedSample], task: str,
@@ -147,35 +141,29 @@ def restrict_to_candidates(samples: Sequence[UnifiedSample], task: str,
 
     A label that is a kind of a candidate (``vocab.is_a``) becomes that candidate; a classify
     sample whose label is under none of them is left out, and so is such a box of a detect
-    sample (the field itself is kept). Returns ``(samples, n_left_out)``: crops or boxes left
-    out, which the caller reports.
+    sample (the field itself is kept): the spec's :meth:`~unihema.tasks.Task.restrict`.
+    Returns ``(samples, n_left_out)``: crops or boxes left out, which the caller reports.
 
     Raises:
-        ValueError: ``task`` is not one of :data:`CANDIDATE_TASKS`, or a candidate repeats.
+        ValueError: ``task`` takes no candidates, or a candidate repeats.
     """
-    if task not in CANDIDATE_TASKS:
-        raise ValueError(f"{source}: candidates can be given for {list(CANDIDATE_TASKS)}, not "
+    allowed = tasks_with("takes_candidates")
+    if task not in allowed:
+        raise ValueError(f"{source}: candidates can be given for {list(allowed)}, not "
                          f"'{task}'")
     names = [vocab.canonical(c) for c in candidates]
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"{source}: candidates.{task} must list distinct class names, got "
                          f"{list(candidates)}")
 
+    spec = get_task(task)
     out, left_out = [], 0
     for s in samples:
         meta = dict(s.meta, **{f"classes_{task}": list(names)})
-        if task == "classify":
-            label = kind_of(s.label, names)
-            if label is None:
-                left_out += 1
-                continue
-            out.append(dataclasses.replace(s, label=label, label_set=list(names), meta=meta))
-            continue
-        keep = [i for i, lb in enumerate(s.box_labels or []) if kind_of(lb, names) is not None]
-        left_out += len(s.box_labels or []) - len(keep)
-        out.append(dataclasses.replace(
-            s, boxes=np.asarray(s.boxes, np.float32).reshape(-1, 4)[keep],
-            box_labels=[kind_of(s.box_labels[i], names) for i in keep], meta=meta))
+        kept, left = spec.restrict(s, lambda label: kind_of(label, names), names, meta)
+        left_out += left
+        if kept is not None:
+            out.append(kept)
     return out, left_out
 
 
@@ -194,22 +182,23 @@ def build_task_splits(
     mapper = DatasetMapper.from_config(cfg, train=train)
     model_tasks = set(tasks if tasks is not None else cfg.model.tasks)
     out = []
+    candidate_tasks, relabel_tasks = tasks_with("takes_candidates"), tasks_with("relabels")
     for entry in entries:
-        bad_candidates = [t for t in entry.candidates if t not in CANDIDATE_TASKS]
+        bad_candidates = [t for t in entry.candidates if t not in candidate_tasks]
         if bad_candidates:
             raise ValueError(f"{entry.name}/{entry.split}: 'candidates' given for "
-                             f"{bad_candidates}; only {list(CANDIDATE_TASKS)} take them")
-        bad = [t for t in entry.classes if t not in RELABEL_TASKS]
+                             f"{bad_candidates}; only {list(candidate_tasks)} take them")
+        bad = [t for t in entry.classes if t not in relabel_tasks]
         if bad:
             raise ValueError(f"{entry.name}/{entry.split}: 'classes' given for {bad}; only "
-                             f"{list(RELABEL_TASKS)} have class labels to map")
+                             f"{list(relabel_tasks)} have class labels to map")
         samples = load_entry(entry, cfg.data.on_error)
         if entry.where:
             samples = select_where(samples, entry.where, f"{entry.name}/{entry.split}")
         if entry.derive_text:
             box_classes = sorted({lb for s in samples for lb in s.box_labels or []})
             samples = [derive_text(s, box_classes) for s in samples]
-        supported = {t for s in samples for t in s.tasks()}
+        supported = {t.name for t in specs() if any(t.supervises(s) for s in samples)}
         wanted = entry.tasks or sorted(supported)
         missing = [t for t in entry.tasks if t not in supported]
         if missing:
@@ -218,7 +207,7 @@ def build_task_splits(
         for task in wanted:
             if task not in model_tasks:
                 continue
-            chosen = [s for s in samples if task in s.tasks()]
+            chosen = [s for s in samples if get_task(task).supervises(s)]
             if entry.classes.get(task):
                 chosen = relabel(chosen, task, entry.classes[task], f"{entry.name}/{entry.split}")
             if entry.candidates.get(task):
@@ -227,7 +216,7 @@ def build_task_splits(
                                                       f"{entry.name}/{entry.split}")
                 logger.info("%s/%s %s: candidates %s keep %d of %d samples (%d %s left out)",
                             entry.name, entry.split, task, entry.candidates[task], len(chosen),
-                            n_in, left, "boxes" if task == "detect" else "crops")
+                            n_in, left, get_task(task).candidate_unit)
             ds = TaskDataset(chosen, task, mapper, train=train, seed=seed)
             out.append(TaskSplit(entry, task, chosen, ds))
     return out
@@ -354,53 +343,42 @@ def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Sour
     return sources, datasets
 
 
-#: tasks whose heads read only the global embedding, so that trunk-only items (pooled trunk
-#: features, no fusion) can be scored by them (``data.trunk_items``)
-TRUNK_TASKS = ("classify", "morphology")
-
-
 def check_trunk_items(cfg: Config) -> Dict[str, int]:
-    """``data.trunk_items`` validated: ``{task: k}`` with ``k >= 0`` for tasks of
-    :data:`TRUNK_TASKS` (zeros dropped).
+    """``data.trunk_items`` validated: ``{task: k}`` for tasks whose heads read only the
+    global embedding (spec ``trunk``), so that trunk-only items (pooled trunk features, no
+    fusion) can be scored by them; zeros dropped (the config schema keeps ``k`` a count in
+    range).
 
     Raises:
-        ValueError: another task, or a negative count (naming the entry).
+        ValueError: another task (naming the entry).
     """
     out = {}
+    trunk_tasks = tasks_with("trunk")
     for task, k in cfg.data.trunk_items.items():
-        if task not in TRUNK_TASKS:
+        if task not in trunk_tasks:
             raise ValueError(f"data.trunk_items.{task}: trunk-only items are scored from the "
                              f"pooled trunk features by a head over the global embedding; "
-                             f"only {list(TRUNK_TASKS)} have one")
-        if int(k) != k or k < 0:
-            raise ValueError(f"data.trunk_items.{task} = {k}: expected a count >= 0 of extra "
-                             f"items per batch")
+                             f"only {list(trunk_tasks)} have one")
         if k:
             out[task] = int(k)
     return out
-
-
-#: tasks whose items carry one label each, which class-balanced sampling counts
-BALANCE_TASKS = ("classify", "morphology")
 
 
 def balance_weights(split: TaskSplit, power: float) -> List[float]:
     """Class-balanced sampling weights of ``split``'s items: ``n_label ** -power`` with
     ``n_label`` the number of the split's items sharing the item's label, scaled to mean 1
     (so a label's share of the draws goes from ``n_label / N`` at ``power = 0`` to ``1 / L``
-    at ``power = 1``, ``L`` labels).
+    at ``power = 1``, ``L`` labels; the config schema keeps ``power`` in [0, 1]).
 
     Raises:
-        ValueError: ``power`` outside [0, 1], a task without one label per item, or an item
-            without a label (naming the sample).
+        ValueError: a task whose items do not carry one label each (spec ``balance``), or an
+            item without a label (naming the sample).
     """
     where = f"data.balance.{split.task}"
-    if not 0.0 <= power <= 1.0:
-        raise ValueError(f"{where} = {power}: expected a number in [0, 1] (0 = as stored, "
-                         f"1 = every label equally often)")
-    if split.task not in BALANCE_TASKS:
+    balance_tasks = tasks_with("balance")
+    if split.task not in balance_tasks:
         raise ValueError(f"{where}: class-balanced sampling needs one label per item; "
-                         f"'{split.task}' items have none (tasks: {list(BALANCE_TASKS)})")
+                         f"'{split.task}' items have none (tasks: {list(balance_tasks)})")
     ds = split.dataset
     labels = []
     for sample_index, _ in ds.items:

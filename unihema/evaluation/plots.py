@@ -18,7 +18,10 @@ without pyplot, so no global backend is switched and nothing needs a display.
   prediction) or with a caption (classification, VQA). :class:`GalleryPicker` keeps those
   items while the batches stream past.
 
-:func:`evaluator_plots` draws every one of them that an evaluator's state supports.
+What a task gets is said by its spec (:mod:`unihema.tasks`): ``spec.gallery`` names an entry
+of :data:`GALLERIES` (the item score, its name and the panels), ``spec.plots`` entries of
+:data:`PLOTS`; both are registries, so a new task can bring its own.
+:func:`evaluator_plots` draws every plot of a task that an evaluator's state supports.
 """
 
 from __future__ import annotations
@@ -26,18 +29,62 @@ from __future__ import annotations
 import io
 import textwrap
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from unihema.config.loader import atomic_write_bytes
+from unihema.registry import Registry
+from unihema.tasks import TASKS, get_task
 
-#: tasks with a per-item score, hence a gallery
-GALLERY_TASKS = ("detect", "segment", "classify", "vqa")
-#: what :func:`item_score` measures, per task (shown in gallery titles)
-SCORE_NAMES = {"detect": "F1@0.5", "segment": "Dice fg", "classify": "p(true)",
-               "vqa": "correct"}
+
+@dataclass(frozen=True)
+class Gallery:
+    """How the items of a task are scored and drawn in its gallery.
+
+    ``score(batch, i, prediction, options) -> float | None`` (higher = better; None: item
+    not scored), named ``score_name`` in titles; ``panels(item, prediction, options) ->
+    [(picture, caption)]``: two pictures (truth, prediction) when ``paired``, else one.
+    """
+
+    score_name: str
+    score: Callable[..., Optional[float]]
+    panels: Callable[..., List[Tuple[Any, str]]]
+    paired: bool = False
+
+
+#: gallery kinds by key (``spec.gallery``)
+GALLERIES: Registry[Gallery] = Registry(
+    "gallery", signature="Gallery(score_name, score(batch, i, prediction, options), "
+    "panels(item, prediction, options), paired)")
+
+
+@dataclass(frozen=True)
+class PlotKind:
+    """One plot drawn from an evaluator's state: ``draw(evaluator, metrics, path, title)``
+    returns the PNG's path, or None when the state lacks what it needs; it is filed under
+    ``kind`` (``plot_dir/<stem>-<kind>.png``, the key in the suite's ``meta.plots``)."""
+
+    kind: str
+    draw: Callable[..., Optional[Path]]
+
+
+#: plots by key (``spec.plots``)
+PLOTS: Registry[PlotKind] = Registry(
+    "evaluation plot", signature="PlotKind(kind, draw(evaluator, metrics, path, title))")
+
+
+def gallery_tasks() -> Tuple[str, ...]:
+    """The registered tasks with a gallery (``spec.gallery``), in registration order."""
+    return tuple(t for t in TASKS if get_task(t).gallery)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "GALLERY_TASKS":  # the tasks with a gallery, as registered now
+        return gallery_tasks()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # ----------------------------------------------------------------------------- files
@@ -185,45 +232,56 @@ def box_f1(gt_boxes: np.ndarray, gt_classes: np.ndarray, boxes: np.ndarray,
     return 2.0 * tp / (len(gt_boxes) + len(boxes))
 
 
+def _score_boxes(batch, i, prediction, options) -> float:
+    keep = _np(prediction["scores"]).reshape(-1) >= float(options.get("count_threshold", 0.5))
+    return box_f1(_np(batch["boxes"][i]), _np(batch["box_classes"][i], np.int64).reshape(-1),
+                  _np(prediction["boxes"]).reshape(-1, 4)[keep],
+                  _np(prediction["classes"], np.int64).reshape(-1)[keep],
+                  _np(prediction["scores"]).reshape(-1)[keep])
+
+
+def _score_mask(batch, i, prediction, options) -> float:
+    pm = _np(prediction["mask"], np.int64)
+    gt = _np(batch["masks"][i], np.int64)[: pm.shape[0], : pm.shape[1]]
+    valid = gt >= 0
+    g, p = gt[valid], pm[valid]
+    dice = [2.0 * np.sum((g == k) & (p == k)) / (np.sum(g == k) + np.sum(p == k))
+            for k, name in enumerate(batch["classes"][i])
+            if name != "background" and (np.any(g == k) or np.any(p == k))]
+    return float(np.mean(dice)) if dice else 1.0
+
+
+def _score_label(batch, i, prediction, options) -> Optional[float]:
+    names = list(batch["classes"][i])
+    true = int(batch["labels"][i])
+    restrict = options.get("restrict_to")
+    if restrict is not None and names[true] not in set(restrict):
+        return None
+    return float(_np(prediction["probs"]).reshape(-1)[true])
+
+
+def _score_answer(batch, i, prediction, options) -> float:
+    from unihema.evaluation.text import normalize_answer
+
+    return float(normalize_answer(prediction.get("text", ""))
+                 == normalize_answer(batch["targets"][i]))
+
+
 def item_score(task: str, batch: Mapping[str, Any], i: int, prediction: Mapping[str, Any],
                options: Optional[Mapping[str, Any]] = None) -> Optional[float]:
-    """How good one prediction is, for picking gallery items (higher = better).
+    """How good one prediction is, for picking gallery items (higher = better): the score of
+    the task's gallery (``spec.gallery``).
 
-    detect: :func:`box_f1` at IoU 0.5 of the detections scoring at least ``count_threshold``
-    (evaluator option, default 0.5); segment: mean Dice over the non-background classes in the
-    truth or the prediction of this image (1.0 when neither has any); classify: the probability
-    of the true class; vqa: 1.0 when the normalised answer equals the truth, else 0.0.
-    ``None`` when the item is not scored (other tasks; classify items outside ``restrict_to``).
+    ``boxes`` (detect): :func:`box_f1` at IoU 0.5 of the detections scoring at least
+    ``count_threshold`` (evaluator option, default 0.5); ``mask`` (segment): mean Dice over the
+    non-background classes in the truth or the prediction of this image (1.0 when neither has
+    any); ``label`` (classify): the probability of the true class; ``answer`` (vqa): 1.0 when
+    the normalised answer equals the truth, else 0.0. ``None`` when the item is not scored
+    (tasks without a gallery; classify items outside ``restrict_to``).
     """
-    options = options or {}
-    if task == "detect":
-        keep = _np(prediction["scores"]).reshape(-1) >= float(options.get("count_threshold", 0.5))
-        return box_f1(_np(batch["boxes"][i]), _np(batch["box_classes"][i], np.int64).reshape(-1),
-                      _np(prediction["boxes"]).reshape(-1, 4)[keep],
-                      _np(prediction["classes"], np.int64).reshape(-1)[keep],
-                      _np(prediction["scores"]).reshape(-1)[keep])
-    if task == "segment":
-        pm = _np(prediction["mask"], np.int64)
-        gt = _np(batch["masks"][i], np.int64)[: pm.shape[0], : pm.shape[1]]
-        valid = gt >= 0
-        g, p = gt[valid], pm[valid]
-        dice = [2.0 * np.sum((g == k) & (p == k)) / (np.sum(g == k) + np.sum(p == k))
-                for k, name in enumerate(batch["classes"][i])
-                if name != "background" and (np.any(g == k) or np.any(p == k))]
-        return float(np.mean(dice)) if dice else 1.0
-    if task == "classify":
-        names = list(batch["classes"][i])
-        true = int(batch["labels"][i])
-        restrict = options.get("restrict_to")
-        if restrict is not None and names[true] not in set(restrict):
-            return None
-        return float(_np(prediction["probs"]).reshape(-1)[true])
-    if task == "vqa":
-        from unihema.evaluation.text import normalize_answer
-
-        return float(normalize_answer(prediction.get("text", ""))
-                     == normalize_answer(batch["targets"][i]))
-    return None
+    if task not in TASKS or not get_task(task).gallery:
+        return None
+    return GALLERIES.get(get_task(task).gallery).score(batch, i, prediction, options or {})
 
 
 class GalleryPicker:
@@ -263,64 +321,81 @@ def image_uint8(image: Any) -> np.ndarray:
     return (arr.clip(0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
-def _panels(task: str, item: Mapping[str, Any], prediction: Mapping[str, Any],
-            options: Mapping[str, Any]) -> List[Tuple[Any, str]]:
-    """(picture, caption) panels of one item: truth and prediction, or one captioned image."""
-    from unihema.evaluation.visualize import draw_detections, draw_mask
+def _panels_boxes(item, prediction, options) -> List[Tuple[Any, str]]:
+    from unihema.evaluation.visualize import draw_detections
+
+    img = image_uint8(item["image"])
+    names = list(item.get("classes") or [])
+    # draw_detections colours classes in order of first appearance; one off-canvas anchor
+    # per prompted class, in prompt order, gives a class the same colour in every panel.
+    anchors = [{"box": [-50.0, -50.0, -40.0, -40.0], "label": n, "score": 0.0}
+               for n in names]
+    truth = [{"box": b, "label": names[k], "score": 1.0}
+             for b, k in zip(_np(item["boxes"]).reshape(-1, 4).tolist(),
+                             _np(item["box_classes"], np.int64).reshape(-1).tolist())]
+    thr = float(options.get("count_threshold", 0.5))
+    pred = [{"box": b, "label": names[k], "score": s}
+            for b, k, s in zip(_np(prediction["boxes"]).reshape(-1, 4).tolist(),
+                               _np(prediction["classes"], np.int64).reshape(-1).tolist(),
+                               _np(prediction["scores"]).reshape(-1).tolist()) if s >= thr]
+    return [(draw_detections(img, anchors + truth, scale=2, legend=False),
+             f"truth: {len(truth)} boxes"),
+            (draw_detections(img, anchors + pred, scale=2, legend=False),
+             f"prediction: {len(pred)} boxes (score >= {thr:g})")]
+
+
+def _panels_mask(item, prediction, options) -> List[Tuple[Any, str]]:
+    from unihema.evaluation.visualize import draw_mask
 
     img = image_uint8(item["image"])
     h, w = img.shape[:2]
     names = list(item.get("classes") or [])
-    if task == "detect":
-        # draw_detections colours classes in order of first appearance; one off-canvas anchor
-        # per prompted class, in prompt order, gives a class the same colour in every panel.
-        anchors = [{"box": [-50.0, -50.0, -40.0, -40.0], "label": n, "score": 0.0}
-                   for n in names]
-        truth = [{"box": b, "label": names[k], "score": 1.0}
-                 for b, k in zip(_np(item["boxes"]).reshape(-1, 4).tolist(),
-                                 _np(item["box_classes"], np.int64).reshape(-1).tolist())]
-        thr = float(options.get("count_threshold", 0.5))
-        pred = [{"box": b, "label": names[k], "score": s}
-                for b, k, s in zip(_np(prediction["boxes"]).reshape(-1, 4).tolist(),
-                                   _np(prediction["classes"], np.int64).reshape(-1).tolist(),
-                                   _np(prediction["scores"]).reshape(-1).tolist()) if s >= thr]
-        return [(draw_detections(img, anchors + truth, scale=2, legend=False),
-                 f"truth: {len(truth)} boxes"),
-                (draw_detections(img, anchors + pred, scale=2, legend=False),
-                 f"prediction: {len(pred)} boxes (score >= {thr:g})")]
-    if task == "segment":
-        gt = np.clip(_np(item["mask"], np.int64), 0, None)
-        pm = _np(prediction["mask"], np.int64)[:h, :w]
-        return [(draw_mask(img, gt, names, scale=2), "truth"),
-                (draw_mask(img, pm, names, scale=2), "prediction")]
-    if task == "classify":
-        probs = _np(prediction["probs"]).reshape(-1)
-        label = prediction.get("label")
-        label = int(np.argmax(probs)) if label is None else int(label)
-        true = int(item["label"])
-        text = (f"truth: {names[true]} (p {probs[true]:.2f})\n"
-                f"predicted: {names[label]} (p {probs[label]:.2f})")
-        return [(img, text)]
+    gt = np.clip(_np(item["mask"], np.int64), 0, None)
+    pm = _np(prediction["mask"], np.int64)[:h, :w]
+    return [(draw_mask(img, gt, names, scale=2), "truth"),
+            (draw_mask(img, pm, names, scale=2), "prediction")]
+
+
+def _panels_label(item, prediction, options) -> List[Tuple[Any, str]]:
+    names = list(item.get("classes") or [])
+    probs = _np(prediction["probs"]).reshape(-1)
+    label = prediction.get("label")
+    label = int(np.argmax(probs)) if label is None else int(label)
+    true = int(item["label"])
+    text = (f"truth: {names[true]} (p {probs[true]:.2f})\n"
+            f"predicted: {names[label]} (p {probs[label]:.2f})")
+    return [(image_uint8(item["image"]), text)]
+
+
+def _panels_answer(item, prediction, options) -> List[Tuple[Any, str]]:
     question = "\n".join(textwrap.wrap(f"Q: {item.get('question', '')}", 38))
-    return [(img, f"{question}\ntruth: {item.get('target', '')}\n"
-                  f"answer: {prediction.get('text', '')}")]
+    return [(image_uint8(item["image"]), f"{question}\ntruth: {item.get('target', '')}\n"
+                                         f"answer: {prediction.get('text', '')}")]
+
+
+GALLERIES.register("boxes", Gallery("F1@0.5", _score_boxes, _panels_boxes, paired=True))
+GALLERIES.register("mask", Gallery("Dice fg", _score_mask, _panels_mask, paired=True))
+GALLERIES.register("label", Gallery("p(true)", _score_label, _panels_label))
+GALLERIES.register("answer", Gallery("correct", _score_answer, _panels_answer))
 
 
 def plot_gallery(task: str, best: Sequence[Tuple[float, Mapping[str, Any], Mapping[str, Any]]],
                  worst: Sequence[Tuple[float, Mapping[str, Any], Mapping[str, Any]]],
                  path: Path, *, title: str, options: Optional[Mapping[str, Any]] = None) -> Path:
-    """Best and worst items, each ``(score, item dict, prediction)``.
+    """Best and worst items, each ``(score, item dict, prediction)``, drawn as the task's
+    gallery (``spec.gallery``) says.
 
-    detect / segment: one row per rank, columns best truth | best prediction | worst truth |
-    worst prediction. classify / vqa: a row of best items above a row of worst items, each
-    captioned with the truth and the prediction.
+    Paired galleries (detect, segment): one row per rank, columns best truth | best
+    prediction | worst truth | worst prediction. Others (classify, vqa): a row of best items
+    above a row of worst items, each captioned with the truth and the prediction.
     """
-    if task not in GALLERY_TASKS:
-        raise ValueError(f"no gallery for task '{task}'; tasks: {', '.join(GALLERY_TASKS)}")
+    if task not in gallery_tasks():
+        raise ValueError(f"no gallery for task '{task}'; tasks: {', '.join(gallery_tasks())}")
     options = options or {}
-    score_name = SCORE_NAMES[task]
+    gallery = GALLERIES.get(get_task(task).gallery)
+    score_name = gallery.score_name
     groups = [("best", list(best)), ("worst", list(worst))]
-    paired = task in ("detect", "segment")
+    paired = gallery.paired
     n = max(len(best), len(worst), 1)
     rows, cols = (n, 4) if paired else (2 if worst else 1, n)
     fig = Figure(figsize=(4.0 * cols, (4.4 if paired else 5.0) * rows))
@@ -331,7 +406,7 @@ def plot_gallery(task: str, best: Sequence[Tuple[float, Mapping[str, Any], Mappi
         for r, (score, item, pred) in enumerate(entries):
             key = str(item.get("key", "")).rsplit("/", 1)[-1]
             head = f"{group} {r + 1}: {score_name} {score:.2f}\n{key}"
-            for p, (picture, caption) in enumerate(_panels(task, item, pred, options)):
+            for p, (picture, caption) in enumerate(gallery.panels(item, pred, options)):
                 ax = axes[r, 2 * g + p] if paired else axes[g, r]
                 ax.imshow(np.asarray(picture))
                 ax.set_title(f"{head}\n{caption}" if paired and p == 0 else
@@ -345,41 +420,70 @@ def plot_gallery(task: str, best: Sequence[Tuple[float, Mapping[str, Any], Mappi
     return save_png(fig, path, dpi=100)
 
 
+def _draw_pr(evaluator, metrics, path, title) -> Optional[Path]:
+    if not getattr(evaluator, "pr_curves", None):
+        return None
+    ap50 = {n: c["AP50"] for n, c in evaluator.per_class.items() if "AP50" in c}
+    return plot_pr_curves(evaluator.pr_curves, path,
+                          title=f"{title}\nprecision-recall at IoU 0.5", ap50=ap50)
+
+
+def _confusion(pixels: bool) -> Callable[..., Optional[Path]]:
+    def draw(evaluator, metrics, path, title) -> Optional[Path]:
+        if not getattr(evaluator, "confusion", np.zeros(0)).size:
+            return None
+        return plot_confusion(
+            evaluator.confusion, evaluator.class_names, path,
+            title=f"{title}\n{'pixel ' if pixels else ''}confusion (rows: truth)",
+            annotate="fraction" if pixels else "counts", what="pixels" if pixels else "items")
+    return draw
+
+
+def _draw_reliability(evaluator, metrics, path, title) -> Optional[Path]:
+    if not getattr(evaluator, "reliability", None):
+        return None
+    return plot_reliability(evaluator.reliability, path, title=f"{title}\nreliability",
+                            ece=metrics.get("ece"))
+
+
+def _draw_risk_coverage(evaluator, metrics, path, title) -> Optional[Path]:
+    if not getattr(evaluator, "risk_coverage", None):
+        return None
+    return plot_risk_coverage(evaluator.risk_coverage, path, title=f"{title}\nrisk-coverage",
+                              aurc=metrics.get("aurc"))
+
+
+PLOTS.register("pr", PlotKind("pr", _draw_pr))
+PLOTS.register("confusion", PlotKind("confusion", _confusion(pixels=False)))
+PLOTS.register("pixel_confusion", PlotKind("confusion", _confusion(pixels=True)))
+PLOTS.register("reliability", PlotKind("reliability", _draw_reliability))
+PLOTS.register("risk_coverage", PlotKind("risk_coverage", _draw_risk_coverage))
+
+
 def evaluator_plots(task: str, evaluator: Any, metrics: Mapping[str, float], plot_dir: Path,
                     stem: str, title: str, *, best: Sequence = (), worst: Sequence = (),
                     options: Optional[Mapping[str, Any]] = None) -> Dict[str, Path]:
-    """Every plot the state of ``evaluator`` (after ``evaluate()``) supports, as
-    ``plot_dir/<stem>-<kind>.png``; returns ``{kind: path}`` with kinds ``pr`` (detect),
-    ``confusion`` (classify, segment), ``reliability`` and ``risk_coverage`` (classify) and
-    ``gallery`` (when ``best`` holds items; see :func:`plot_gallery`)."""
+    """Every plot of the task (``spec.plots``) that the state of ``evaluator`` (after
+    ``evaluate()``) supports, as ``plot_dir/<stem>-<kind>.png``; returns ``{kind: path}``
+    with kinds ``pr`` (detect), ``confusion`` (classify, segment), ``reliability`` and
+    ``risk_coverage`` (classify) and ``gallery`` (when ``best`` holds items and the task has
+    one; see :func:`plot_gallery`)."""
     plot_dir = Path(plot_dir)
     out: Dict[str, Path] = {}
-    if task == "detect" and getattr(evaluator, "pr_curves", None):
-        ap50 = {n: c["AP50"] for n, c in evaluator.per_class.items() if "AP50" in c}
-        out["pr"] = plot_pr_curves(evaluator.pr_curves, plot_dir / f"{stem}-pr.png",
-                                   title=f"{title}\nprecision-recall at IoU 0.5", ap50=ap50)
-    if task in ("classify", "segment") and getattr(evaluator, "confusion", np.zeros(0)).size:
-        pixels = task == "segment"
-        out["confusion"] = plot_confusion(
-            evaluator.confusion, evaluator.class_names, plot_dir / f"{stem}-confusion.png",
-            title=f"{title}\n{'pixel ' if pixels else ''}confusion (rows: truth)",
-            annotate="fraction" if pixels else "counts", what="pixels" if pixels else "items")
-    if task == "classify" and getattr(evaluator, "reliability", None):
-        out["reliability"] = plot_reliability(
-            evaluator.reliability, plot_dir / f"{stem}-reliability.png",
-            title=f"{title}\nreliability", ece=metrics.get("ece"))
-    if task == "classify" and getattr(evaluator, "risk_coverage", None):
-        out["risk_coverage"] = plot_risk_coverage(
-            evaluator.risk_coverage, plot_dir / f"{stem}-risk_coverage.png",
-            title=f"{title}\nrisk-coverage", aurc=metrics.get("aurc"))
-    if task in GALLERY_TASKS and best:
+    spec = get_task(task) if task in TASKS else None
+    for key in spec.plots if spec else ():
+        plot = PLOTS.get(key)
+        path = plot.draw(evaluator, metrics, plot_dir / f"{stem}-{plot.kind}.png", title)
+        if path is not None:
+            out[plot.kind] = path
+    if spec and spec.gallery and best:
         out["gallery"] = plot_gallery(task, best, worst, plot_dir / f"{stem}-gallery.png",
                                       title=title, options=options)
     return out
 
 
 __all__ = [
-    "GALLERY_TASKS", "GalleryPicker", "box_f1", "evaluator_plots", "image_uint8", "item_score",
-    "plot_confusion", "plot_gallery", "plot_pr_curves", "plot_reliability", "plot_risk_coverage",
-    "save_png",
+    "GALLERIES", "PLOTS", "Gallery", "GalleryPicker", "PlotKind", "box_f1", "evaluator_plots",
+    "gallery_tasks", "image_uint8", "item_score", "plot_confusion", "plot_gallery",
+    "plot_pr_curves", "plot_reliability", "plot_risk_coverage", "save_png",
 ]

@@ -34,9 +34,10 @@ adapter name, or ``<dataset>/<split>`` when two entries of one task share a data
 ``#2``, ``#3``... if they share the split too).
 
 ``results.md``: one table per (task, entry) titled ``<task> — <dataset>/<split>``, one row per
-metric (the task's headline metrics first, see :data:`HEADLINES`, then the other overall
-metrics, then per-class ones), one column per model, ``—`` where a model has no value, and
-links to the entry's plots. Under the metrics, a ``train-image copies`` row gives each model's
+metric (the task's headline metric and its report metrics first, as its spec orders them,
+:meth:`unihema.tasks.Task.metric_order`, then the other overall metrics, then per-class
+ones), one column per model, ``—`` where a model has no value, and links to the entry's
+plots. Under the metrics, a ``train-image copies`` row gives each model's
 training-image overlap: ``0``, ``3 of 100 (2 exact, 1 near)`` or ``unknown``.
 """
 
@@ -49,18 +50,8 @@ from typing import Any, Dict, List, Mapping, Sequence
 
 from unihema.config.loader import atomic_write_text
 from unihema.tables import markdown_table, plain_table
+from unihema.tasks import TASKS, get_task
 
-#: Headline metrics of each task, in report order.
-HEADLINES: Dict[str, List[str]] = {
-    "detect": ["mAP50", "mAP", "mAP75", "count_mae"],
-    "classify": ["macro_f1", "accuracy", "balanced_accuracy", "weighted_f1", "ece", "nll",
-                 "aurc", "acc@cov90", "acc@cov80"],
-    "segment": ["mean_dice_fg", "mean_iou_fg", "pixel_accuracy"],
-    "morphology": ["mean_attribute_accuracy", "bleu4", "rouge_l"],
-    "vqa": ["exact_match", "exact_match_shuffled", "grounding_gap", "token_f1", "bleu1",
-            "bleu2", "bleu3", "bleu4", "rouge_l"],
-    "mlm": ["token_accuracy", "token_accuracy_shuffled", "grounding_gap", "span_exact_match"],
-}
 #: Shown where a model has no value (task not supported, or metric not produced).
 MISSING = "—"
 #: Plot kinds, in link order, with their link text.
@@ -70,10 +61,12 @@ PLOT_LABELS = {"pr": "precision-recall", "confusion": "confusion matrix",
 
 
 def order_metrics(task: str, names: Sequence[str]) -> List[str]:
-    """Headline metrics first (in :data:`HEADLINES` order), then the other overall metrics,
-    then the per-class or per-type ones (names with ``/``), each group in first-seen order."""
+    """The task's metrics in its spec's order first (:meth:`~unihema.tasks.Task.metric_order`:
+    the headline, then its report metrics), then the other overall metrics, then the
+    per-class or per-type ones (names with ``/``), each group in first-seen order."""
     seen = list(dict.fromkeys(names))
-    head = [m for m in HEADLINES.get(task, []) if m in seen]
+    order = get_task(task).metric_order() if task in TASKS else []
+    head = [m for m in order if m in seen]
     rest = [m for m in seen if m not in head]
     return head + [m for m in rest if "/" not in m] + [m for m in rest if "/" in m]
 
@@ -196,6 +189,6 @@ def write_results(out_dir: Path, results: Mapping[str, Any], per_model: Mapping[
 
 
 __all__ = [
-    "HEADLINES", "MISSING", "OVERLAP_ROW", "console_tables", "entry_tables", "format_overlap",
+    "MISSING", "OVERLAP_ROW", "console_tables", "entry_tables", "format_overlap",
     "format_value", "nest", "order_metrics", "results_markdown", "write_results",
 ]

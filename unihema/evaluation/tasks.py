@@ -10,6 +10,8 @@ morphology  :class:`~.morphology.MorphologyEvaluator`       attribute accuracy, 
 vqa         :class:`~.text.VQAEvaluator`                    exact match, token F1
 mlm         :class:`~.text.MLMEvaluator`                    masked-token accuracy
 ==========  ==============================================  ==========================
+
+Each task's spec names its evaluator by this key (``unihema.tasks.get_task(t).evaluator``).
 """
 
 from __future__ import annotations
