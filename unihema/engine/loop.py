@@ -52,6 +52,7 @@ class StepRecord:
         finite: whether a micro-batch of the step was finite (the weights moved).
         lr: the learning rate the step used; ``next_lr`` the one after the scheduler's step.
         samples: items trained in the step, over all ranks.
+        total: the summed loss of ``losses`` as the trained tensor held it.
     """
 
     step: int
@@ -61,10 +62,7 @@ class StepRecord:
     lr: float
     next_lr: float
     samples: int
-
-    @property
-    def total(self) -> float:
-        return sum(self.losses.values())
+    total: float
 
 
 class Hook:
@@ -122,6 +120,7 @@ class TrainLoop:
         budget.start(budget.seconds)
         consecutive = micro = finite_in_step = samples = 0
         step_losses: Dict[str, float] = {}
+        step_total = 0.0
         try:
             for batch in loader:
                 batch = to_device(batch, backend.device, backend.batch_dtype())
@@ -130,11 +129,12 @@ class TrainLoop:
                     losses = self.losses(batch)
                 total = sum(losses.values())
                 values = {k: float(v.detach().float().item()) for k, v in losses.items()}
+                value = float(total.detach().float().item())
                 finite = all_finite(bool(torch.isfinite(total.detach()).item()), backend.device)
                 if finite:
                     consecutive = 0
                     finite_in_step += 1
-                    step_losses = values
+                    step_losses, step_total = values, value
                     backend.backward(total)
                 else:
                     consecutive += 1
@@ -151,8 +151,8 @@ class TrainLoop:
                 backend.step(boundary, finite_in_step > 0)
                 if not boundary:
                     continue
-                if self._end_step(task, step_losses if finite_in_step else values,
-                                  finite_in_step > 0, samples):
+                done = (step_losses, step_total) if finite_in_step else (values, value)
+                if self._end_step(task, *done, finite_in_step > 0, samples):
                     break
                 finite_in_step = samples = 0
             self.stopped_by = self.stop_reason()
@@ -162,8 +162,8 @@ class TrainLoop:
             for hook in self.hooks:
                 hook.close()
 
-    def _end_step(self, task: str, losses: Dict[str, float], finite: bool, samples: int
-                  ) -> bool:
+    def _end_step(self, task: str, losses: Dict[str, float], total: float, finite: bool,
+                  samples: int) -> bool:
         """The schedule, the step count and the hooks after an optimizer step; True when the
         budget is used up."""
         self.budget.sync(rank0_value(self.budget.elapsed(), self.backend.device))
@@ -174,7 +174,8 @@ class TrainLoop:
             self.scheduler.step()
         self.step += 1
         record = StepRecord(step=self.step, task=task, losses=losses, finite=finite, lr=lr,
-                            next_lr=self.scheduler.get_last_lr()[0], samples=samples)
+                            next_lr=self.scheduler.get_last_lr()[0], samples=samples,
+                            total=total)
         for hook in self.hooks:
             hook.on_step(self, record)
         if not self.budget.exhausted(self.step):
