@@ -72,6 +72,9 @@ def test_fused_carries_the_decoder_bound_to_its_memory(model):
     lean = model.encode(b["images"], b["pixel_mask"], b["prompts"], dense=False)
     assert "P2" not in lean.maps and "C1" not in lean.maps
     torch.testing.assert_close(lean.joint, fused.joint)
+    one = fused.take([1])
+    assert one.maps["P2"].shape[0] == one.decoder.memory.shape[0] == one.queries.shape[0] == 1
+    torch.testing.assert_close(one.decoder.ids, dec.ids[1:])
     view = fused.select([1])
     assert view.joint.shape == (1, d) and view.decoder is None and view.text_model is model.text
 

@@ -188,6 +188,21 @@ class Fused:
         """The global view (``joint``, class-name embeddings) of some items only."""
         return Fused(joint=self.joint[list(rows)], text_model=self.text_model)
 
+    def take(self, rows: Sequence[int]) -> "Fused":
+        """Every field (maps, queries, the decoder's memory) of some items only."""
+        idx = list(rows)
+
+        def cut(t: Optional[torch.Tensor]) -> Optional[torch.Tensor]:
+            return None if t is None else t[idx]
+
+        dec = self.decoder
+        if dec is not None:
+            dec = dataclasses.replace(dec, memory=dec.memory[idx], mask=dec.mask[idx],
+                                      ids=dec.ids[idx], offsets=cut(dec.offsets))
+        return Fused(joint=self.joint[idx], text_model=self.text_model,
+                     maps={k: v[idx] for k, v in self.maps.items()}, queries=cut(self.queries),
+                     text=cut(self.text), decoder=dec)
+
     def __getitem__(self, key: str) -> Any:
         if key in self.maps:
             return self.maps[key]
