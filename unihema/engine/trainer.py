@@ -1,12 +1,20 @@
-"""The training loop: one run, all tasks; plain PyTorch, DDP or DeepSpeed, one code path.
+"""The unified model's training run: one run, all tasks; plain PyTorch, DDP or DeepSpeed.
 
     unihema train --config configs/quick/synthetic.yaml
     torchrun --nproc_per_node 4 tools/train.py --config CFG
     deepspeed tools/train.py --config CFG --deepspeed configs/deepspeed/zero2.json
     unihema train --config CFG --resume auto
 
-Each micro-batch is a one-task batch from the mixture; its raw losses are weighed with
-``train.loss_weights`` (a loss without a weight is an error). ``train.grad_accum`` micro-batches
+The :class:`Trainer` builds the run from its config (data mixture, model, optimizer, schedule,
+backend, objectives, run folder, checkpoints) and trains it with the one loop shared with the
+baselines (:class:`~unihema.engine.loop.TrainLoop`); what differs between plain PyTorch, DDP
+and DeepSpeed is the backend (:mod:`unihema.engine.backends`); logging, checkpoints and
+evaluation are hooks (:mod:`unihema.engine.hooks`).
+
+Each micro-batch is a one-task batch from the mixture; its raw losses, with the terms of the
+training objectives (``data.cross_supervision``, ``data.trunk_items``:
+:mod:`unihema.engine.objectives`), are weighed with ``train.loss_weights`` (a loss without a
+weight is an error). ``train.grad_accum`` micro-batches
 make one optimizer step: AdamW with linear warm-up, cosine decay and gradient clipping
 (``train.*``; with DeepSpeed the same optimizer and schedule, the engine doing ZeRO partitioning,
 reduction, clipping and mixed precision). ``trainer.step`` and ``train.max_steps`` count
