@@ -63,7 +63,7 @@ def run_dense_head(model, task, fused, batch):
 
 
 def slice_fused(fused, i):
-    return {k: (v[i:i + 1] if torch.is_tensor(v) else v) for k, v in fused.items()}
+    return fused.take([i])
 
 
 def bench(name: str, size: int, repeats: int, threads: int) -> dict:

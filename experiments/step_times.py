@@ -27,14 +27,12 @@ import torch
 from unihema.config.loader import load_config
 from unihema.demo import PRESETS
 from unihema.engine.trainer import Trainer
-from unihema.modeling.heads import weigh_losses
 from unihema.tables import markdown_table
 
 
 def time_tasks(trainer: Trainer, steps: int, warmup: int) -> Dict[str, Dict[str, float]]:
     """Median forward / backward / optimizer seconds per task over ``steps`` batches each."""
     model, opt = trainer.model, trainer.optimizer
-    weights = trainer.cfg.train.loss_weights
     model.train()
     times: Dict[str, Dict[str, List[float]]] = {}
     done: Dict[str, int] = {}
@@ -47,7 +45,7 @@ def time_tasks(trainer: Trainer, steps: int, warmup: int) -> Dict[str, Dict[str,
             continue
         t0 = time.perf_counter()
         with trainer._autocast():  # the run's precision (train.precision, train.cpu_bf16)
-            loss = sum(weigh_losses(model(batch), weights).values())
+            loss = sum(trainer.losses(batch).values())  # with the run's objectives
         t1 = time.perf_counter()
         loss.backward()
         t2 = time.perf_counter()

@@ -17,7 +17,8 @@ def test_a_run_with_cross_supervision_trains_both_cell_heads(run_config):
     trainer = Trainer(load_config(str(path), [CROSS]), progress=False)
     seen = {}  # loss names per task over batches (a batch of red cells states no attributes)
     for i, batch in enumerate(trainer.loader):
-        seen.setdefault(batch["task"], set()).update(trainer.model(batch))
+        seen.setdefault(batch["task"], set()).update(
+            trainer.model(batch, objectives=trainer.objectives))
         if len(seen) == 2 and len(seen["classify"]) == 2 or i == 40:
             break
     assert seen == {"morphology": {"loss_morphology_attr", "loss_morphology_text",

@@ -10,8 +10,12 @@ from unihema.data.catalog import load_dataset
 from unihema.data.collate import collate, slice_batch
 from unihema.data.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import TASKS
+from unihema.engine.objectives import CrossSupervision, TrunkSupervision
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
+from unihema.modeling.types import Fused
+
+CROSS = [CrossSupervision()]
 
 WEIGHTS = {k: 1.0 for k in ("loss_detect_heatmap", "loss_detect_box", "loss_segment_ce",
                              "loss_segment_dice", "loss_classify_ce", "loss_morphology_attr",
@@ -212,7 +216,8 @@ def test_cross_supervision_trains_the_other_cell_head(model, synth_root):
     for m in model.modules():  # deterministic: no dropout (BatchNorm uses the batch)
         if isinstance(m, torch.nn.Dropout):
             m.eval()
-    losses = model(b)
+    assert set(model(b)) == {"loss_morphology_attr", "loss_morphology_text"}  # no objective
+    losses = model(b, objectives=CROSS)
     assert set(losses) == {"loss_morphology_attr", "loss_morphology_text", "loss_classify_ce"}
     fused = model.encode(b["images"], b["pixel_mask"], list(b["prompts"]), dense=False)
     head = model.heads["classify"]
@@ -220,15 +225,14 @@ def test_cross_supervision_trains_the_other_cell_head(model, synth_root):
     torch.testing.assert_close(losses["loss_classify_ce"], expect)
     b["labels"] = b["labels"].clone()
     b["labels"][0] = -1  # an untyped crop is skipped, not scored
-    keep = {"classes": b["classes"][1:], "labels": b["labels"][1:],
-            "joint": fused["joint"][1:], "embed_phrases": fused["embed_phrases"]}
-    expect = head.loss(head(keep, keep), keep)["loss_classify_ce"]
-    torch.testing.assert_close(model(b)["loss_classify_ce"], expect)
+    keep = {"classes": b["classes"][1:], "labels": b["labels"][1:]}
+    expect = head.loss(head(fused.select([1, 2, 3]), keep), keep)["loss_classify_ce"]
+    torch.testing.assert_close(model(b, objectives=CROSS)["loss_classify_ce"], expect)
 
     typed, red = _cross_batch(synth_root, "classify")
     model.train()
     model.zero_grad()
-    losses = model(typed)
+    losses = model(typed, objectives=CROSS)
     assert set(losses) == {"loss_classify_ce", "loss_morphology_attr"}
     losses["loss_morphology_attr"].backward()
     assert model.heads["morphology"].hidden[0].weight.grad.abs().sum() > 0
@@ -238,7 +242,8 @@ def test_cross_supervision_trains_the_other_cell_head(model, synth_root):
     mapper = DatasetMapper(image_size=256, augment=None, train=True,
                            cross={"classify": ["morphology"]})
     ds = TaskDataset(red[:3], "classify", mapper, train=True)
-    assert set(model(collate([ds[i] for i in range(3)]))) == {"loss_classify_ce"}
+    assert set(model(collate([ds[i] for i in range(3)]), objectives=CROSS)) == {
+        "loss_classify_ce"}
 
 
 def test_cross_supervision_without_the_head_is_a_clear_error(tiny, synth_root):
@@ -247,7 +252,7 @@ def test_cross_supervision_without_the_head_is_a_clear_error(tiny, synth_root):
     only = load_config(None, tiny + ["model.tasks=[morphology]"])
     m = UniHema.from_config(only)
     with pytest.raises(KeyError, match="carries 'classify' targets.*no 'classify' head"):
-        m(b)
+        m(b, objectives=CROSS)
 
 
 def test_trunk_items_are_scored_from_the_trunk_alone(model, synth_root):
@@ -261,13 +266,14 @@ def test_trunk_items_are_scored_from_the_trunk_alone(model, synth_root):
     for m in model.modules():  # deterministic: no dropout (the tiny trunk uses GroupNorm)
         if isinstance(m, torch.nn.Dropout):
             m.eval()
-    losses = model(dict(full, trunk_items=2))
-    plain = model(main)
+    trunk = [CrossSupervision(), TrunkSupervision({"morphology": 2})]
+    losses = model(full, objectives=trunk)
+    plain = model(main, objectives=CROSS)
     assert set(losses) == set(plain) | {"loss_morphology_trunk_attr", "loss_classify_trunk_ce"}
     for name, value in plain.items():
         torch.testing.assert_close(losses[name], value)
     pooled = model.encode_image(tail["images"], tail["pixel_mask"], dense=False)["pooled"]
-    view = {"joint": model.trunk_pool(pooled), "embed_phrases": model.text.embed_phrases}
+    view = Fused(joint=model.trunk_pool(pooled), text_model=model.text)
     torch.testing.assert_close(losses["loss_classify_trunk_ce"],
                                model.heads["classify"].cross_loss(view, tail)["loss_classify_ce"])
     torch.testing.assert_close(
@@ -280,7 +286,7 @@ def test_trunk_items_are_scored_from_the_trunk_alone(model, synth_root):
     assert all(p.grad is None for p in model.fusion.parameters())
     model.zero_grad()
     with pytest.raises(ValueError, match="trunk_items = 6 leaves no item of a batch of 6"):
-        model(dict(full, trunk_items=6))
+        model(full, objectives=[TrunkSupervision({"morphology": 6})])
 
 
 def test_checkpoints_with_0_dim_scalars_still_load(tiny, tmp_path):

@@ -11,6 +11,9 @@ differs only in the model:
   class relabelling, resizing to ``data.image_size`` and augmentation) and ``build_train_loader``
   (the same sampler and batch sizes: ``data.task_batch_size[task]``, else ``data.batch_size``;
   several training entries of the task are mixed by their weights, as in the unified run);
+* the loop: :class:`~unihema.engine.loop.TrainLoop`, the unified model's, over the
+  specialist's ``loss(batch)`` with a plain one-process backend on the CPU in fp32
+  (:class:`~unihema.engine.backends.Plain`) and a hook writing ``train_log.jsonl``;
 * optimisation: ``build_optimizer`` (AdamW, ``train.weight_decay``, no decay on norms and
   biases), ``train.grad_clip``, seeding by ``train.seed``, non-finite losses skipped and
   ``train.max_nonfinite`` of them in a row an error;
@@ -34,7 +37,6 @@ import json
 import logging
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 
@@ -44,7 +46,9 @@ from tqdm import tqdm
 from unihema.baselines.models import (DEFAULT_ARCH, KINDS, BASELINES, Specialist,
                                       build_baseline, save_baseline)
 from unihema.config.schema import Config, DatasetEntry
+from unihema.engine.backends import Plain
 from unihema.engine.budget import Budget
+from unihema.engine.loop import Hook, StepRecord, TrainLoop
 from unihema.engine.data import TaskSplit, build_task_splits, build_train_loader
 
 logger = logging.getLogger(__name__)
@@ -86,6 +90,33 @@ def class_list(splits: Sequence[TaskSplit], task: str) -> List[str]:
 
 def _with_lr(cfg: Config, lr: float) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, lr=float(lr)))
+
+
+class _TrainLog(Hook):
+    """``train_log.jsonl`` (one record per optimizer step), the tqdm bar and the last 20
+    finite losses (``final_loss``)."""
+
+    def __init__(self, path: Path, bar: Any) -> None:
+        self.file, self.bar = open(path, "w", encoding="utf-8"), bar
+        self.recent: List[float] = []
+
+    def on_step(self, loop: TrainLoop, record: StepRecord) -> None:
+        row: Dict[str, Any] = {"step": record.step, "lr": record.lr,
+                               "seconds": round(loop.budget.seconds, 3)}
+        if record.finite:
+            self.recent = (self.recent + [record.total])[-20:]
+            row.update(loss=record.total, **record.losses)
+            self.bar.set_postfix(loss=f"{record.total:.4f}", refresh=False)
+        else:
+            row.update(skipped="non-finite loss",
+                       losses={k: str(v) for k, v in record.losses.items()})
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.file.close()
+        self.bar.close()
 
 
 def train_baseline(
@@ -161,61 +192,24 @@ def train_baseline(
                 "%s", arch, task, [s.name for s in splits], len(classes), batch_size,
                 cfg.data.image_size, lr, steps, f" / {minutes:g} min" if minutes else "")
 
-    model.train()
-    step = skipped = consecutive = 0
-    recent: List[float] = []
-    bar = tqdm(total=steps, desc=f"train {arch}", disable=not progress, dynamic_ncols=True)
-    budget.start()
-    with open(out / LOG_NAME, "w", encoding="utf-8") as log:
-        for batch in loader:
-            losses = model.loss(batch)
-            total = sum(losses.values())
-            values = {k: float(v.detach()) for k, v in losses.items()}
-            finite = bool(torch.isfinite(total.detach()))
-            if finite:
-                consecutive = 0
-                total.backward()
-                if cfg.train.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-                optimizer.step()
-            else:
-                skipped += 1
-                consecutive += 1
-                if consecutive >= cfg.train.max_nonfinite:
-                    raise FloatingPointError(
-                        f"{arch}: {consecutive} consecutive non-finite losses (last at step "
-                        f"{step + 1}: {values}); lower the learning rate (now {lr:g})")
-            optimizer.zero_grad(set_to_none=True)
-            budget.sync()
-            lr_now = scheduler.get_last_lr()[0]
-            with warnings.catch_warnings():
-                # a skipped step moves the schedule on without an optimizer.step()
-                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
-                scheduler.step()
-            step += 1
-            record: Dict[str, Any] = {"step": step, "lr": lr_now,
-                                      "seconds": round(budget.seconds, 3)}
-            if finite:
-                loss = float(total.detach())
-                recent = (recent + [loss])[-20:]
-                record.update(loss=loss, **values)
-                bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
-            else:
-                record.update(skipped="non-finite loss",
-                              losses={k: str(v) for k, v in values.items()})
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            bar.update(1)
-            if budget.exhausted(step):
-                break
-    bar.close()
-    stopped = "steps" if step >= steps else "time"
+    log = _TrainLog(out / LOG_NAME, tqdm(total=steps, desc=f"train {arch}",
+                                         disable=not progress, dynamic_ncols=True))
+    loop = TrainLoop(
+        losses=model.loss, budget=budget, scheduler=scheduler, hooks=[log],
+        backend=Plain(model, optimizer, device=torch.device("cpu"),
+                      grad_clip=cfg.train.grad_clip),
+        max_nonfinite=cfg.train.max_nonfinite,
+        nonfinite_message=lambda n, step, task, values: (
+            f"{arch}: {n} consecutive non-finite losses (last at step {step}: {values}); "
+            f"lower the learning rate (now {lr:g})"))
+    loop.run(loader)
+    step, stopped, recent = loop.step, loop.stopped_by, log.recent
     summary = {
         "kind": kind, "arch": arch, "task": task, "steps": step,
         "parameters": sum(p.numel() for p in model.parameters()),
         "seconds": round(budget.seconds, 2),
         "final_loss": sum(recent) / len(recent) if recent else math.nan,
-        "stopped_by": stopped, "skipped_steps": skipped, "lr": lr, "max_steps": steps,
+        "stopped_by": stopped, "skipped_steps": loop.skipped, "lr": lr, "max_steps": steps,
         "max_minutes": minutes, "batch_size": batch_size, "image_size": cfg.data.image_size,
         "upscale": cfg.data.upscale, "crop_size": cfg.data.crop_size,
         "warmup_steps": cfg.train.warmup_steps, "seed": cfg.train.seed, "classes": classes,

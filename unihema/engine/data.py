@@ -308,8 +308,8 @@ def mixture_sources(cfg: Config, splits: Sequence[TaskSplit]) -> Tuple[List[Sour
     steps.
 
     With ``data.trunk_items[task] = k`` every batch of the task draws ``k`` items more, the
-    trunk-only items at its end (:func:`check_trunk_items`; the trainer marks them,
-    ``UniHema.forward`` splits them off).
+    trunk-only items at its end (:func:`check_trunk_items`; the trainer's
+    :class:`~unihema.engine.objectives.TrunkSupervision` splits them off).
 
     With ``data.balance[task] = p`` the split's items get the weights of
     :func:`balance_weights` (normalised to mean 1): every label is drawn about equally often at

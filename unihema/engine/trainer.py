@@ -1,12 +1,20 @@
-"""The training loop: one run, all tasks; plain PyTorch, DDP or DeepSpeed, one code path.
+"""The unified model's training run: one run, all tasks; plain PyTorch, DDP or DeepSpeed.
 
     unihema train --config configs/quick/synthetic.yaml
     torchrun --nproc_per_node 4 tools/train.py --config CFG
     deepspeed tools/train.py --config CFG --deepspeed configs/deepspeed/zero2.json
     unihema train --config CFG --resume auto
 
-Each micro-batch is a one-task batch from the mixture; its raw losses are weighed with
-``train.loss_weights`` (a loss without a weight is an error). ``train.grad_accum`` micro-batches
+The :class:`Trainer` builds the run from its config (data mixture, model, optimizer, schedule,
+backend, objectives, run folder, checkpoints) and trains it with the one loop shared with the
+baselines (:class:`~unihema.engine.loop.TrainLoop`); what differs between plain PyTorch, DDP
+and DeepSpeed is the backend (:mod:`unihema.engine.backends`); logging, checkpoints and
+evaluation are hooks (:mod:`unihema.engine.hooks`).
+
+Each micro-batch is a one-task batch from the mixture; its raw losses, with the terms of the
+training objectives (``data.cross_supervision``, ``data.trunk_items``:
+:mod:`unihema.engine.objectives`), are weighed with ``train.loss_weights`` (a loss without a
+weight is an error). ``train.grad_accum`` micro-batches
 make one optimizer step: AdamW with linear warm-up, cosine decay and gradient clipping
 (``train.*``; with DeepSpeed the same optimizer and schedule, the engine doing ZeRO partitioning,
 reduction, clipping and mixed precision). ``trainer.step`` and ``train.max_steps`` count
@@ -34,19 +42,18 @@ images that the model saw in training.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import shutil
 import time
-import warnings
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Mapping, Optional
 
 import torch
 
 from unihema.config.loader import dump_config, to_dict
 from unihema.config.schema import Config
 from unihema.engine import checkpoint as ckpt
+from unihema.engine.backends import Plain, build_backend
 from unihema.engine.budget import Budget, describe_stop
 from unihema.data.duplicates import TRAIN_IMAGES
 from unihema.data.image_stats import summarise_splits
@@ -56,29 +63,19 @@ from unihema.engine.data import (
     check_trunk_items,
     record_train_images,
 )
-from unihema.engine.distributed import (
-    all_finite,
-    barrier,
-    env_summary,
-    fill_deepspeed_config,
-    rank0_value,
-    resolve_precision,
-    scalar_parameter_broadcast_fix,
-    setup,
-    zero_stage,
-)
+from unihema.engine.distributed import barrier, env_summary, resolve_precision, setup
+from unihema.engine.hooks import EveryHook, ProgressHook
+from unihema.engine.loop import NonFiniteLossError, TrainLoop
+from unihema.engine.objectives import build_objectives
 from unihema.engine.progress import ProgressLogger
 from unihema.engine.resume import check_resume
-from unihema.engine.utils import build_optimizer, seed_everything, to_device
+from unihema.engine.utils import build_optimizer, seed_everything
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
 
 logger = logging.getLogger(__name__)
 
-
-
-class NonFiniteLossError(RuntimeError):
-    """``train.max_nonfinite`` consecutive non-finite losses: the run stops, weights intact."""
+__all__ = ["NonFiniteLossError", "Trainer"]
 
 
 class Trainer:
@@ -141,36 +138,23 @@ class Trainer:
         # a plain function (not a bound method): LambdaLR's state_dict then stores no lambda
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: self.budget.lr_factor(step))
-        self.engine = None
-        self.ds_config: Dict[str, Any] = {}
-        if self.ds_path:
-            import deepspeed
-
-            self.ds_config = fill_deepspeed_config(self.ds_path, cfg, precision=self.precision,
-                                                   world_size=self.dist.world_size)
-            with scalar_parameter_broadcast_fix():
-                self.engine, _, _, _ = deepspeed.initialize(model=self.model,
-                                                            optimizer=self.optimizer,
-                                                            config=self.ds_config)
-            self.wrapped: torch.nn.Module = self.engine
-        elif self.dist.distributed:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            # one task per step: the other heads get no gradient in that step
-            self.wrapped = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=ids, find_unused_parameters=True)
-        else:
-            self.wrapped = self.model
-        self.scaler = torch.amp.GradScaler(
-            self.device.type, enabled=self.precision == "fp16" and self.engine is None)
+        self.backend: Plain = build_backend(self.model, self.optimizer, cfg=cfg, dist=self.dist,
+                                            precision=self.precision, deepspeed=self.ds_path)
+        self.ds_config: Dict[str, Any] = getattr(self.backend, "ds_config", {})
         self.progress = progress
-        self.step = 0
-        #: why the last :meth:`train` call ended (``STOP_REASONS``); None before it ends
-        self.stopped_by: Optional[str] = None
         self.trunk_items = check_trunk_items(cfg)
+        #: training objectives beside each batch's own loss (data.cross_supervision,
+        #: data.trunk_items), computed in the same forward pass
+        self.objectives = build_objectives(cfg, self.trunk_items)
+        self.loop = TrainLoop(losses=self.losses, backend=self.backend, budget=self.budget,
+                              scheduler=self.scheduler, accum=self.accum,
+                              max_nonfinite=cfg.train.max_nonfinite,
+                              world_size=self.dist.world_size,
+                              nonfinite_message=self._nonfinite_message)
         self.check_loss_weights()
         self.check_cross_supervision()
         logger.info("training on %s, precision %s%s", env_summary(self.dist), self.precision,
-                    f", DeepSpeed ZeRO-{zero_stage(self.ds_config)}" if self.engine else "")
+                    self.backend.describe())
         self.resumed_from: Optional[Path] = None
         if resume_from is not None:
             self.load_checkpoint(resume_from)
@@ -207,20 +191,48 @@ class Trainer:
                                f"this model (model.tasks: {sorted(heads)}); drop them or add "
                                f"the tasks")
 
-    # ------------------------------------------------------------------ one micro-batch
+    # ------------------------------------------------------------------ the backend
+    @property
+    def step(self) -> int:
+        """Optimizer steps done (from the resumed step, if any)."""
+        return self.loop.step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self.loop.step = int(value)
+
+    @property
+    def stopped_by(self) -> Optional[str]:
+        """Why the last :meth:`train` call ended (``STOP_REASONS``); None before it ends."""
+        return self.loop.stopped_by
+
+    @property
+    def wrapped(self) -> torch.nn.Module:
+        """The model as the backend runs it (DDP wrapper, DeepSpeed engine or itself)."""
+        return self.backend.wrapped
+
+    @property
+    def engine(self) -> Any:
+        """The DeepSpeed engine, or None."""
+        return self.backend.engine
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler:
+        return self.backend.scaler
+
     def _autocast(self):
-        if self.engine is not None or self.precision == "fp32":
-            return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-        return torch.autocast(self.device.type, dtype=dtype)
+        return self.backend.autocast()
 
-    def _batch_dtype(self) -> Optional[torch.dtype]:
-        if self.engine is None or self.precision == "fp32":
-            return None
-        return torch.bfloat16 if self.precision == "bf16" else torch.float16
+    def losses(self, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+        """The weighted loss terms of one micro-batch, objectives included (what is
+        trained)."""
+        raw = self.wrapped(batch, objectives=self.objectives)
+        return weigh_losses(raw, self.cfg.train.loss_weights)
 
-    def _zero_loss(self) -> torch.Tensor:
-        return sum((p * 0).sum() for p in self.model.parameters() if p.requires_grad)
+    def _nonfinite_message(self, n: int, step: int, task: str, values: Dict[str, float]) -> str:
+        return (f"{n} consecutive non-finite losses (last at step {step}, task {task}: "
+                f"{values}); the run stops with the weights of the last finite step. Lower "
+                f"train.lr, check the data of that task, or resume from {self.ckpt_root}")
 
     # ------------------------------------------------------------------ the loop
     def train(self, on_eval: Optional[Callable[[int], Dict]] = None, save: bool = True
@@ -233,123 +245,34 @@ class Trainer:
             NonFiniteLossError: ``train.max_nonfinite`` consecutive non-finite losses.
         """
         cfg = self.cfg
-        total_steps = cfg.train.max_steps
-        self.wrapped.train()
-        rep = ProgressLogger(self.out, total=total_steps, start=self.step,
+        rep = ProgressLogger(self.out, total=cfg.train.max_steps, start=self.step,
                              log_every=cfg.train.log_every, enabled=self.dist.is_main,
                              progress=self.progress)
         if self.resumed_from is not None:
             rep.write({"step": self.step, "resumed_from": str(self.resumed_from),
                        **({"abandoned": rep.abandoned} if rep.abandoned else {})})
-        self.budget.start(self.budget.seconds)
-        consecutive = 0
-        micro = 0
-        finite_in_step = 0
-        step_losses: Dict[str, float] = {}
-        samples = 0
-        try:
-            for batch in self.loader:
-                batch = to_device(batch, self.device, self._batch_dtype())
-                task = batch["task"]
-                if task in self.trunk_items:  # the sampler drew them at the batch's end
-                    batch["trunk_items"] = self.trunk_items[task]
-                with self._autocast():
-                    losses = weigh_losses(self.wrapped(batch), cfg.train.loss_weights)
-                total = sum(losses.values())
-                values = {k: float(v.detach().float().item()) for k, v in losses.items()}
-                finite = all_finite(bool(torch.isfinite(total.detach()).item()), self.device)
-                boundary = (micro + 1) % self.accum == 0
-                if finite:
-                    consecutive = 0
-                    finite_in_step += 1
-                    step_losses = values
-                    if self.engine is not None:
-                        self.engine.backward(total)
-                    else:
-                        self.scaler.scale(total / self.accum).backward()
-                else:
-                    consecutive += 1
-                    rep.skipped(self.step + 1, task, values, consecutive, cfg.train.max_nonfinite)
-                    if consecutive >= cfg.train.max_nonfinite:
-                        raise NonFiniteLossError(
-                            f"{consecutive} consecutive non-finite losses (last at step "
-                            f"{self.step + 1}, task {task}: {values}); the run stops with the "
-                            f"weights of the last finite step. Lower train.lr, check the data "
-                            f"of that task, or resume from {self.ckpt_root}")
-                    if self.engine is not None:
-                        self.engine.backward(self._zero_loss())
-                samples += len(batch["keys"]) * self.dist.world_size
-                micro += 1
-                if self.engine is not None:
-                    self._deepspeed_step(boundary, finite_in_step > 0)
-                elif boundary:
-                    self._plain_step(finite_in_step > 0)
-                if not boundary:
-                    continue
-                self.budget.sync(rank0_value(self.budget.elapsed(), self.device))
-                with warnings.catch_warnings():
-                    # a skipped step still moves the schedule on, without an optimizer.step()
-                    warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
-                    self.scheduler.step()
-                self.step += 1
-                rep.step(self.step, task, step_losses if finite_in_step else values,
-                         lr=self.scheduler.get_last_lr()[0], samples=samples)
-                finite_in_step = samples = 0
-                if cfg.train.save_every and self.step % cfg.train.save_every == 0:
-                    self.save_checkpoint()
-                if on_eval and cfg.train.eval_every and self.step % cfg.train.eval_every == 0:
-                    metrics = on_eval(self.step)
-                    rep.eval(self.step, metrics)
-                    self.wrapped.train()
-                if self.budget.max_seconds > 0 and self.budget.exhausted(self.step):
-                    if self._stop_reason() == "time":
-                        logger.info("time budget of %.1f min used up at step %d",
-                                    cfg.train.max_minutes, self.step)
-                    break
-            self.stopped_by = self._stop_reason()
-            rep.write({"step": self.step, "end": {"stopped_by": self.stopped_by,
-                                                  "train_seconds": round(self.budget.seconds, 1),
-                                                  "max_steps": cfg.train.max_steps}})
-        finally:
-            rep.close()
+
+        def evaluated(step: int, metrics: Dict) -> None:
+            rep.eval(step, metrics)
+            self.wrapped.train()
+
+        self.loop.hooks = [
+            ProgressHook(rep, max_steps=cfg.train.max_steps,
+                         max_nonfinite=cfg.train.max_nonfinite),
+            EveryHook(cfg.train.save_every, lambda step: self.save_checkpoint()),
+            EveryHook(cfg.train.eval_every if on_eval else 0, on_eval, evaluated)]
+        self.loop.run(self.loader)
         if save:
             self.save(self.out / "model")
         logger.info("trained to step %d in %.1f s: %s", self.step,
                     time.perf_counter() - rep.t0, self.stop_summary())
         return dict(rep.running)
 
-    def _stop_reason(self) -> str:
-        if self.step >= self.cfg.train.max_steps:
-            return "steps"
-        if self.budget.max_seconds > 0 and self.budget.seconds >= self.budget.max_seconds:
-            return "time"
-        return "data"
-
     def stop_summary(self) -> str:
         """The steps actually trained and why training stopped, in words, e.g.
         ``"1,008 steps (stopped by the 12.0-minute time budget; the step cap was 1,200)"``."""
         return describe_stop(self.step, self.stopped_by, self.cfg.train.max_steps,
                              self.cfg.train.max_minutes)
-
-    def _plain_step(self, any_finite: bool) -> None:
-        if any_finite:
-            if self.cfg.train.grad_clip > 0:
-                self.scaler.unscale_(self.optimizer)
-                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.train.grad_clip)
-            self.scaler.step(self.optimizer)
-            self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def _deepspeed_step(self, boundary: bool, any_finite: bool) -> None:
-        if boundary and not any_finite:
-            saved = [g["lr"] for g in self.optimizer.param_groups]
-            for g in self.optimizer.param_groups:
-                g["lr"] = 0.0
-            self.engine.step()
-            for g, lr in zip(self.optimizer.param_groups, saved):
-                g["lr"] = lr
-        else:
-            self.engine.step()
 
     # ------------------------------------------------------------------ checkpoints
     def _state(self) -> Dict[str, Any]:
@@ -359,7 +282,7 @@ class Trainer:
             "micro_batches": consumed,
             "train_seconds": self.budget.seconds,
             "world_size": self.dist.world_size,
-            "deepspeed": bool(self.engine),
+            "deepspeed": self.backend.engine_checkpoint,
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "sampler": self.loader.batch_sampler.state_at(consumed),
@@ -376,15 +299,11 @@ class Trainer:
             tmp_path.mkdir(parents=True)
         barrier()
         ckpt.write_rank_files(tmp_path, self.dist.rank)
-        if self.engine is not None:
-            self.engine.save_checkpoint(str(tmp_path / ckpt.DS_FOLDER), tag=ckpt.DS_TAG,
-                                        save_latest=False)
+        model, optim_state = self.backend.save(tmp_path)
         if self.dist.is_main:
             self.train_images.write(tmp_path / TRAIN_IMAGES)
-            optim_state = None if self.engine else self.optimizer.state_dict()
             ckpt.write_main_files(tmp_path, step=self.step, state=self._state(),
-                                  model=None if self.engine else self.model,
-                                  optimizer_state=optim_state)
+                                  model=model, optimizer_state=optim_state)
         barrier()
         final = ckpt.step_dir(self.ckpt_root, self.step)
         if self.dist.is_main:
@@ -396,16 +315,10 @@ class Trainer:
     def load_checkpoint(self, directory: Path) -> None:
         """Restore everything :meth:`save_checkpoint` wrote, exactly."""
         directory = Path(directory)
-        check_resume(directory, self.model, self.cfg, deepspeed=bool(self.engine),
-                     world_size=self.dist.world_size)
+        check_resume(directory, self.model, self.cfg,
+                     deepspeed=self.backend.engine_checkpoint, world_size=self.dist.world_size)
         state = ckpt.read_state(directory)
-        if self.engine is not None:
-            self.engine.load_checkpoint(str(directory / ckpt.DS_FOLDER), tag=ckpt.DS_TAG,
-                                        load_optimizer_states=True,
-                                        load_lr_scheduler_states=False)
-        else:
-            ckpt.load_model(self.model, directory, device=str(self.device))
-            self.optimizer.load_state_dict(ckpt.load_optimizer_state(directory))
+        self.backend.load(directory)
         self.scheduler.load_state_dict(state["scheduler"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
@@ -449,7 +362,7 @@ class Trainer:
         and precision.
         """
         directory = Path(directory)
-        if self.engine is None:
+        if not self.backend.engine_checkpoint:
             if self.dist.is_main:
                 self.model.save_pretrained(directory, extra=self._extra())
                 self.train_images.write(directory / TRAIN_IMAGES)

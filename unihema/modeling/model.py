@@ -5,7 +5,11 @@
     HemaFormer(pyramid, prompt) --> fused P3..P5 (token level), queries [B, Q, d] (query level),
                                     joint [B, d] (global level); a top-down pass carries the
                                     fused maps down to P2
-    heads[task](fused, batch)    --> pred_* (+ loss_<task>_<term> in training)
+    heads[task](fused, batch)    --> HeadOutput (+ loss_<task>_<term> in training)
+
+The contracts are typed (:mod:`unihema.modeling.types`): a ``Batch`` in, the ``Fused``
+representation (with the T5 ``Decoder`` bound to the batch's memory) between the fusion and the
+heads, a ``HeadOutput`` out of a head.
 
 Text answers (mlm, vqa, the morphology sentence) come from the T5 decoder cross-attending to
 ``memory = [joint ; queries ; fused P5 tokens ; prompt tokens enriched by fusion]`` projected
@@ -25,7 +29,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -34,13 +38,13 @@ from torch import nn
 from unihema import __version__
 from unihema.config.loader import to_dict
 from unihema.config.schema import Config, ModelConfig
-from unihema.data.collate import slice_batch
 from unihema.data.language import fill_hints, reading_text
 from unihema.modeling.backbone import (PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder,
                                        downsample_mask, white_balance)
 from unihema.modeling.fusion import HemaFormer
-from unihema.modeling.heads import HEADS
+from unihema.modeling.heads import HEADS, TaskHead
 from unihema.modeling.text import TextModel, load_tokenizer
+from unihema.modeling.types import Batch, Decoder, ForwardPass, Fused, Objective
 
 # importing the head modules registers them
 from unihema.modeling.heads import cell as _cell_heads, dense as _dense_heads  # noqa: F401,E402
@@ -151,14 +155,14 @@ class UniHema(nn.Module):
         return out
 
     def encode(self, images: torch.Tensor, pixel_mask: torch.Tensor, prompts: List[str],
-               dense: bool = True) -> Dict[str, Any]:
+               dense: bool = True) -> Fused:
         """Run trunk, text encoder and fusion once: ``images [B, 3, H, W]`` in [0, 1],
         ``pixel_mask [B, H, W]``, ``B`` prompt strings -> the fused representation
         (``dense=False``: without the maps only per-pixel heads read, see :meth:`fuse`)."""
         return self.fuse(self.encode_image(images, pixel_mask, dense), pixel_mask, prompts)
 
     def fuse(self, visual: Dict[str, torch.Tensor], pixel_mask: torch.Tensor,
-             prompts: List[str], readings: Optional[List[str]] = None) -> Dict[str, Any]:
+             prompts: List[str], readings: Optional[List[str]] = None) -> Fused:
         """Prompt encoding, Hema-Former fusion and the decoder memory for ``B`` prompts over
         the output of :meth:`encode_image` (batch ``B``); ``readings``: text the prompts carry
         after ``" reading:"`` (:meth:`reading_prompts`), whose tokens the decoder may copy in
@@ -174,58 +178,52 @@ class UniHema(nn.Module):
                 [f"{p} reading:" for p in prompts], readings, self.config.text.max_prompt_tokens)
         t_raw = self.text.encode(ids, am)
         fused = self.fusion(pyramid, pixel_mask, self.text_in(t_raw), am.bool())
+        maps = {k: v for k, v in fused.items() if k.startswith("P")}
         if "P2" in visual:
             for fine, coarse in (("P4", "P5"), ("P3", "P4"), ("P2", "P3")):
-                up = F.interpolate(fused[coarse], size=fused[fine].shape[-2:], mode="nearest")
-                fused[fine] = fused[fine] + self.topdown[fine](up)
-            fused["C1"] = visual["C1"]
+                up = F.interpolate(maps[coarse], size=maps[fine].shape[-2:], mode="nearest")
+                maps[fine] = maps[fine] + self.topdown[fine](up)
+            maps["C1"] = visual["C1"]
         # the pooled trunk itself joins the global embedding: a short path from the pixels to
         # the classification and morphology heads that the random-init transformers cannot blur
         # early in training (measured: 0.33 -> 0.58 white-cell macro-F1 after 300 crop steps)
-        fused["joint"] = fused["joint"] + self.trunk_pool(visual["pooled"])
+        joint = fused["joint"] + self.trunk_pool(visual["pooled"])
         # the decoder reads the image twice: through the resampled queries and through the
         # fused coarsest map itself (a few dozen tokens), then the prompt enriched by fusion
-        p5 = fused["P5"].flatten(2).transpose(1, 2)
-        p5_mask = downsample_mask(pixel_mask, fused["P5"].shape[-2:]).flatten(1).to(am.dtype)
+        p5 = maps["P5"].flatten(2).transpose(1, 2)
+        p5_mask = downsample_mask(pixel_mask, maps["P5"].shape[-2:]).flatten(1).to(am.dtype)
         # the first memory token is the joint embedding the classification and morphology
         # heads read, so an answer about a cell's type or look sees what those heads see
-        lead = [self.joint_out(fused["joint"])[:, None], self.query_out(fused["queries"])]
+        lead = [self.joint_out(joint)[:, None], self.query_out(fused["queries"])]
         memory = torch.cat(lead + [self.query_out(p5), t_raw + self.prompt_out(fused["text"])],
                            1)
         memory_mask = torch.cat([am.new_ones(am.shape[0], 1 + fused["queries"].shape[1]),
                                  p5_mask, am], 1)
-        text_cfg = self.config.text
         # what the decoder may copy: the prompt's tokens (the visual tokens carry no token id)
         lead_ids = ids.new_full(memory_mask[:, :-ids.shape[1]].shape, -1)
-        memory_ids = torch.cat([lead_ids, ids.masked_fill(am == 0, -1)], 1)
-        memory_offsets = None if offsets is None else torch.cat([lead_ids, offsets], 1)
-        fused["memory"], fused["memory_mask"] = memory, memory_mask
-        fused["memory_ids"], fused["memory_offsets"] = memory_ids, memory_offsets
-        fused["embed_phrases"] = self.text.embed_phrases
-        fused["decoder_loss"] = lambda targets: self.text.decoder_loss(
-            memory, memory_mask, list(targets), memory_ids, memory_offsets)
-        fused["generate"] = lambda with_probs=False: self.text.generate(
-            memory, memory_mask, max_new_tokens=text_cfg.max_target_tokens,
-            num_beams=self.config.heads.num_beams, memory_ids=memory_ids,
-            memory_offsets=memory_offsets, with_probs=with_probs)
-        return fused
+        decoder = Decoder(
+            self.text, memory, memory_mask, torch.cat([lead_ids, ids.masked_fill(am == 0, -1)], 1),
+            None if offsets is None else torch.cat([lead_ids, offsets], 1),
+            max_new_tokens=self.config.text.max_target_tokens,
+            num_beams=self.config.heads.num_beams)
+        return Fused(joint=joint, text_model=self.text, maps=maps, queries=fused["queries"],
+                     text=fused["text"], decoder=decoder)
 
-    def _run(self, batch: Mapping[str, Any], trunk_items: int = 0):
-        """``(head, outputs, fused)`` of a one-task batch; with ``trunk_items = k`` the batch
-        is the full-path items and ``images`` / ``pixel_mask`` carry ``k`` more at the end,
-        whose trunk embeddings come back as ``fused["trunk_joint"] [k, d]``."""
-        task = batch["task"]
+    def head(self, task: str) -> TaskHead:
+        """The head of ``task``; a ``KeyError`` naming the model's heads when it has none."""
         if task not in self.heads:
             raise KeyError(f"this model has no '{task}' head; it has {list(self.heads)}")
-        readings = self.reading_prompts(batch) if task in self.config.reading.tasks else None
-        head = self.heads[task]
-        visual = self.encode_image(batch["images"], batch["pixel_mask"], head.dense,
-                                   trunk_items)
-        n = len(batch["prompts"])
-        fused = self.fuse(visual, batch["pixel_mask"][:n], list(batch["prompts"]), readings)
-        if trunk_items:
-            fused["trunk_joint"] = self.trunk_pool(visual["trunk_pooled"])
-        return head, head(fused, batch), fused
+        return self.heads[task]
+
+    def trunk_view(self, pooled: torch.Tensor) -> Fused:
+        """A global view of pooled trunk features ``pooled [k, c5]`` (:meth:`encode_image`'s
+        ``"pooled"`` / ``"trunk_pooled"``) through ``trunk_pool``, the path that joins them to
+        the global embedding: what a head's :meth:`TaskHead.cross_loss` can score without the
+        fusion (deep supervision of the trunk, :mod:`unihema.engine.objectives`)."""
+        return Fused(joint=self.trunk_pool(pooled), text_model=self.text)
+
+    def _reading_texts(self, batch: Batch) -> Optional[List[str]]:
+        return self.reading_prompts(batch) if batch.task in self.config.reading.tasks else None
 
     def reading_prompts(self, batch: Mapping[str, Any]) -> List[str]:
         """The part of the reading each text item's prompt carries: for a question, the
@@ -259,62 +257,47 @@ class UniHema(nn.Module):
         return super().train(mode)
 
     # ------------------------------------------------------------------ train / predict
-    def forward(self, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
-        """Raw (unweighted) losses ``{"loss_<task>_<term>": scalar}`` of a one-task batch.
+    def forward(self, batch: Union[Batch, Mapping[str, Any]],
+                objectives: Sequence[Objective] = ()) -> Dict[str, torch.Tensor]:
+        """Raw (unweighted) losses ``{"loss_<task>_<term>": scalar}`` of a one-task batch:
+        encode -> fuse -> head -> loss.
 
-        A batch whose items carry other heads' targets (``batch["cross_tasks"]``, from
-        ``data.cross_supervision``) also returns those heads' terms, computed from the same
-        fused representation (:meth:`TaskHead.cross_loss`).
-
-        ``batch["trunk_items"] = k`` (``data.trunk_items``, set by the trainer): the last
-        ``k`` items only pass through the trunk; their pooled features, through the same
-        ``trunk_pool`` that joins them to the global embedding, are scored by the batch's
-        head and the cross-supervised ones (``cross_loss``), as ``loss_<task>_trunk_<term>``:
-        deep supervision of the trunk at a fraction of a full item's cost."""
-        k = int(batch.get("trunk_items") or 0)
-        size = int(batch["images"].shape[0])
-        if not 0 <= k < size:
-            raise ValueError(f"trunk_items = {k} leaves no item of a batch of {size} for the "
-                             f"full path")
-        main = slice_batch(batch, 0, size - k) if k else batch
-        # the full path's items with all images: one trunk pass covers the extra items
-        head, outputs, fused = self._run(
-            dict(main, images=batch["images"], pixel_mask=batch["pixel_mask"]) if k else main,
-            k)
-        losses = dict(head.loss(outputs, main))
-        for other in self._cross_tasks(main):
-            for name, value in self.heads[other].cross_loss(fused, main).items():
+        ``objectives`` (:class:`~unihema.modeling.types.Objective`, composed by the trainer:
+        :mod:`unihema.engine.objectives`) add their terms from the same pass, inside this call
+        so that DDP and DeepSpeed see one forward. An objective may reserve items at the
+        batch's end (``trunk_items``) that go through the trunk only: one trunk pass covers
+        them, and the full path (fusion, head) the others."""
+        batch = Batch.from_dict(batch)
+        k = sum(objective.trunk_items(batch) for objective in objectives)
+        if not 0 <= k < batch.size:
+            raise ValueError(f"trunk_items = {k} leaves no item of a batch of {batch.size} "
+                             f"for the full path")
+        main = batch.slice(0, batch.size - k) if k else batch
+        head = self.head(batch.task)
+        visual = self.encode_image(batch.images, batch.pixel_mask, head.dense, k)
+        fused = self.fuse(visual, main.pixel_mask, main.prompts, self._reading_texts(main))
+        output = head(fused, main)
+        losses = dict(head.loss(output, main))
+        done = ForwardPass(batch=batch, main=main, visual=visual, fused=fused, output=output)
+        for objective in objectives:
+            for name, value in objective(self, done).items():
                 if name in losses:
-                    raise KeyError(f"cross-supervision by '{other}' repeats loss '{name}' of "
-                                   f"the {batch['task']} batch")
+                    raise KeyError(f"{type(objective).__name__} repeats loss '{name}' of the "
+                                   f"{batch.task} batch")
                 losses[name] = value
-        if k:
-            tail = slice_batch(batch, size - k, size)
-            view = {"joint": fused["trunk_joint"], "embed_phrases": fused["embed_phrases"]}
-            for task in [batch["task"], *self._cross_tasks(tail)]:
-                prefix = f"loss_{task}_"
-                for name, value in self.heads[task].cross_loss(view, tail).items():
-                    losses[name.replace(prefix, prefix + "trunk_", 1)] = value
         return losses
 
-    def _cross_tasks(self, batch: Mapping[str, Any]) -> List[str]:
-        """The other heads whose targets the batch's items carry (``cross_tasks``)."""
-        others = list(dict.fromkeys(t for ts in batch.get("cross_tasks") or [] for t in ts))
-        for other in others:
-            if other not in self.heads:
-                raise KeyError(f"a {batch['task']} batch carries '{other}' targets "
-                               f"(data.cross_supervision) but this model has no '{other}' "
-                               f"head; it has {list(self.heads)}")
-        return others
-
     @torch.no_grad()
-    def predict(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    def predict(self, batch: Union[Batch, Mapping[str, Any]]) -> List[Dict[str, Any]]:
         """Per-item predictions of a one-task batch (formats in ``unihema.evaluation``)."""
         was_training = self.training
         self.eval()
         try:
-            head, outputs, _ = self._run(batch)
-            return head.postprocess(outputs, batch)
+            batch = Batch.from_dict(batch)
+            head = self.head(batch.task)
+            visual = self.encode_image(batch.images, batch.pixel_mask, head.dense)
+            fused = self.fuse(visual, batch.pixel_mask, batch.prompts, self._reading_texts(batch))
+            return head.postprocess(head(fused, batch), batch)
         finally:
             self.train(was_training)
 

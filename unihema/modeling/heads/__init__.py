@@ -7,13 +7,16 @@ its task key and built from the model config::
     class DetectHead(TaskHead):
         @classmethod
         def from_config(cls, cfg): ...
-        def forward(self, fused, batch): ...          # -> dict of pred_* tensors
+        def forward(self, fused, batch): ...          # Fused, Batch -> HeadOutput
         def loss(self, outputs, batch): ...           # -> {"loss_detect_cls": t, ...}
         def postprocess(self, outputs, batch): ...    # -> list of per-image results
 
-Names are stable: outputs are ``pred_*``, targets in the batch ``gt_*`` (or the collate keys),
-loss terms ``loss_<task>_<term>``; every loss term needs a weight in ``train.loss_weights``
-(:func:`weigh_losses` enforces it).
+The types are :mod:`unihema.modeling.types`: ``fused`` is the shared :class:`Fused`
+representation (maps, joint embedding, queries, class-name embeddings and the T5 decoder bound
+to the batch's memory, ``fused.decoder``), ``batch`` a :class:`Batch` (or any mapping of
+collate's keys), ``outputs`` the head's :class:`HeadOutput`. Names are stable: targets are the
+collate keys, loss terms ``loss_<task>_<term>``; every loss term needs a weight in
+``train.loss_weights`` (:func:`weigh_losses` enforces it).
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ from typing import Any, Dict, List, Mapping
 import torch
 from torch import nn
 
+from unihema.modeling.types import Fused, HeadOutput
 from unihema.registry import Registry
 
 HEADS: Registry[type] = Registry(
     "task head",
-    signature="cls.from_config(cfg) -> TaskHead; forward(fused, batch) -> dict[str, Tensor]; "
+    signature="cls.from_config(cfg) -> TaskHead; forward(fused, batch) -> HeadOutput; "
     "loss(outputs, batch) -> dict['loss_<task>_<term>', Tensor]; "
     "postprocess(outputs, batch) -> list[dict]",
 )
@@ -47,20 +51,20 @@ class TaskHead(nn.Module):
     def from_config(cls, cfg: Any) -> "TaskHead":
         raise NotImplementedError(f"{cls.__name__} must implement from_config(cfg)")
 
-    def forward(self, fused: Mapping[str, Any], batch: Mapping[str, Any]) -> Dict[str, Any]:
+    def forward(self, fused: Fused, batch: Mapping[str, Any]) -> HeadOutput:
         raise NotImplementedError(f"{type(self).__name__} must implement forward")
 
-    def loss(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
+    def loss(self, outputs: HeadOutput, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
         raise NotImplementedError(f"{type(self).__name__} must implement loss")
 
-    def postprocess(self, outputs: Mapping[str, Any], batch: Mapping[str, Any]) -> List[Dict]:
+    def postprocess(self, outputs: HeadOutput, batch: Mapping[str, Any]) -> List[Dict]:
         raise NotImplementedError(f"{type(self).__name__} must implement postprocess")
 
-    def cross_loss(self, fused: Mapping[str, Any], batch: Mapping[str, Any]
-                   ) -> Dict[str, torch.Tensor]:
+    def cross_loss(self, fused: Fused, batch: Mapping[str, Any]) -> Dict[str, torch.Tensor]:
         """This head's loss terms on a batch of another task that carries its targets
-        (``data.cross_supervision``), from that batch's fused representation; items without a
-        target are skipped. Heads that support it override this."""
+        (``data.cross_supervision``), or on pooled trunk features (``data.trunk_items``), from
+        ``fused.joint`` alone; items without a target are skipped, ``{}`` when none has one.
+        Heads over the global embedding override this (:mod:`unihema.engine.objectives`)."""
         raise NotImplementedError(f"{type(self).__name__} does not support cross-supervision")
 
 

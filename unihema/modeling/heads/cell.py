@@ -26,6 +26,7 @@ from torch import nn
 from unihema.data.vocab import ATTRIBUTES
 from unihema.modeling.heads import HEADS, TaskHead, batch_class_names
 from unihema.modeling.losses import ragged_cross_entropy
+from unihema.modeling.types import Fused, HeadOutput
 
 
 @HEADS.register("classify")
@@ -47,17 +48,18 @@ class ClassifyHead(TaskHead):
     def from_config(cls, cfg) -> "ClassifyHead":
         return cls(d_model=cfg.d_model, d_text=cfg.text.d_model, embed_dim=cfg.heads.embed_dim)
 
-    def forward(self, fused, batch) -> Dict[str, Any]:
+    def forward(self, fused: Fused, batch) -> HeadOutput:
+        """``logits``: per item, ``[n_candidates]`` over its ``batch["classes"]``."""
         names_l = batch_class_names(batch)
-        c = F.normalize(self.class_proj(fused["embed_phrases"](names_l)), dim=-1)
-        v = F.normalize(self.image_proj(fused["joint"]), dim=-1)
+        c = F.normalize(self.class_proj(fused.embed_phrases(names_l)), dim=-1)
+        v = F.normalize(self.image_proj(fused.joint), dim=-1)
         sims = v @ c.t() * self.log_scale.exp()  # [B, N]
         index = {n: i for i, n in enumerate(names_l)}
         logits = [sims[b, [index[n] for n in cl]] for b, cl in enumerate(batch["classes"])]
-        return {"pred_logits": logits}
+        return HeadOutput(logits=logits)
 
-    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
-        return {"loss_classify_ce": ragged_cross_entropy(outputs["pred_logits"],
+    def loss(self, outputs: HeadOutput, batch) -> Dict[str, torch.Tensor]:
+        return {"loss_classify_ce": ragged_cross_entropy(outputs.logits,
                                                          batch["labels"].tolist())}
 
     def cross_loss(self, fused, batch) -> Dict[str, torch.Tensor]:
@@ -67,14 +69,12 @@ class ClassifyHead(TaskHead):
             return {}
         sub = {"classes": [batch["classes"][i] for i in keep],
                "labels": batch["labels"][keep]}
-        joint = fused["joint"][keep]
-        return self.loss(self({"joint": joint, "embed_phrases": fused["embed_phrases"]}, sub),
-                         sub)
+        return self.loss(self(fused.select(keep), sub), sub)
 
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
         out = []
-        for lg in outputs["pred_logits"]:
+        for lg in outputs.logits:
             probs = (lg / self.temperature).softmax(-1)
             out.append({"probs": probs, "label": int(probs.argmax())})
         return out
@@ -119,22 +119,24 @@ class MorphologyHead(TaskHead):
         h = self.hidden(joint)
         return {a: self.out[a](h) for a in self.attributes}
 
-    def forward(self, fused, batch) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"pred_attributes": self.attribute_logits(fused["joint"])}
+    def forward(self, fused: Fused, batch) -> HeadOutput:
+        """``attributes`` always; the sentence's ``text_loss`` in training, its ``text`` and
+        ``confidence`` at inference (the decoder of ``fused``)."""
+        out = HeadOutput(attributes=self.attribute_logits(fused.joint))
         if self.training:
-            out["pred_text_loss"] = fused["decoder_loss"](batch["targets"])
+            out.text_loss = fused.decoder.loss(batch["targets"])
         else:
-            out["pred_text"], out["pred_confidence"] = fused["generate"](with_probs=True)
+            out.text, out.confidence = fused.decoder.generate(with_probs=True)
         return out
 
     @torch.no_grad()
-    def predict_attributes(self, fused, with_probs: bool = False):
+    def predict_attributes(self, fused: Fused, with_probs: bool = False):
         """The most likely value of every attribute, per item, without writing the sentence;
         with ``with_probs`` each item is ``(values, {attribute: its value's probability})``."""
-        probs = {a: lg.softmax(-1) for a, lg in self.attribute_logits(fused["joint"]).items()}
+        probs = {a: lg.softmax(-1) for a, lg in self.attribute_logits(fused.joint).items()}
         best = {a: p.max(-1) for a, p in probs.items()}
         out = []
-        for b in range(fused["joint"].shape[0]):
+        for b in range(fused.joint.shape[0]):
             values = {a: ATTRIBUTES[a][int(best[a].indices[b])] for a in self.attributes}
             out.append((values, {a: float(best[a].values[b]) for a in self.attributes})
                        if with_probs else values)
@@ -154,17 +156,17 @@ class MorphologyHead(TaskHead):
                 terms.append(F.cross_entropy(logits, target, ignore_index=-1))
         return torch.stack(terms).mean() if terms else None
 
-    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
-        pred = outputs["pred_attributes"]
+    def loss(self, outputs: HeadOutput, batch) -> Dict[str, torch.Tensor]:
+        pred = outputs.attributes
         attr = self._attribute_loss(pred, batch["attributes"])
         if attr is None:
             attr = pred[self.attributes[0]].sum() * 0.0
-        return {"loss_morphology_attr": attr, "loss_morphology_text": outputs["pred_text_loss"]}
+        return {"loss_morphology_attr": attr, "loss_morphology_text": outputs.text_loss}
 
     def cross_loss(self, fused, batch) -> Dict[str, torch.Tensor]:
         """The attribute term over the items that state attributes (a classify batch has no
         sentence to train); ``{}`` when none does."""
-        attr = self._attribute_loss(self.attribute_logits(fused["joint"]),
+        attr = self._attribute_loss(self.attribute_logits(fused.joint),
                                     batch["attributes"])
         return {} if attr is None else {"loss_morphology_attr": attr}
 
@@ -173,12 +175,12 @@ class MorphologyHead(TaskHead):
         n = len(batch["keys"])
         preds = []
         for b in range(n):
-            probs = {a: lg[b].softmax(-1) for a, lg in outputs["pred_attributes"].items()}
+            probs = {a: lg[b].softmax(-1) for a, lg in outputs.attributes.items()}
             attrs = {a: ATTRIBUTES[a][int(p.argmax())] for a, p in probs.items()}
             item = {"attributes": attrs,
                     "attribute_confidence": {a: float(p.max()) for a, p in probs.items()}}
-            if "pred_text" in outputs:
-                item["text"] = outputs["pred_text"][b]
-                item["confidence"] = outputs["pred_confidence"][b]
+            if outputs.text is not None:
+                item["text"] = outputs.text[b]
+                item["confidence"] = outputs.confidence[b]
             preds.append(item)
         return preds

@@ -25,6 +25,7 @@ from torchvision.ops import batched_nms
 from unihema.modeling import losses
 from unihema.modeling.heads import HEADS, TaskHead, batch_class_names
 from unihema.modeling.targets import build_detect_targets, cell_centres, decode_ltrb
+from unihema.modeling.types import Fused, HeadOutput
 
 
 def _gn(c: int) -> nn.GroupNorm:
@@ -77,16 +78,18 @@ class DetectHead(TaskHead):
                    score_threshold=cfg.heads.detect_score_threshold,
                    nms_iou=cfg.heads.detect_nms_iou)
 
-    def forward(self, fused, batch) -> Dict[str, Any]:
+    def forward(self, fused: Fused, batch) -> HeadOutput:
+        """``logits [B, K, H/4, W/4]`` over the batch's ``K`` class names, ``ltrb [B, 4, H/4,
+        W/4]`` edge distances in pixels."""
         names = batch_class_names(batch)
-        x = self.tower(fused["P2"])
-        logits = self.scorer(self.embed(x), fused["embed_phrases"](names))
+        x = self.tower(fused.maps["P2"])
+        logits = self.scorer(self.embed(x), fused.embed_phrases(names))
         ltrb = F.softplus(self.box(x)) * self.stride * 4  # edge distances in pixels
-        return {"pred_logits": logits, "pred_ltrb": ltrb, "class_names": names}
+        return HeadOutput(logits=logits, ltrb=ltrb, class_names=names)
 
-    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
-        names = outputs["class_names"]
-        logits, ltrb = outputs["pred_logits"], outputs["pred_ltrb"]
+    def loss(self, outputs: HeadOutput, batch) -> Dict[str, torch.Tensor]:
+        names = outputs.class_names
+        logits, ltrb = outputs.logits, outputs.ltrb
         index = {n: i for i, n in enumerate(names)}
         classes = [torch.tensor([index[cl[j]] for j in bc.tolist()], dtype=torch.long)
                    for cl, bc in zip(batch["classes"], batch["box_classes"])]
@@ -107,10 +110,10 @@ class DetectHead(TaskHead):
                     pred, tgt.boxes, losses.class_balanced_weights(tgt.classes, power=0.5))}
 
     @torch.no_grad()
-    def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
-        names = outputs["class_names"]
+    def postprocess(self, outputs: HeadOutput, batch) -> List[Dict[str, Any]]:
+        names = outputs.class_names
         index = {n: i for i, n in enumerate(names)}
-        heat = outputs["pred_logits"].sigmoid()
+        heat = outputs.logits.sigmoid()
         peaks = heat == F.max_pool2d(heat, 3, stride=1, padding=1)
         heat = heat * peaks
         b_, k_, h, w = heat.shape
@@ -123,7 +126,7 @@ class DetectHead(TaskHead):
             keep = top.values >= self.score_threshold
             s, idx = top.values[keep], top.indices[keep]
             cls, cell = idx // (h * w), idx % (h * w)
-            ltrb = outputs["pred_ltrb"][b].flatten(1).t()[cell]
+            ltrb = outputs.ltrb[b].flatten(1).t()[cell]
             boxes = decode_ltrb(centres[cell], ltrb)
             oh, ow = batch["orig_sizes"][b]
             sc = batch["scales"][b]
@@ -160,40 +163,41 @@ class SegmentHead(TaskHead):
         return cls(d_model=cfg.d_model, d_text=cfg.text.d_model, stem_channels=cfg.backbone.width,
                    dense_dim=cfg.heads.dense_dim, embed_dim=cfg.heads.embed_dim)
 
-    def forward(self, fused, batch) -> Dict[str, Any]:
+    def forward(self, fused: Fused, batch) -> HeadOutput:
+        """``logits [B, K, H, W]`` over the batch's ``K`` class names."""
         names = batch_class_names(batch)
-        x = self.reduce(fused["P2"])
-        c1 = fused["C1"]
+        x = self.reduce(fused.maps["P2"])
+        c1 = fused.maps["C1"]
         x = F.interpolate(x, size=c1.shape[-2:], mode="bilinear", align_corners=False)
         x = self.refine(torch.cat([x, self.stem(c1)], 1))
         # score at stride 2 and upsample the K-channel logits: far cheaper than embedding and
         # normalising every full-resolution pixel, and the stem features carry the edges
-        logits = self.scorer(self.embed(x), fused["embed_phrases"](names))
+        logits = self.scorer(self.embed(x), fused.embed_phrases(names))
         logits = F.interpolate(logits, scale_factor=2, mode="bilinear", align_corners=False)
-        return {"pred_logits": logits, "class_names": names}
+        return HeadOutput(logits=logits, class_names=names)
 
-    def _targets(self, outputs, batch) -> torch.Tensor:
+    def _targets(self, outputs: HeadOutput, batch) -> torch.Tensor:
         """Item masks re-indexed into the batch class list; classes outside an item's prompt
         cannot occur in its mask, so a single softmax over the union is safe."""
-        index = {n: i for i, n in enumerate(outputs["class_names"])}
+        index = {n: i for i, n in enumerate(outputs.class_names)}
         masks = batch["masks"].clone()
         for b, cl in enumerate(batch["classes"]):
             lut = torch.tensor([index[n] for n in cl] + [-1], dtype=torch.long)
             masks[b] = lut[masks[b]]  # -1 indexes the trailing -1
         return masks
 
-    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
-        logits = outputs["pred_logits"]
+    def loss(self, outputs: HeadOutput, batch) -> Dict[str, torch.Tensor]:
+        logits = outputs.logits
         target = self._targets(outputs, batch)
         return {"loss_segment_ce": F.cross_entropy(logits, target, ignore_index=-1),
                 "loss_segment_dice": losses.soft_dice_loss(logits, target)}
 
     @torch.no_grad()
-    def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
-        names = outputs["class_names"]
+    def postprocess(self, outputs: HeadOutput, batch) -> List[Dict[str, Any]]:
+        names = outputs.class_names
         index = {n: i for i, n in enumerate(names)}
         out = []
         for b, cl in enumerate(batch["classes"]):
             cols = torch.tensor([index[n] for n in cl], dtype=torch.long)
-            out.append({"mask": outputs["pred_logits"][b, cols].argmax(0)})
+            out.append({"mask": outputs.logits[b, cols].argmax(0)})
         return out

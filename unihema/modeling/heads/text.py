@@ -1,8 +1,9 @@
 """Text heads (mlm, vqa): the shared T5 decoder writes the answer.
 
-The decoder cross-attends to a memory of ``[resampled fused visual queries ; fused prompt
-tokens]`` built by the model (``fused["memory"]``), so the answer depends on the image: the
-same question over two different images can, and after training does, get different answers.
+The decoder (``fused.decoder``, a :class:`~unihema.modeling.types.Decoder`) cross-attends to a
+memory of ``[joint ; resampled fused visual queries ; fused P5 ; fused prompt tokens]`` built
+by the model, so the answer depends on the image: the same question over two different images
+can, and after training does, get different answers.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any, Dict, List
 import torch
 
 from unihema.modeling.heads import HEADS, TaskHead
+from unihema.modeling.types import Fused, HeadOutput
 
 
 class TextHead(TaskHead):
@@ -23,20 +25,20 @@ class TextHead(TaskHead):
     def from_config(cls, cfg) -> "TextHead":
         return cls()
 
-    def forward(self, fused, batch) -> Dict[str, Any]:
+    def forward(self, fused: Fused, batch) -> HeadOutput:
+        """``text_loss`` of ``batch["targets"]`` in training, else ``text`` + ``confidence``."""
         if self.training:
-            return {"pred_text_loss": fused["decoder_loss"](batch["targets"])}
-        texts, probs = fused["generate"](with_probs=True)
-        return {"pred_text": texts, "pred_confidence": probs}
+            return HeadOutput(text_loss=fused.decoder.loss(batch["targets"]))
+        texts, probs = fused.decoder.generate(with_probs=True)
+        return HeadOutput(text=texts, confidence=probs)
 
-    def loss(self, outputs, batch) -> Dict[str, torch.Tensor]:
-        return {f"loss_{self.task}_ce": outputs["pred_text_loss"]}
+    def loss(self, outputs: HeadOutput, batch) -> Dict[str, torch.Tensor]:
+        return {f"loss_{self.task}_ce": outputs.text_loss}
 
     @torch.no_grad()
-    def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
+    def postprocess(self, outputs: HeadOutput, batch) -> List[Dict[str, Any]]:
         """``[{"text": str, "confidence": the answer's sequence probability}]``."""
-        return [{"text": t, "confidence": p}
-                for t, p in zip(outputs["pred_text"], outputs["pred_confidence"])]
+        return [{"text": t, "confidence": p} for t, p in zip(outputs.text, outputs.confidence)]
 
 
 @HEADS.register("mlm")
