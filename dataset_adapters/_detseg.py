@@ -34,6 +34,7 @@ from PIL import Image
 
 from unihema.data.catalog import DataError, DatasetAdapter
 from unihema.data.vocab import normalize
+from unihema.utils import atomic_save
 
 #: Environment variable naming the folder of derived files (see :func:`derived_mask`).
 CACHE_ENV = "UNIHEMA_CACHE"
@@ -213,11 +214,8 @@ def derived_mask(adapter: DatasetAdapter, relative: str, sources: Sequence[Path]
     arr = np.asarray(build())
     if arr.ndim != 2 or arr.min(initial=0) < 0 or arr.max(initial=0) > 255:
         raise ValueError(f"derived mask {relative} must be [H, W] with values 0..255")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    Image.fromarray(arr.astype(np.uint8), mode="L").save(tmp, format="PNG")
-    os.replace(tmp, path)
-    return path
+    image = Image.fromarray(arr.astype(np.uint8), mode="L")
+    return atomic_save(path, lambda tmp: image.save(tmp, format="PNG"), durable=False)
 
 
 # ----------------------------------------------------------------------------- splits

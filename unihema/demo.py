@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from unihema.config import dump_config, load_config, to_dict
-from unihema.config.loader import atomic_write_text
+from unihema.utils import atomic_write_text
 from unihema.data.sample import TASKS
 from unihema.synth import WHITE_TYPES
 from unihema.tables import markdown_table, plain_table

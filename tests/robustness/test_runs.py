@@ -28,6 +28,7 @@ from unihema.engine.progress import ABANDONED, rewind
 from unihema.engine.trainer import Trainer
 from unihema.modeling.model import UniHema
 from unihema.modeling.weights import WeightsError
+from unihema.utils import sha256_file
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = {
@@ -345,7 +346,7 @@ def test_cli_reports_broken_weights_without_a_traceback(trained, tmp_path, capsy
 def _rehash(d: Path) -> None:
     """Rewrite COMPLETE so the damage passes the sha256 check (what the reader must catch)."""
     marker = json.loads((d / ckpt.MARKER).read_text())
-    marker["files"] = {rel: ckpt.sha256(d / rel) for rel in marker["files"]}
+    marker["files"] = {rel: sha256_file(d / rel) for rel in marker["files"]}
     (d / ckpt.MARKER).write_text(json.dumps(marker))
 
 

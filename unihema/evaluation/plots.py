@@ -31,7 +31,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from matplotlib.figure import Figure
 
-from unihema.config.loader import atomic_write_bytes
+from unihema.utils import atomic_write_bytes
 
 #: tasks with a per-item score, hence a gallery
 GALLERY_TASKS = ("detect", "segment", "classify", "vqa")
