@@ -155,8 +155,6 @@ def yolo_sample(adapter: DatasetAdapter, split: str, txt: Path, image: Path,
     )
 
 
-
-
 def yolo_names(adapter: DatasetAdapter, label_map: Mapping[str, str],
                base: Optional[Path] = None) -> List[str]:
     """Class names of a YOLO layout, from every names file (``classes.txt``, ``obj.names``,
