@@ -52,12 +52,15 @@ def voc_sample(adapter: DatasetAdapter, split: str, xml: Path, image: Optional[P
         meta: extra ``meta`` entries.
 
     The stored image size is read from the image header; the XML's ``<size>``, when present,
-    must agree with it. Labels go through ``label_map``
-    (:func:`~dataset_adapters._detseg.map_label`: case and separators do not matter); an
-    unknown label leaves the image out.
+    must agree with it (for a given image through
+    :func:`unihema.data.formats.voc_image_size`, whose message names both files, as for the
+    generic adapter; a found image lies beside the XML and is named by file name). Labels go
+    through ``label_map`` (:func:`~dataset_adapters._detseg.map_label`: case and separators
+    do not matter); an unknown label leaves the image out.
     """
-    from unihema.data.formats import read_voc
+    from unihema.data.formats import read_voc, voc_image_size
 
+    given = image is not None
     if not xml.is_file():
         adapter.report(xml, f"annotation of '{sample_id}' is missing")
         return None
@@ -79,14 +82,21 @@ def voc_sample(adapter: DatasetAdapter, split: str, xml: Path, image: Optional[P
     elif ann.filename and Path(ann.filename).stem != image.stem:
         adapter.note(xml, f"<filename> says '{ann.filename}'; the image is taken by the "
                           f"annotation's name, {image.name}")
-    size = image_size(adapter, image)
-    if size is None:
-        return None
-    width, height = size
-    if ann.width is not None and (ann.width, ann.height) != (width, height):
-        adapter.report(xml, f"<size> says {ann.width}x{ann.height} but {image.name} is "
-                            f"{width}x{height}")
-        return None
+    if given:  # it may lie anywhere: the format reader's check names both files in full
+        try:
+            width, height = voc_image_size(ann, xml, image)
+        except DataError as exc:
+            report_error(adapter, xml if str(exc).startswith(str(xml)) else image, exc)
+            return None
+    else:
+        size = image_size(adapter, image)
+        if size is None:
+            return None
+        width, height = size
+        if ann.width is not None and (ann.width, ann.height) != (width, height):
+            adapter.report(xml, f"<size> says {ann.width}x{ann.height} but {image.name} is "
+                                f"{width}x{height}")
+            return None
     boxes, labels, kept = [], [], []
     for i, obj in enumerate(ann.objects):
         what = f"object {i} '{obj.name}'"
