@@ -9,8 +9,9 @@ gives their adapters one way to
 * build a crop record (:meth:`CropClassifier.crop`): absolute image path, the stored size read
   from the image header, ``label`` with the dataset's class list as ``label_set``, the raw name
   in ``meta["raw_label"]`` and ``meta["kind"] = "crop"``;
-* split sources without an official split with :func:`unihema.data.splits.seeded_split`
-  (deterministic, hash based, patient-aware when a patient id is known);
+* split sources without an official split with
+  :func:`dataset_adapters._splits.assign_splits` (deterministic, hash based, patient-aware
+  when a patient id is known);
 * scan class folders (:meth:`CropClassifier.scan_classes`), optionally one level below group
   folders (domains, microscopes), reporting every folder whose name is not a class.
 
@@ -28,16 +29,13 @@ from typing import (Callable, ClassVar, Dict, Hashable, Iterable, List, Mapping,
                     Sequence, Tuple, TypeVar)
 
 from dataset_adapters._examples import cell_crop, save_image
+from dataset_adapters._splits import assign_splits as split_keys  # the name adapters used
 from unihema.data import io, vocab
 from unihema.data.catalog import DataError, DatasetAdapter
 from unihema.data.formats import IMAGE_EXTENSIONS, read_csv_table, scan_class_folders
 from unihema.data.sample import UnifiedSample
-from unihema.data.splits import split_of
 
 T = TypeVar("T")
-
-#: The split fractions of sources without an official split (train / val / test).
-FRACTIONS: Dict[str, float] = {"train": 0.7, "val": 0.1, "test": 0.2}
 
 
 def label_lookup(label_map: Mapping[str, str]) -> Dict[str, str]:
@@ -285,23 +283,6 @@ class PatientTable(CropClassifier):
                 self.report(self.table_path(), f"patient '{pid}' has no image folder in "
                                                f"{self.root}", line=patients[pid][2])
         return out
-
-
-def split_keys(keys: Sequence[str], groups: Optional[Sequence[Optional[Hashable]]] = None,
-               *, seed: int = 0, fractions: Mapping[str, float] = FRACTIONS) -> Dict[str, str]:
-    """``key -> split`` by :func:`~unihema.data.splits.seeded_split` (``write_example`` uses it
-    too, so an example's expected counts follow the adapter's own rule)."""
-    pairs = list(zip(keys, groups if groups is not None else [None] * len(keys)))
-    return split_of(pairs, dict(fractions), seed, group=lambda kv: kv[1],
-                    key=lambda kv: str(kv[0]))
-
-
-def count_splits(assignment: Mapping[str, str], splits: Iterable[str]) -> Dict[str, int]:
-    """Number of keys per split (every split listed, zero included)."""
-    out = {s: 0 for s in splits}
-    for split in assignment.values():
-        out[split] += 1
-    return out
 
 
 # ----------------------------------------------------------------------------- examples

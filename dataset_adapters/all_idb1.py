@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 from typing import ClassVar, Dict, Iterable, List, Tuple
 
-from dataset_adapters._detseg import assign_splits, count_splits, image_size, report_error
+from dataset_adapters._detseg import image_size, report_error
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import points_to_boxes, read_points
 from unihema.data.sample import UnifiedSample

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List
 
-from dataset_adapters._classification import (CropClassifier, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import CropClassifier, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DataError, register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -78,4 +78,4 @@ class AllIdb2(CropClassifier):
     def write_example(cls, root: Path) -> Dict[str, int]:
         names = [f"Im{n:03d}_{1 if n <= 5 else 0}" for n in range(1, 11)]
         write_crops(root, [f"{n}.tif" for n in names], size=(64, 64))
-        return count_splits(split_keys(names, seed=cls.split_seed), cls.splits)
+        return count_splits(assign_splits(names, seed=cls.split_seed), cls.splits)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._classification import (CropClassifier, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import CropClassifier, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -69,4 +69,4 @@ class AmlLmu(CropClassifier):
         files = [f"{code}/{code}_{i:04d}.tiff" for code in LABEL_MAP for i in (1,)]
         write_crops(root / FOLDER, files, size=(64, 64))
         ids = [f[: -len(".tiff")] for f in files]
-        return count_splits(split_keys(ids, seed=cls.split_seed), cls.splits)
+        return count_splits(assign_splits(ids, seed=cls.split_seed), cls.splits)

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Tuple
 
-from dataset_adapters._detseg import (assign_splits, count_splits, find_beside, list_images,
-                                      mask_sample)
+from dataset_adapters._detseg import find_beside, list_images, mask_sample
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, List
 
-from dataset_adapters._classification import (PatientTable, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import PatientTable, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from dataset_adapters._examples import write_csv
 from unihema.data.catalog import register_adapter
 from unihema.data.formats import IMAGE_EXTENSIONS, scan_class_folders
@@ -139,4 +139,4 @@ class AplAml(PatientTable):
                 groups.append(pid)
         write_csv(root / TABLE_NAMES[0], ["Patient_ID", "Diagnosis", "Age", "Gender"],
                   [[pid, d, 40 + i, "F"] for i, (pid, d) in enumerate(patients)])
-        return count_splits(split_keys(keys, groups, seed=cls.split_seed), cls.splits)
+        return count_splits(assign_splits(keys, groups, seed=cls.split_seed), cls.splits)

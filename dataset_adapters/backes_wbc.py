@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import (assign_splits, count_splits, mask_samples)
+from dataset_adapters._detseg import mask_samples
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 

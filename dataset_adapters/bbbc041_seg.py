@@ -7,8 +7,8 @@ from typing import Dict, Iterable, Optional
 
 import numpy as np
 
-from dataset_adapters._detseg import (derived_mask, files_by_split, image_size, map_label,
-                                      report_error)
+from dataset_adapters._detseg import derived_mask, image_size, map_label, report_error
+from dataset_adapters._splits import files_by_split
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import read_supervisely
 from unihema.data.sample import UnifiedSample

@@ -5,12 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional
 
-import numpy as np
-
 from dataset_adapters import _examples as ex
-from dataset_adapters._fieldboxes import fit_box, report_reader_error, tiny_boxes
+from dataset_adapters._detection import voc_sample
+from unihema.data.boxes import FIT_BORDER
 from unihema.data.catalog import DataError, DatasetAdapter, Problem, register_adapter
-from unihema.data.formats import read_voc, voc_image_size
 from unihema.data.sample import UnifiedSample
 from unihema.data.splitlists import read_split_list, unlisted_notes
 
@@ -25,57 +23,15 @@ CLASSES = ("red blood cell", "white blood cell", "platelet")
 
 def voc_field_sample(adapter: DatasetAdapter, split: str, sample_id: str, xml: Path,
                      image: Path, label_map: Mapping[str, str]) -> Optional[UnifiedSample]:
-    """One field-of-view sample from a VOC file (1-based devkit coordinates), or ``None`` once
-    its problem is reported. The image size comes from the image's header and must agree with
-    the file's ``<size>`` (:func:`unihema.data.formats.voc_image_size`). Boxes follow
-    :func:`dataset_adapters._fieldboxes.fit_box`; boxes with a side under 2 px are kept as the
-    source has them, listed in ``meta["tiny_boxes"]`` and noted."""
-    if not xml.is_file():
-        adapter.report(xml, f"annotation of '{sample_id}' is missing")
-        return None
-    if not image.is_file():
-        adapter.report(image, f"image of '{sample_id}' is missing (annotation {xml.name})")
-        return None
-    try:
-        ann = read_voc(xml, one_based=True)
-    except DataError as exc:
-        report_reader_error(adapter, xml, exc)
-        return None
-    try:
-        width, height = voc_image_size(ann, xml, image)
-    except DataError as exc:
-        report_reader_error(adapter, xml if str(exc).startswith(str(xml)) else image, exc)
-        return None
-    if ann.filename and Path(ann.filename).stem != image.stem:
-        adapter.note(xml, f"<filename> says '{ann.filename}'; the image is taken by the "
-                          f"annotation's name, {image.name}")
-    boxes, labels, truncated = [], [], []
-    for i, obj in enumerate(ann.objects):
-        what = f"object {i} '{obj.name}'"
-        if obj.name not in label_map:
-            adapter.report(xml, f"{what}: unknown label; this dataset's labels are "
-                                f"{', '.join(label_map)}")
-            return None
-        box = fit_box(adapter, xml, obj.box, width, height, what)
-        if box is None:
-            return None
-        boxes.append(box)
-        labels.append(label_map[obj.name])
-        truncated.append(obj.truncated)
-    meta = {"kind": "field", "annotation": str(xml), "truncated": truncated,
-            "license": adapter.license}
-    tiny = tiny_boxes(boxes)
-    if tiny:
-        meta["tiny_boxes"] = tiny
-        for i in tiny:
-            x0, y0, x1, y1 = boxes[i]
-            adapter.note(xml, f"object {i} '{ann.objects[i].name}' is a {x1 - x0:g}x{y1 - y0:g} "
-                              f"px box (xmin == xmax, ymin == ymax in the file): kept as the "
-                              f"source has it")
-    return UnifiedSample(
-        dataset=adapter.name, split=split, sample_id=sample_id, image_path=str(image),
-        width=int(width), height=int(height),
-        boxes=np.asarray(boxes, dtype=np.float32).reshape(-1, 4), box_labels=labels, meta=meta)
+    """One field-of-view sample from a VOC file of the devkit layout (bccd, cbc), or ``None``
+    once its problem is reported: :func:`dataset_adapters._detection.voc_sample` with 1-based
+    coordinates, the :data:`~unihema.data.boxes.FIT_BORDER` box policy (1 px onto the border,
+    noted; a box farther out or empty leaves the image out), each object's ``truncated``
+    flag and the annotation path in ``meta``, and boxes with a side under 2 px kept, listed in
+    ``meta["tiny_boxes"]`` and noted."""
+    return voc_sample(adapter, split, xml, image, label_map, sample_id, one_based=True,
+                      policy=FIT_BORDER, flags=("truncated",), tiny_side=2.0,
+                      meta={"annotation": str(xml)})
 
 
 @register_adapter("bccd")

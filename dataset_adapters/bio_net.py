@@ -6,8 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import (assign_splits, count_splits, image_size, map_label,
-                                      yolo_samples)
+from dataset_adapters._detection import yolo_samples
+from dataset_adapters._detseg import image_size, map_label
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import scan_class_folders
 from unihema.data.sample import UnifiedSample

@@ -8,8 +8,8 @@ from typing import ClassVar, Dict, Iterable, List
 
 import numpy as np
 
-from dataset_adapters._detseg import (assign_splits, count_splits, image_size, list_images,
-                                      map_label, report_error)
+from dataset_adapters._detseg import image_size, list_images, map_label, report_error
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import points_to_boxes, read_points
 from unihema.data.io import crop_image_path

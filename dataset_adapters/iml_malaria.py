@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import assign_splits, count_splits, report_error
+from dataset_adapters._detseg import report_error
+from dataset_adapters._splits import assign_splits, count_splits
 from dataset_adapters.bbbc041 import bbbc_samples, write_bbbc_example
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import read_bbbc_json

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import (assign_splits, count_splits, map_label, mask_sample,
-                                      mirrored_pairs, split_pairs)
+from dataset_adapters._detseg import map_label, mask_sample, mirrored_pairs, split_pairs
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
-from dataset_adapters._classification import (CropClassifier, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import CropClassifier, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from dataset_adapters._examples import ellipse_mask, write_mask
 from unihema.data.catalog import DataError, register_adapter
 from unihema.data.sample import UnifiedSample
@@ -96,4 +96,4 @@ class Lisc(CropClassifier):
             mask = ellipse_mask(58, 72, box, [128], nucleus_value=255)
             write_mask(root / GROUND_TRUTH / c / "areaforexpert1" / f"{n[:-4]}_expert.bmp", mask)
         ids = [f[: -len(".bmp")] for f in files]
-        return count_splits(split_keys(ids, seed=cls.split_seed), cls.splits)
+        return count_splits(assign_splits(ids, seed=cls.split_seed), cls.splits)

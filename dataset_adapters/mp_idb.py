@@ -7,8 +7,9 @@ from typing import ClassVar, Dict, Iterable, List, Optional
 
 import numpy as np
 
-from dataset_adapters._detseg import (assign_splits, component_boxes, count_splits,
-                                      derived_mask, find_beside, image_size, list_images)
+from dataset_adapters._detseg import (component_boxes, derived_mask, find_beside, image_size,
+                                      list_images)
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data import io
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample

@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, Optional
 
-from dataset_adapters._classification import (CropClassifier, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import CropClassifier, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -75,5 +75,5 @@ class NihMalariaCells(CropClassifier):
         write_crops(root / FOLDER, files, size=(64, 64))
         (root / FOLDER / "Parasitized" / "Thumbs.db").write_bytes(b"\0" * 16)
         ids = [f[: -len(".png")] for f in files]
-        return count_splits(split_keys(ids, [slide_of(Path(f)) for f in files],
+        return count_splits(assign_splits(ids, [slide_of(Path(f)) for f in files],
                                        seed=cls.split_seed), cls.splits)

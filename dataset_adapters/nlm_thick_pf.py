@@ -8,8 +8,8 @@ from typing import ClassVar, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from dataset_adapters._detseg import (assign_splits, count_splits, find_beside, image_size,
-                                      map_label, report_error)
+from dataset_adapters._detseg import find_beside, image_size, map_label, report_error
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats._common import data_error, read_text, to_float, to_int
 from unihema.data.sample import UnifiedSample

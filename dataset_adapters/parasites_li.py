@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._classification import (CropClassifier, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import CropClassifier, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -68,4 +68,4 @@ class ParasitesLi(CropClassifier):
         files = [f"{c}/{c.lower()}_{i:04d}.jpg" for c in SOURCE_CLASSES for i in (1, 2)]
         write_crops(root, files, size=(64, 64))
         ids = [f[: -len(".jpg")] for f in files]
-        return count_splits(split_keys(ids, seed=cls.split_seed), cls.splits)
+        return count_splits(assign_splits(ids, seed=cls.split_seed), cls.splits)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._classification import (CropClassifier, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import CropClassifier, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from dataset_adapters.pbc_acevedo import LABEL_MAP as PBC_LABELS
 from unihema.data.catalog import register_adapter
 from unihema.data.sample import UnifiedSample
@@ -56,4 +56,4 @@ class Pbc8Da(CropClassifier):
         files = [f"{d}/{c}/{d}_{c}_{i}.jpg" for d in DOMAINS for c in PBC_LABELS for i in (1,)]
         write_crops(root, files, size=(64, 64))
         ids = [f[: -len(".jpg")] for f in files]
-        return count_splits(split_keys(ids, seed=cls.split_seed), cls.splits)
+        return count_splits(assign_splits(ids, seed=cls.split_seed), cls.splits)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._classification import (CropClassifier, classes_of, count_splits,
-                                              split_keys, write_crops)
+from dataset_adapters._classification import CropClassifier, classes_of, write_crops
+from dataset_adapters._splits import assign_splits, count_splits
 from unihema.data.catalog import register_adapter
 from unihema.data.sample import UnifiedSample
 
@@ -80,4 +80,4 @@ class PbcAcevedo(CropClassifier):
                  for folder in LABEL_MAP for i in range(2)]
         write_crops(root / FOLDER, files, size=(72, 73))
         ids = [f[: -len(".jpg")] for f in files]
-        return count_splits(split_keys(ids, seed=cls.split_seed), cls.splits)
+        return count_splits(assign_splits(ids, seed=cls.split_seed), cls.splits)

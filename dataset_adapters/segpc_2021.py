@@ -6,8 +6,8 @@ import re
 from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
-from dataset_adapters._detseg import (assign_splits, derived_mask, image_size,
-                                      list_images, report_error)
+from dataset_adapters._detseg import derived_mask, image_size, list_images, report_error
+from dataset_adapters._splits import assign_splits
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import merge_instance_masks
 from unihema.data.sample import UnifiedSample

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict, Iterable
 
-from dataset_adapters._detseg import (assign_splits, count_splits, files_by_split, voc_sample,
-                                      yolo_samples)
+from dataset_adapters._detection import voc_sample, yolo_samples
+from dataset_adapters._splits import assign_splits, count_splits, files_by_split
 from unihema.data.catalog import DatasetAdapter, register_adapter
 from unihema.data.sample import UnifiedSample
 

@@ -9,7 +9,8 @@ from typing import Dict, Iterable, List, Optional
 import numpy as np
 
 from dataset_adapters import _examples as ex
-from dataset_adapters._fieldboxes import fit_box, report_reader_error
+from dataset_adapters._detseg import report_error
+from unihema.data.boxes import fit_box
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import (IMAGE_EXTENSIONS, find_names_files, is_names_file, read_yolo,
                                   resolve_yolo_names, yolo_to_xyxy)
@@ -130,7 +131,7 @@ class TXLPBC(DatasetAdapter):
             width, height = image_size(image)
             rows = read_yolo(txt)
         except DataError as exc:
-            report_reader_error(self, txt if str(exc).startswith(str(txt)) else image, exc)
+            report_error(self, txt if str(exc).startswith(str(txt)) else image, exc)
             return None
         boxes, box_labels = [], []
         for k, row in enumerate(rows):

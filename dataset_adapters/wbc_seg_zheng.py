@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from dataset_adapters import _examples as ex
-from dataset_adapters._fieldboxes import report_reader_error
+from dataset_adapters._detseg import report_error
+from dataset_adapters._splits import FRACTIONS
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import mask_value_counts, read_csv_table
 from unihema.data.io import image_size
@@ -30,7 +31,6 @@ SUBSETS: Dict[str, Tuple[str, str, str]] = {
 }
 #: label column of the CSVs: Dataset 1 writes `class label`, Dataset 2 `class`
 LABEL_COLUMNS = ("class label", "class")
-FRACTIONS = {"train": 0.7, "val": 0.1, "test": 0.2}
 SEED = 0
 
 
@@ -158,7 +158,7 @@ class WBCSegZheng(DatasetAdapter):
             width, height = image_size(image)
             counts = mask_value_counts(mask)
         except DataError as exc:
-            report_reader_error(self, mask if str(mask) in str(exc) else image, exc)
+            report_error(self, mask if str(mask) in str(exc) else image, exc)
             return None
         values = dict(MASK_VALUES)
         stray = {}

@@ -1,4 +1,5 @@
-"""Shared fixtures. Tests never touch the network; real datasets are used only when present."""
+"""Shared fixtures (values and helpers: tests/_fixtures.py). Tests never touch the network;
+real datasets are used only when present."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+
+from tests._fixtures import TINY_MODEL, torch_threads
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -34,19 +37,16 @@ def synth_root(tmp_path_factory) -> Path:
     return root
 
 
-#: A model small enough for unit tests on a CPU (seconds per test).
-TINY_MODEL = [
-    "model.d_model=32", "model.backbone.depth=18", "model.backbone.width=8",
-    "model.backbone.norm=group", "model.encoder.layers=1", "model.encoder.heads=2",
-    "model.encoder.ffn=64", "model.text.d_model=32", "model.text.d_kv=8", "model.text.d_ff=64",
-    "model.text.num_layers=1", "model.text.num_decoder_layers=1", "model.text.num_heads=2",
-    "model.text.max_target_tokens=12", "model.fusion.heads=2", "model.fusion.queries=4",
-    "model.fusion.query_layers=1", "model.heads.dense_dim=16", "model.heads.embed_dim=16",
-    "data.image_size=128",
-]
-
-
 @pytest.fixture(scope="session")
 def tiny():
     """Config overrides of the tiny test model (a list of ``key=value``)."""
     return list(TINY_MODEL)
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread during the test (the 2-core CI is shared with other jobs; two
+    threads per process oversubscribe it). ``tests/engine`` and ``tests/baselines`` use it for
+    every test."""
+    with torch_threads(1):
+        yield

@@ -24,10 +24,10 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from unihema.config import dump_config, load_config, to_dict
-from unihema.config.loader import atomic_write_text
 from unihema.synth import WHITE_TYPES
 from unihema.tables import markdown_table, plain_table
 from unihema.tasks import TASKS, get_task, specs
+from unihema.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from safetensors.torch import load_file
 from unihema.config.loader import load_config
 from unihema.engine.distributed import deepspeed_available, fill_deepspeed_config
 
-from .conftest import REPO, single_thread_env
+from tests._fixtures import REPO, single_thread_env
 
 REASON = deepspeed_available()
 needs_deepspeed = pytest.mark.skipif(REASON is not None,

@@ -21,7 +21,7 @@ from unihema.config.loader import load_config
 from unihema.engine import checkpoint as ckpt
 from unihema.engine.trainer import NonFiniteLossError, Trainer
 
-from .conftest import REPO, single_thread_env
+from tests._fixtures import REPO, single_thread_env
 
 
 def _train_cmd(config: Path, *extra: str):

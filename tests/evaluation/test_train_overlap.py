@@ -6,12 +6,10 @@ import json
 import logging
 from pathlib import Path
 
-import pytest
-import torch
 import yaml
 
 from tests.data.test_duplicates import leaky  # noqa: F401 - the fixture
-from tests.engine.conftest import REPO, TINY
+from tests._fixtures import TINY, run_config
 from unihema.config.loader import load_config
 from unihema.data.duplicates import TRAIN_IMAGES, TrainImages
 from unihema.engine import checkpoint as ckpt
@@ -20,24 +18,13 @@ from unihema.evaluation.suite import run_suite
 from unihema.modeling.model import UniHema
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_eval_counts_training_images_among_evaluated_ones(leaky, tmp_path, caplog,  # noqa: F811
                                                           one_thread):
     cfg_path = tmp_path / "run.yaml"
-    cfg_path.write_text(yaml.safe_dump({
-        "_base_": str(REPO / "configs" / "_base_" / "default.yaml"),
-        "model": dict(TINY, tasks=["classify"]),
-        "data": {"image_size": 64, "batch_size": 2,
-                 "train": [{"name": "generic", "root": str(leaky), "split": "train"}]},
-        "train": {"output_dir": str(tmp_path / "run"), "max_steps": 2, "warmup_steps": 1,
-                  "save_every": 2, "log_every": 1, "eval_every": 0}}, sort_keys=False))
+    cfg_path.write_text(yaml.safe_dump(run_config(
+        tmp_path / "run", [{"name": "generic", "root": str(leaky), "split": "train"}],
+        model=dict(TINY, tasks=["classify"]), image_size=64, max_steps=2, warmup_steps=1),
+        sort_keys=False))
     run = Path(load_config(str(cfg_path)).train.output_dir)
     Trainer(load_config(str(cfg_path)), progress=False).train()
 

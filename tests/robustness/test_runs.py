@@ -21,6 +21,7 @@ import torch
 import yaml
 from PIL import Image
 
+from tests._fixtures import run_config
 from unihema.cli import main
 from unihema.config.loader import load_config
 from unihema.engine import checkpoint as ckpt
@@ -28,38 +29,15 @@ from unihema.engine.progress import ABANDONED, rewind
 from unihema.engine.trainer import Trainer
 from unihema.modeling.model import UniHema
 from unihema.modeling.weights import WeightsError
+from unihema.utils import sha256_file
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = {
-    "d_model": 32,
-    "backbone": {"depth": 18, "width": 8, "norm": "group"},
-    "encoder": {"layers": 1, "heads": 2, "ffn": 64},
-    "text": {"d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 1, "num_decoder_layers": 1,
-             "num_heads": 2, "max_target_tokens": 12},
-    "fusion": {"heads": 2, "queries": 4, "query_layers": 1},
-    "heads": {"dense_dim": 16, "embed_dim": 16},
-}
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: the 2-core machine is shared with other jobs."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_config(path: Path, run: Path, synth_root: Path, max_steps: int = 4) -> Path:
-    cfg = {
-        "_base_": str(REPO / "configs" / "_base_" / "default.yaml"),
-        "model": TINY,
-        "data": {"image_size": 128, "batch_size": 2,
-                 "train": [{"name": "synthetic_smear", "root": str(synth_root),
-                            "split": "train", "tasks": ["classify"]}]},
-        "train": {"output_dir": str(run), "max_steps": max_steps, "warmup_steps": 1,
-                  "save_every": 2, "keep_last": 5, "log_every": 1, "eval_every": 0},
-    }
+    source = {"name": "synthetic_smear", "root": str(synth_root), "split": "train",
+              "tasks": ["classify"]}
+    cfg = run_config(run, [source], max_steps=max_steps, warmup_steps=1, keep_last=5)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
 
@@ -345,7 +323,7 @@ def test_cli_reports_broken_weights_without_a_traceback(trained, tmp_path, capsy
 def _rehash(d: Path) -> None:
     """Rewrite COMPLETE so the damage passes the sha256 check (what the reader must catch)."""
     marker = json.loads((d / ckpt.MARKER).read_text())
-    marker["files"] = {rel: ckpt.sha256(d / rel) for rel in marker["files"]}
+    marker["files"] = {rel: sha256_file(d / rel) for rel in marker["files"]}
     (d / ckpt.MARKER).write_text(json.dumps(marker))
 
 

@@ -81,7 +81,7 @@ def cmd_baseline_eval(args: argparse.Namespace) -> int:
     from unihema.baselines.models import load_baseline
     from unihema.baselines.train import evaluate_baseline
     from unihema.config import load_config
-    from unihema.config.loader import atomic_write_text
+    from unihema.utils import atomic_write_text
     from unihema.tables import plain_table
 
     cfg = load_config(args.config, args.overrides)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -24,8 +22,7 @@ from unihema.baselines.base import (BASELINES, DEFAULT_ARCH, KINDS, NORMS, Speci
 from unihema.baselines.classifier import ResNetClassifier
 from unihema.baselines.detectors import FasterRCNNDetector, FCOSDetector
 from unihema.baselines.segmenter import UNetSegmenter
-from unihema.config.loader import atomic_write_text
-from unihema.engine.checkpoint import sha256
+from unihema.utils import atomic_save, atomic_write_text, sha256_file
 from unihema.modeling.weights import WeightsError, kwargs_problems, load_into, read_json
 
 logger = logging.getLogger(__name__)
@@ -68,28 +65,14 @@ def save_baseline(model: Specialist, directory: Any,
         raise ValueError(f"save_baseline: extra keys {clash} are reserved ({list(_RESERVED)})")
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{WEIGHTS_NAME}.", suffix=".tmp", dir=directory)
-    os.close(fd)
-    try:
-        safetensors.torch.save_model(model, tmp)
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        digest = sha256(Path(tmp))
-        os.replace(tmp, directory / WEIGHTS_NAME)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    weights = atomic_save(directory / WEIGHTS_NAME,
+                          lambda tmp: safetensors.torch.save_model(model, str(tmp)))
+    digest = sha256_file(weights)
     meta = {"format": FORMAT, "unihema_version": __version__, "kind": model.kind,
             "arch": model.arch, "task": model.task, "classes": list(model.classes),
             "image_size": model.image_size, "kwargs": dict(model.init_kwargs),
             "weights_sha256": digest, **(extra or {})}
     atomic_write_text(directory / CONFIG_NAME, json.dumps(meta, indent=2) + "\n")
-    # temporary files are created 0600; give the results the usual permissions
-    umask = os.umask(0)
-    os.umask(umask)
-    for name in (WEIGHTS_NAME, CONFIG_NAME):
-        os.chmod(directory / name, 0o666 & ~umask)
     return directory
 
 
@@ -130,7 +113,7 @@ def load_baseline(directory: Any, map_location: str = "cpu") -> Specialist:
     weights = directory / WEIGHTS_NAME
     if not weights.is_file():
         raise FileNotFoundError(f"{directory}: {WEIGHTS_NAME} is missing")
-    if recorded and sha256(weights) != recorded:
+    if recorded and sha256_file(weights) != recorded:
         raise ValueError(f"{weights}: sha256 differs from the one in {CONFIG_NAME} (an "
                          f"interrupted save or a replaced file)")
     try:

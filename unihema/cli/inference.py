@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List
 
 import numpy as np
 
+from unihema.utils import atomic_save, jsonable
 
 
 def emit(args: argparse.Namespace, result: Dict[str, Any],
@@ -26,26 +27,13 @@ def emit(args: argparse.Namespace, result: Dict[str, Any],
         print(f"warning [{w['code']}]: {w['message']}", file=sys.stderr)
     if getattr(args, "json", False):
         if getattr(args, "several", False):  # one JSON line per image, naming it
-            print(json.dumps({"image": str(args.image), **_plain(result)}))
+            print(json.dumps({"image": str(args.image), **jsonable(result, finite=False)}))
         else:
-            print(json.dumps(_plain(result), indent=2))
+            print(json.dumps(jsonable(result, finite=False), indent=2))
     else:
         for line in text(result):
             print(line)
     return 0
-
-
-def _plain(value: Any) -> Any:
-    """JSON-ready copy: arrays to lists, numpy scalars to numbers."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def _save_overlay(picture, path: Path, size: tuple, result: Dict[str, Any]) -> None:
@@ -55,9 +43,8 @@ def _save_overlay(picture, path: Path, size: tuple, result: Dict[str, Any]) -> N
 
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    picture.save(tmp, format=Image.registered_extensions()[path.suffix.lower()])
-    tmp.replace(path)
+    fmt = Image.registered_extensions()[path.suffix.lower()]
+    atomic_save(path, lambda tmp: picture.save(tmp, format=fmt))
     h, w = size
     if max(h, w) > OVERLAY_MAX_SIDE:
         result["warnings"].append(warning(
@@ -128,9 +115,8 @@ def cmd_segment(args: argparse.Namespace) -> int:
     res["fractions"] = {n: round(float(np.count_nonzero(mask == i)) / mask.size, 6)
                         for i, n in enumerate(res["classes"])}
     if mask_out:
-        tmp = mask_out.with_name(f".{mask_out.name}.tmp")
-        Image.fromarray(mask.astype(np.uint8)).save(tmp, format="PNG")
-        tmp.replace(mask_out)
+        atomic_save(mask_out, lambda tmp: Image.fromarray(mask.astype(np.uint8)).save(
+            tmp, format="PNG"))
         res["mask_file"] = str(mask_out)
     if out:
         arr = read_image(args.image)

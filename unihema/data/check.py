@@ -140,7 +140,7 @@ class CheckReport:
         return "\n".join(lines)
 
     def write_json(self, path: str | Path) -> None:
-        from unihema.config.loader import atomic_write_text
+        from unihema.utils import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 

@@ -36,7 +36,6 @@ What :func:`download` does for each entry, into the target folder ``to_dir``:
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -54,6 +53,7 @@ from pathlib import Path
 from typing import Dict, List, Mapping, Optional, Sequence, Union
 
 from unihema.data.catalog import ADAPTERS, DataError, DatasetAdapter
+from unihema.utils import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -221,17 +221,9 @@ def _read_marker(path: Path) -> Optional[Dict[str, object]]:
 
 
 def _write_marker(path: Path, data: Dict[str, object]) -> None:
-    from unihema.config.loader import atomic_write_text
+    from unihema.utils import atomic_write_text
 
     atomic_write_text(path, json.dumps(data, indent=2))
-
-
-def sha256_file(path: Union[str, Path]) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(_CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- HTTP

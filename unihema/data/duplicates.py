@@ -312,7 +312,7 @@ class TrainImages:
                           for h, ok in zip(self.phash, self.decoded)]}
 
     def write(self, path: PathLike) -> Path:
-        from unihema.config.loader import atomic_write_text
+        from unihema.utils import atomic_write_text
 
         atomic_write_text(path, json.dumps(self.to_dict(), separators=(",", ":")) + "\n")
         return Path(path)

@@ -139,7 +139,7 @@ def to_coco(
     """
     from pycocotools import mask as mask_utils
 
-    from unihema.config.loader import atomic_write_text
+    from unihema.utils import atomic_write_text
 
     names = list(classes) if classes is not None else default_classes(samples)
     cat_ids = {n: i + 1 for i, n in enumerate(names)}
@@ -392,7 +392,7 @@ def export_dataset(adapter: DatasetAdapter, out_dir: PathLike, *, to: str,
             to_hf(samples, path, root=adapter.root)
         written[split] = (path, len(samples))
     if to == "hf":
-        from unihema.config.loader import atomic_write_text
+        from unihema.utils import atomic_write_text
 
         atomic_write_text(out / "dataset_dict.json", json.dumps({"splits": chosen}))
     return written

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from unihema.data import io
 from unihema.data.sample import UnifiedSample
+from unihema.utils import atomic_save
 
 Color = Tuple[int, int, int]
 
@@ -166,12 +167,7 @@ def preview_grid(
         else:
             draw.rectangle([x, y + 2, x + 12, y + 14], fill=color)
         draw.text((x + 18, y + 2), f"{name} ({kind})", fill=(20, 20, 20), font=font)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    grid.save(tmp, format="PNG")
-    tmp.replace(out)
-    return out
+    return atomic_save(out, lambda tmp: grid.save(tmp, format="PNG"))
 
 
 def pick_samples(samples: Sequence[UnifiedSample], n: int, seed: int = 0) -> List[UnifiedSample]:

@@ -40,7 +40,6 @@ deterministic kernels (``torch.use_deterministic_algorithms``); on CPU this hold
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -55,6 +54,7 @@ import numpy as np
 import torch
 
 from unihema.modeling import weights
+from unihema.utils import sha256_file
 
 logger = logging.getLogger(__name__)
 
@@ -73,14 +73,6 @@ class CheckpointError(RuntimeError):
 
 def step_dir(root: Path, step: int) -> Path:
     return Path(root) / f"step_{step:08d}"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # --------------------------------------------------------------------------- RNG states
@@ -194,7 +186,7 @@ def write_main_files(tmp: Path, *, step: int, state: Dict[str, Any],
 def finalize(tmp: Path, root: Path, step: int, keep_last: int) -> Path:
     """Rename ``tmp`` to its final name, write ``COMPLETE`` last, prune to ``keep_last``."""
     files = sorted(p for p in tmp.rglob("*") if p.is_file())
-    digests = {str(p.relative_to(tmp)): sha256(p) for p in files}
+    digests = {str(p.relative_to(tmp)): sha256_file(p) for p in files}
     for p in files:
         with open(p, "rb+") as f:
             os.fsync(f.fileno())
@@ -259,7 +251,7 @@ def verify(directory: Path) -> None:
         path = directory / rel
         if not path.is_file():
             raise CheckpointError(f"{path}: listed in {MARKER} but missing")
-        if sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise CheckpointError(f"{path}: sha256 differs from {MARKER} (truncated or altered; "
                                   f"{path.stat().st_size} bytes)")
 

@@ -61,7 +61,7 @@ def rewind(path: Path, step: int) -> int:
     0), moving the others and unparsable lines to ``metrics.abandoned.jsonl``; returns how many
     moved. Appends there first, then replaces ``path`` atomically: a crash in between leaves a
     record twice (once in each file), never in neither."""
-    from unihema.config.loader import atomic_write_text
+    from unihema.utils import atomic_write_text
 
     path = Path(path)
     if not path.is_file():

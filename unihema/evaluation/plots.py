@@ -35,9 +35,9 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from matplotlib.figure import Figure
 
-from unihema.config.loader import atomic_write_bytes
 from unihema.registry import Registry
 from unihema.tasks import TASKS, get_task
+from unihema.utils import atomic_write_bytes
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ import math
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Sequence
 
-from unihema.config.loader import atomic_write_text
+from unihema.utils import atomic_write_text, jsonable
 from unihema.tables import markdown_table, plain_table
 from unihema.tasks import TASKS, get_task
 
@@ -167,24 +167,12 @@ def console_tables(per_model: Mapping[str, Any], entries: Sequence[Mapping[str, 
     return "\n".join(parts)
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None  # JSON has no NaN or infinity
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        return value.item()
-    return value
-
-
 def write_results(out_dir: Path, results: Mapping[str, Any], per_model: Mapping[str, Any]
                   ) -> None:
     """``results.json`` and ``results.md`` in ``out_dir``, each written atomically."""
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "results.json",
-                      json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n")
+                      json.dumps(jsonable(results), indent=2, allow_nan=False) + "\n")
     atomic_write_text(out_dir / "results.md", results_markdown(results, per_model))
 
 

@@ -66,6 +66,7 @@ from tqdm import tqdm
 from unihema.config.loader import ConfigError, read_yaml
 from unihema.data.sample import TASKS
 from unihema.evaluation import EVALUATORS, report
+from unihema.utils import slug
 
 # torch, the evaluators and matplotlib are imported where used: `unihema --help` builds this
 # command's parser and should not pay for them.
@@ -515,10 +516,6 @@ def train_overlap(model: LoadedModel, res: EntryResult, label: str,
     return counts
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^\w.\-]+", "_", text).strip("_") or "x"
-
-
 def gallery_items(res: EntryResult) -> Tuple[list, list]:
     """``(best, worst)`` as ``(score, item dict, prediction)`` for :func:`plots.plot_gallery`;
     items are read again from the (deterministic, evaluation-mode) dataset."""
@@ -663,12 +660,12 @@ def run_suite(
                 m, res, e.label, hashes)
             per_model[m.name].setdefault(e.task, {})[key] = res.metrics
             if plots:
-                stem = _slug(f"{e.task}-{key}")
+                stem = slug(f"{e.task}-{key}")
                 title = f"{m.name} — {e.task} — {e.dataset}/{e.split}"
                 try:
                     best, worst = gallery_items(res)
                     files = evaluator_plots(e.task, res.evaluator, res.metrics,
-                                            out / "plots" / _slug(m.name), stem, title,
+                                            out / "plots" / slug(m.name), stem, title,
                                             best=best, worst=worst, options=e.options)
                 except Exception:  # a broken plot must not lose the numbers of a long run
                     logger.exception("%s: plots of %s failed", m.name, e.label)

@@ -35,6 +35,7 @@ from unihema.data.sample import UnifiedSample
 from unihema.synth.cells import RED_MORPHOLOGIES, WHITE_TYPES
 from unihema.synth.field import (DETECT_CLASSES, MASK_VALUES, SEGMENT_CLASSES, FieldTruth,
                                  check_config, render_field)
+from unihema.utils import atomic_write_bytes
 
 DATASET = "synthetic_smear"
 GENERATOR = "unihema.synth"
@@ -59,12 +60,9 @@ def field_id(split: str, index: int) -> str:
 
 # ----------------------------------------------------------------------------- atomic files
 def atomic_write(path: Union[str, Path], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder + ``os.replace``."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
+    """Write ``data`` to ``path`` atomically (:func:`unihema.utils.atomic_write_bytes`; no
+    fsync: the files are regenerable)."""
+    atomic_write_bytes(path, data, durable=False)
 
 
 def _png(array: np.ndarray) -> bytes:

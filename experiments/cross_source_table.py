@@ -6,7 +6,7 @@ For a model trained on subset A the table shows the in-source score (A's test sp
 cross-source score (every image of the other subset B, none of which it trained on) and the
 drop between them::
 
-    python tools/cross_source_table.py before=runs/cross/eval_before/results.json \\
+    python experiments/cross_source_table.py before=runs/cross/eval_before/results.json \\
         after=runs/cross/eval_after/results.json
 
 Model names in results.json are ``<subset folder>/<model>`` (``d1/unified``, ``d2/classifier``:
@@ -18,14 +18,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Dict, List, Sequence
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from unihema.tables import markdown_table  # noqa: E402
+from unihema.tables import markdown_table
 
 #: (task, metric, label)
 METRICS = [("classify", "accuracy", "accuracy"), ("classify", "macro_f1", "macro F1"),

@@ -1,15 +1,16 @@
-"""tools/cross_source_table.py: in-source, cross-source and the drop, per model and metric."""
+"""experiments/cross_source_table.py: in-source, cross-source and the drop, per model and metric."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "tools"))
-
-import cross_source_table  # noqa: E402
+_spec = importlib.util.spec_from_file_location(
+    "cross_source_table", REPO / "experiments" / "cross_source_table.py")
+cross_source_table = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(cross_source_table)
 
 
 def test_rows_pair_each_model_with_its_own_and_the_other_subset(tmp_path, capsys):
