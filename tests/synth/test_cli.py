@@ -22,7 +22,8 @@ def test_data_field_writes_every_magnification(tmp_path, capsys):
     assert spec["parasitaemia"] == 0.1 and spec["red_mix"] == {"schistocyte": 0.1}
     lineages = {f: m["summary"]["lineages"] for f, m in metas.items()}
     assert lineages["0.5"] == lineages["1"] == lineages["2"]
-    assert (tmp_path / "field_x2_cells.jsonl").exists() and "field_x1.png" in capsys.readouterr().out
+    assert (tmp_path / "field_x2_cells.jsonl").exists()
+    assert "field_x1.png" in capsys.readouterr().out
 
 
 def test_data_scan_writes_a_tiled_tiff(tmp_path, capsys):
