@@ -7,6 +7,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from unihema.data import vocab
+from unihema.synth import DETECT_CLASSES
 from unihema.synth.layout import (HOSTS, LINEAGES, SmearSpec, lineage_of, plan_smear, quotas,
                                   seam_lines)
 
@@ -36,22 +38,22 @@ def test_composition_follows_the_spec():
                      white_per_100_red=5, white_mix={"lymphocyte": 1, "monocyte": 1},
                      platelets_per_100_red=10, parasitaemia=0.1)
     lay = plan_smear(200, 150, seed=2, spec=spec)
-    red = [c for c in lay.cells if c.lineage == "red cell"]
+    red = [c for c in lay.cells if c.lineage == "red blood cell"]
     kinds = Counter(c.type for c in red)
     n = len(red)
     planned = int(round(0.4 * 200 * 150 / (np.pi * 3.75 ** 2)))
     assert n >= 0.97 * planned  # nearly every planned red cell finds room
     assert abs(kinds["schistocyte"] / n - 0.1) < 0.02 and abs(kinds["target cell"] / n - 0.2) < 0.02
-    whites = Counter(c.type for c in lay.cells if c.lineage == "white cell")
+    whites = Counter(c.type for c in lay.cells if c.lineage == "white blood cell")
     assert set(whites) == {"lymphocyte", "monocyte"} and abs(whites["lymphocyte"]
                                                             - whites["monocyte"]) <= 1
-    assert all(len(c.attributes) == 11 for c in lay.cells if c.lineage == "white cell")
-    parasites = [c for c in lay.cells if c.lineage == "parasite"]
+    assert all(len(c.attributes) == 11 for c in lay.cells if c.lineage == "white blood cell")
+    parasites = [c for c in lay.cells if c.lineage == "malaria parasite"]
     assert len(parasites) == int(round(0.1 * n))
     by_id = {c.id: c for c in lay.cells}
     for p in parasites:
         host = by_id[p.host]
-        assert host.lineage == "red cell" and host.type in HOSTS
+        assert host.lineage == "red blood cell" and host.type in HOSTS
         assert np.hypot(p.y - host.y, p.x - host.x) < 1.2  # well inside its host
     assert len({p.host for p in parasites}) == len(parasites)
     plt = sum(c.lineage == "platelet" for c in lay.cells)
@@ -66,7 +68,7 @@ def test_seam_cells_are_centred_on_seam_lines():
         on_x = abs(c.x / 30.0 - round(c.x / 30.0)) < 1e-9 and 0 < c.x < 150
         on_y = abs(c.y / 30.0 - round(c.y / 30.0)) < 1e-9 and 0 < c.y < 100
         assert on_x or on_y
-    assert {c.lineage for c in seam} >= {"red cell", "white cell"}
+    assert {c.lineage for c in seam} >= {"red blood cell", "white blood cell"}
     assert not any(c.seam for c in plan_smear(150, 100, seed=1).cells)
 
 
@@ -82,8 +84,11 @@ def test_spec_check_names_the_bad_fields():
 
 
 def test_lineage_names_and_seam_lines():
-    assert lineage_of("target cell") == "red cell" and lineage_of("basophil") == "white cell"
-    assert lineage_of("ring form") == "parasite" and lineage_of("platelet") == "platelet"
+    assert lineage_of("target cell") == "red blood cell"
+    assert lineage_of("basophil") == "white blood cell"
+    assert lineage_of("ring form") == "malaria parasite" and lineage_of("platelet") == "platelet"
+    for t in DETECT_CLASSES:  # the broadest vocabulary term, as the analysis summary uses
+        assert lineage_of(t) == (vocab.ancestors(t) or [t])[-1] and lineage_of(t) in LINEAGES
     with pytest.raises(ValueError, match="unknown cell type"):
         lineage_of("nucleus")
     assert seam_lines(1100, 512) == [512, 1024] and seam_lines(512, 512) == []

@@ -84,7 +84,7 @@ def test_truth_matches_the_instance_map(scan):
         x0, y0, x1, y1 = c["box"]
         assert xs.min() >= x0 and xs.max() < x1 and ys.min() >= y0 and ys.max() < y1
     lineages = meta["summary"]["lineages"]
-    assert lineages["white cell"] > 3 and lineages["parasite"] > 0
+    assert lineages["white blood cell"] > 3 and lineages["malaria parasite"] > 0
     assert sum(lineages.values()) == sum(c["inside"] >= 0.5 for c in cells)
 
 
@@ -93,7 +93,7 @@ def test_seam_cells_cross_the_seam_lines(scan):
     assert meta["seam_lines"] == {"x": [256, 512, 768, 1024], "y": [256, 512, 768]}
     placed = [c for c in cells if c["seam_placed"]]
     assert len(placed) >= 12 and meta["seam_cells"] == len(placed)
-    assert {c["lineage"] for c in placed} >= {"red cell", "white cell"}
+    assert {c["lineage"] for c in placed} >= {"red blood cell", "white blood cell"}
     for c in placed:
         assert c["on_seam"]
         ys, xs = np.nonzero(inst == c["id"])

@@ -13,7 +13,7 @@ from unihema.synth.smear import make_field, render_layout, render_magnifications
 
 SPEC = SmearSpec(red_mix={"schistocyte": 0.05, "target cell": 0.1}, white_per_100_red=4,
                  parasitaemia=0.08)
-SEM = {"red cell": {1}, "white cell": {2, 3}, "platelet": {4}, "parasite": {5}}
+SEM = {"red blood cell": {1}, "white blood cell": {2, 3}, "platelet": {4}, "malaria parasite": {5}}
 
 
 @pytest.fixture(scope="module")
@@ -46,10 +46,10 @@ def test_counts_and_infection_are_consistent(field):
         assert n == sum(c["lineage"] == lineage for c in counted)
     assert s["white_cells"] >= 3 and abs(sum(s["differential"].values()) - 100) < 0.01
     by_id = {c["id"]: c for c in field.cells}
-    parasites = [c for c in field.cells if c["lineage"] == "parasite"]
+    parasites = [c for c in field.cells if c["lineage"] == "malaria parasite"]
     assert parasites and all(by_id[p["host"]]["infected"] for p in parasites)
     for red in (c for c in field.cells if c.get("infected")):
-        p = by_id[red["parasite"]]
+        p = by_id[red["malaria parasite"]]
         assert p["host"] == red["id"]
         hb, pb = red["box"], p["box"]
         assert hb[0] <= pb[0] and hb[1] <= pb[1] and pb[2] <= hb[2] and pb[3] <= hb[3]

@@ -31,7 +31,7 @@ from unihema.synth.profiles import RED_MORPHOLOGIES, WHITE_TYPES, sample_white_a
 #: Micrometres per pixel of the drawing code: a normal red cell (radius 8.8-10.4 px) is 7.5 um.
 NATIVE_UM_PER_PX = 0.39
 #: The four lineages of the truth, in drawing order.
-LINEAGES = ("red cell", "platelet", "white cell", "parasite")
+LINEAGES = ("red blood cell", "platelet", "white blood cell", "malaria parasite")
 RED_CELL_UM = 7.5
 #: Red cells a ring form may infect (fragments and sickle cells are too thin to show a ring).
 HOSTS = ("red blood cell", "target cell", "elliptocyte", "teardrop cell", "spherocyte")
@@ -128,7 +128,7 @@ class SmearLayout:
 
     def infected(self) -> Dict[int, int]:
         """Red-cell id -> id of the parasite it carries."""
-        return {c.host: c.id for c in self.cells if c.lineage == "parasite"}
+        return {c.host: c.id for c in self.cells if c.lineage == "malaria parasite"}
 
 
 def quotas(weights: Dict[str, float], n: int) -> List[str]:
@@ -165,9 +165,9 @@ class _Grid:
         other pair keeps apart (a platelet sits in a gap, a white cell overlaps little)."""
         for oy, ox, orr, ol in self.near(y, x):
             d2 = (oy - y) ** 2 + (ox - x) ** 2
-            if lineage == "red cell" and ol == "red cell":
+            if lineage == "red blood cell" and ol == "red blood cell":
                 need = 0.8 * (r + orr)
-            elif "white cell" in (lineage, ol) and "red cell" in (lineage, ol):
+            elif "white blood cell" in (lineage, ol) and "red blood cell" in (lineage, ol):
                 need = max(r, orr) + 0.55 * min(r, orr)
             else:
                 need = r + orr + 0.3
@@ -221,10 +221,10 @@ def plan_smear(width_um: float, height_um: float, seed: int = 0,
     def new(lineage: str, kind: str) -> Dict[str, Any]:
         rec: Dict[str, Any] = dict(lineage=lineage, type=kind, seed=int(rng.integers(2 ** 62)),
                                    radius=0.0, attributes={}, seam=False)
-        if lineage == "red cell":
+        if lineage == "red blood cell":
             rec["radius"] = float(rng.uniform(8.8, 10.4))
             rec["r_um"] = rec["radius"] * _RED_REACH[kind] * NATIVE_UM_PER_PX
-        elif lineage == "white cell":
+        elif lineage == "white blood cell":
             rec["attributes"] = sample_white_attributes(rng, kind)
             rec["r_um"] = _WHITE_R[rec["attributes"]["cell_size"]]
         else:
@@ -246,24 +246,24 @@ def plan_smear(width_um: float, height_um: float, seed: int = 0,
         for _ in range(int(seam_cells)):
             u = rng.random()
             if u < 0.3 and whites:
-                rec = new("white cell", whites.pop())
+                rec = new("white blood cell", whites.pop())
             elif u < 0.45:
                 rec = new("platelet", "platelet")
                 n_plt -= 1
             elif reds:
-                rec = new("red cell", reds.pop())
+                rec = new("red blood cell", reds.pop())
             else:
                 continue
             rec["seam"] = True
             put(rec, 60, at=lambda: _seam_point(rng, width_um, height_um, float(seam_um)))
     for kind in whites:
-        put(new("white cell", kind), 40)
+        put(new("white blood cell", kind), 40)
     for kind in reds:
-        put(new("red cell", kind), 25)
+        put(new("red blood cell", kind), 25)
     for _ in range(max(0, n_plt)):
         put(new("platelet", "platelet"), 40)
 
-    red = placed["red cell"]
+    red = placed["red blood cell"]
     hosts = [r for r in red if r["type"] in HOSTS]
     n_inf = min(len(hosts), int(round(spec.parasitaemia * len(red))))
     parasites = []
@@ -271,12 +271,12 @@ def plan_smear(width_um: float, height_um: float, seed: int = 0,
         host = hosts[j]
         off = 0.25 * host["radius"] * NATIVE_UM_PER_PX * rng.random()
         phi = rng.uniform(0, 2 * np.pi)
-        parasites.append(dict(lineage="parasite", type="ring form",
+        parasites.append(dict(lineage="malaria parasite", type="ring form",
                               seed=int(rng.integers(2 ** 62)), radius=0.0, attributes={},
                               seam=False, y=host["y"] + off * np.sin(phi),
                               x=host["x"] + off * np.cos(phi), host_rec=host))
     cells: List[PlannedCell] = []
-    for rec in red + placed["platelet"] + placed["white cell"] + parasites:
+    for rec in red + placed["platelet"] + placed["white blood cell"] + parasites:
         cid = len(cells) + 1
         rec["id"] = cid
         host = rec.pop("host_rec", None)
@@ -289,15 +289,15 @@ def plan_smear(width_um: float, height_um: float, seed: int = 0,
 
 
 def lineage_of(label: str) -> str:
-    """The lineage of a type name (``"ring form"`` -> ``"parasite"``)."""
+    """The lineage of a type name (``"ring form"`` -> ``"malaria parasite"``)."""
     if label in RED_MORPHOLOGIES:
-        return "red cell"
+        return "red blood cell"
     if label in WHITE_TYPES:
-        return "white cell"
+        return "white blood cell"
     if label == "platelet":
         return "platelet"
     if label == "ring form":
-        return "parasite"
+        return "malaria parasite"
     raise ValueError(f"unknown cell type '{label}'")
 
 

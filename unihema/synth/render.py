@@ -40,9 +40,9 @@ def draw_native(cell: PlannedCell) -> Patch:
     """The cell drawn at the native scale from its own seed (same pixels for any window)."""
     rng = np.random.default_rng(cell.seed)
     cy, cx = cell.y / NATIVE_UM_PER_PX, cell.x / NATIVE_UM_PER_PX
-    if cell.lineage == "red cell":
+    if cell.lineage == "red blood cell":
         return draw.draw_red_cell(rng, cell.type, cy, cx, cell.radius)
-    if cell.lineage == "white cell":
+    if cell.lineage == "white blood cell":
         return draw.draw_white_cell(rng, cell.type, cell.attributes, cy, cx)
     if cell.lineage == "platelet":
         return draw.draw_platelet(rng, cy, cx)

@@ -4,8 +4,8 @@ A field is a :class:`~unihema.synth.layout.SmearLayout` painted at a chosen scal
 objectives give 0.1-0.25 um/px; a red cell is ~7.5 um across, so 30-75 px). The truth of each
 cell is a JSON-ready record (:func:`cell_records`)::
 
-    {"id": 12, "lineage": "red cell", "type": "target cell", "box": [x0, y0, x1, y1],
-     "centre": [x, y], "attributes": {...}, "infected": false, "parasite": null,
+    {"id": 12, "lineage": "red blood cell", "type": "target cell", "box": [x0, y0, x1, y1],
+     "centre": [x, y], "attributes": {...}, "infected": false, "malaria parasite": null,
      "host": null, "area_px": 1630, "inside": 1.0, "visible": 0.96, "on_seam": false}
 
 ``box``: tight pixel edges around the cell's drawn footprint inside the image (occluded parts
@@ -30,7 +30,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 import numpy as np
 from PIL import Image
 
-from unihema.synth.layout import HOSTS, NATIVE_UM_PER_PX, SmearLayout, SmearSpec, plan_smear
+from unihema.synth.layout import (HOSTS, LINEAGES, NATIVE_UM_PER_PX, SmearLayout, SmearSpec,
+                                  plan_smear)
 from unihema.synth.profiles import RED_MORPHOLOGIES, WHITE_TYPES
 from unihema.synth.render import compose, observe
 
@@ -76,10 +77,10 @@ def cell_records(layout: SmearLayout, um_per_px: float,
             "attributes": dict(c.attributes), "area_px": vis,
             "inside": round(n_in / max(1, totals.get(c.id, n_in)), 4),
             "visible": round(vis / max(1, n_in), 4)}
-        if c.lineage == "red cell":
+        if c.lineage == "red blood cell":
             rec["infected"] = c.id in infected
-            rec["parasite"] = infected.get(c.id)
-        if c.lineage == "parasite":
+            rec["malaria parasite"] = infected.get(c.id)
+        if c.lineage == "malaria parasite":
             rec["host"] = c.host
         out.append(rec)
     return out
@@ -92,7 +93,7 @@ def _footprint_totals(layout: SmearLayout, um_per_px: float, ids: Iterable[int])
     want = set(ids)
     s = NATIVE_UM_PER_PX / um_per_px
     return {c.id: int(scale_patch(draw_native(c), s).mask.sum())
-            for c in layout.cells if c.id in want and c.lineage != "parasite"}
+            for c in layout.cells if c.id in want and c.lineage != "malaria parasite"}
 
 
 def render_layout(layout: SmearLayout, um_per_px: float, noise_seed: int = 0) -> FullField:
@@ -146,13 +147,13 @@ def truth_summary(cells: Sequence[Dict[str, Any]], fields: int = 1) -> Dict[str,
     counted = [c for c in cells if c.get("inside", 1.0) >= 0.5]
     types = Counter(c["type"] for c in counted)
     lineages = Counter(c["lineage"] for c in counted)
-    n_red, n_white = lineages["red cell"], lineages["white cell"]
+    n_red, n_white = lineages["red blood cell"], lineages["white blood cell"]
     n_plt = lineages["platelet"]
     infected = sum(1 for c in counted if c.get("infected"))
     return {
         "counts": {t: types[t] for t in RED_MORPHOLOGIES + WHITE_TYPES + ("platelet", "ring form")
                    if types[t]},
-        "lineages": {k: lineages[k] for k in ("red cell", "white cell", "platelet", "parasite")},
+        "lineages": {k: lineages[k] for k in LINEAGES},
         "white_cells": n_white,
         "differential": {t: _pct(types[t], n_white) for t in WHITE_TYPES if types[t]},
         "red_cells": n_red,
