@@ -62,7 +62,7 @@ def test_a_red_cell_is_about_7_5_um_across(field):
     d = [2 * np.sqrt(c["area_px"] / np.pi) for c in field.cells
          if c["type"] == "red blood cell" and c["visible"] > 0.97 and c["inside"] == 1]
     assert len(d) > 20
-    assert np.median(d) * field.um_per_px == pytest.approx(7.5, rel=0.12)
+    assert np.median(d) * field.um_per_px == pytest.approx(7.5, rel=0.05)
 
 
 def test_same_content_at_half_one_and_two_times():

@@ -11,7 +11,7 @@ Conventions:
 * ``PlannedCell.id`` is 1-based and increases in drawing order (red cells, platelets, white
   cells, parasites); it is the value of the cell in the instance map;
 * :data:`NATIVE_UM_PER_PX` is the scale at which :mod:`unihema.synth.cells` draws (a normal red
-  cell is ~19 px = 7.5 um across); other scales resample each drawn cell;
+  cell's equivalent diameter is ~18.5 px = 7.5 um); other scales resample each drawn cell;
 * the composition parameters (:class:`SmearSpec`) are met by quotas, not by chance: the number
   of cells of each type is the nearest integer share of the planned total, so a summary of the
   truth is close to the requested shares and exactly known.
@@ -28,8 +28,8 @@ import numpy as np
 from unihema.synth.field import sample_optics
 from unihema.synth.profiles import RED_MORPHOLOGIES, WHITE_TYPES, sample_white_attributes
 
-#: Micrometres per pixel of the drawing code: a normal red cell (radius 8.8-10.4 px) is 7.5 um.
-NATIVE_UM_PER_PX = 0.39
+#: Micrometres per pixel of the drawing code: a normal red cell (~18.5 px across) is 7.5 um.
+NATIVE_UM_PER_PX = 0.406
 #: The four lineages of the truth, in drawing order.
 LINEAGES = ("red blood cell", "platelet", "white blood cell", "malaria parasite")
 RED_CELL_UM = 7.5
