@@ -21,6 +21,7 @@ whose centre lies in the image (``inside >= 0.5``).
 
 from __future__ import annotations
 
+import io
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -189,10 +190,8 @@ def write_field(out: Union[str, Path], ff: FullField, name: str = "field") -> Di
         raise ValueError(f"{len(ff.cells)} cells do not fit a 16-bit instance PNG; use a scan")
     atomic_write(out / f"{name}.png", _png(ff.image))
     atomic_write(out / f"{name}_mask.png", _png(ff.mask))
-    buf = Image.fromarray(ff.instances.astype(np.uint16))
-    import io
     raw = io.BytesIO()
-    buf.save(raw, format="PNG", compress_level=1)
+    Image.fromarray(ff.instances.astype(np.uint16)).save(raw, format="PNG", compress_level=1)
     atomic_write(out / f"{name}_instances.png", raw.getvalue())
     write_jsonl(out / f"{name}_cells.jsonl", ff.cells)
     h, w = ff.image.shape[:2]
