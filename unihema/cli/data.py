@@ -192,6 +192,8 @@ def add_data_parser(sub) -> None:
                    help="other config overrides (--set may repeat; all are applied in order)")
     d.add_argument("--no-progress", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_data_generate)
+    from unihema.synth.cli import add_synth_commands
+    add_synth_commands(dsub)  # `data field`, `data scan`: full-size fields and stitched scans
 
     d = dsub.add_parser("check", help="validate a dataset: counts per task/class and problems",
                         description="Read every split through its adapter, verify images and "
