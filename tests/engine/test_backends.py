@@ -15,7 +15,7 @@ from unihema.engine.budget import Budget
 from unihema.engine.distributed import deepspeed_available
 from unihema.engine.loop import Hook, NonFiniteLossError, TrainLoop
 
-from .conftest import REPO, single_thread_env
+from tests._fixtures import REPO, single_thread_env
 
 CPU = torch.device("cpu")
 
