@@ -16,7 +16,7 @@ from unihema.config.loader import load_config
 from unihema.data.duplicates import TRAIN_IMAGES, TrainImages
 from unihema.engine import checkpoint as ckpt
 from unihema.engine.trainer import Trainer
-from unihema.evaluation.suite import run_suite
+from unihema.benchmark import run_suite
 from unihema.modeling.model import UniHema
 
 

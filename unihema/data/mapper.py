@@ -59,7 +59,9 @@ from unihema.data import language, prompts
 from unihema.data.catalog import DataError
 from unihema.data.io import read_image, read_mask
 from unihema.data.sample import TASKS, UnifiedSample
-from unihema.data.transforms import Augment, resize_longest
+from unihema.data.transforms import Augment
+# the resize rule lives with the processor saved beside every checkpoint (re-exported here)
+from unihema.processing import UniHemaProcessor, resized_side, target_side  # noqa: F401
 
 #: Geometric augmentations allowed per task; photometric ones (colour, stain, blur) apply to all.
 GEOMETRY: Dict[str, Tuple[str, ...]] = {
@@ -103,26 +105,6 @@ def task_augment_config(cfg: AugmentConfig, task: str) -> AugmentConfig:
     return dataclasses.replace(cfg, **changes)
 
 
-def resized_side(native: int, is_crop: bool, image_size: int, upscale: bool = False,
-                 crop_size: int = 0) -> int:
-    """The longer side an image of longer side ``native`` is given before augmentation:
-    ``crop_size`` for a single-cell crop when set (capped at ``image_size``), else
-    ``image_size`` for a larger image (or any image with ``upscale``, or an unknown size, 0),
-    else ``native``. The one rule of the mapper, the mixture's size buckets and the Python API."""
-    if crop_size and is_crop:
-        return min(crop_size, image_size)
-    if upscale or not native or native > image_size:
-        return image_size
-    return native
-
-
-def target_side(sample: UnifiedSample, image_size: int, upscale: bool = False,
-                crop_size: int = 0) -> int:
-    """:func:`resized_side` of ``sample`` (a crop: ``meta["kind"] == "crop"``)."""
-    return resized_side(max(sample.width or 0, sample.height or 0),
-                        sample.meta.get("kind") == "crop", image_size, upscale, crop_size)
-
-
 def _seed(rng: np.random.Generator) -> int:
     return int(rng.integers(0, 2**63 - 1))
 
@@ -156,6 +138,9 @@ class DatasetMapper:
         self.upscale = bool(upscale)
         self.train = bool(train)
         self.augment = augment
+        #: resizing and normalisation, as at inference (:mod:`unihema.processing`)
+        self.processor = UniHemaProcessor(image_size=self.image_size, upscale=self.upscale,
+                                          crop_size=self.crop_size)
         self._augments: Dict[str, Augment] = {}
         if self.train and augment is not None:
             self._augments = {
@@ -213,19 +198,14 @@ class DatasetMapper:
                 )
 
         tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-        side = target_side(sample, self.image_size, self.upscale, self.crop_size)
-        if side != max(h, w):
-            tensor, boxes_t, mask_t, scale = resize_longest(tensor, boxes, mask, side)
-        else:
-            boxes_t = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            mask_t = None if mask is None else torch.as_tensor(mask)
-            scale = 1.0
+        tensor, boxes_t, mask_t, scale = self.processor.resize(
+            tensor, boxes, mask, single_cell=sample.meta.get("kind") == "crop")
         keep = np.arange(boxes_t.shape[0])
         if task in self._augments:
             r = self._augments[task].apply(tensor, boxes_t, mask_t, rng)
             tensor, boxes_t, mask_t, keep = r.image, r.boxes, r.mask, r.keep
             scale *= r.scale
-        out["image"] = tensor.float().div_(255.0)
+        out["image"] = self.processor.normalize(tensor)
         out["scale"] = float(scale)
 
         getattr(self, f"_{task}")(sample, out, text_rng, qa_index, rng)
