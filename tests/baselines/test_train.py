@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from unihema.baselines import load_baseline, train_baseline
-from unihema.baselines.cli import add_baseline_parser, results_rows
+from unihema.cli.baseline import add_baseline_parser, results_rows
 from unihema.baselines.train import class_list
 from unihema.benchmark import evaluate_baseline
 from unihema.config import load_config

@@ -61,7 +61,7 @@ from unihema.data.io import read_image, read_mask
 from unihema.data.sample import TASKS, UnifiedSample
 from unihema.data.transforms import Augment
 # the resize rule lives with the processor saved beside every checkpoint (re-exported here)
-from unihema.processing import UniHemaProcessor, resized_side, target_side  # noqa: F401
+from unihema.data.processing import UniHemaProcessor, resized_side, target_side  # noqa: F401
 
 #: Geometric augmentations allowed per task; photometric ones (colour, stain, blur) apply to all.
 GEOMETRY: Dict[str, Tuple[str, ...]] = {
