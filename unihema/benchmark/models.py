@@ -132,8 +132,9 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
         if device != "cpu":
             model.to(device)
         meta = getattr(model, "checkpoint_meta", {}) or {}
+        processor = UniHemaProcessor.from_pretrained(folder)  # from config.json if older
         if (folder / PROCESSOR_NAME).is_file():  # the preprocessing saved with the weights
-            cfg = UniHemaProcessor.from_pretrained(folder).config
+            cfg = processor.config
             size, upscale, crop_size = cfg.image_size, cfg.upscale, cfg.crop_size
         else:  # an older checkpoint: what its config.json (or the run's config) says
             size = meta.get("image_size") or (_run_image_size(run_dir) if run_dir else None)
@@ -143,7 +144,8 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
                            tasks=list(model.config.tasks),
                            image_size=int(size) if size else None, upscale=upscale,
                            crop_size=crop_size, device=device, train_images=train_images,
-                           cascade=ReadingCascade(model, source=reading))
+                           cascade=ReadingCascade(model, source=reading,
+                                                  processor=processor))
     raise FileNotFoundError(
         f"'{given}' is not a model folder: expected a unihema checkpoint (config.json + "
         f"model.safetensors), a run folder holding model/ (e.g. runs/demo) or a baseline "
