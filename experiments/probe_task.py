@@ -27,6 +27,7 @@ from unihema.demo import PRESETS
 from unihema.engine.data import build_task_splits
 from unihema.engine.trainer import Trainer
 from unihema.evaluation.runner import evaluate_split
+from unihema.modeling.reading import ReadingCascade
 from unihema.synth import WHITE_TYPES
 from unihema.tasks import get_task
 
@@ -68,16 +69,16 @@ def main() -> None:
     trainer = Trainer(cfg, progress=False)
     trainer.train(save=False)
     seconds = time.perf_counter() - t0
-    trainer.model.reading_source = args.reading
+    predictor = ReadingCascade(trainer.model, source=args.reading)
     out = {}
     for split in build_task_splits(cfg.data.test, cfg, train=False, tasks=tasks):
         opts = {"restrict_to": list(WHITE_TYPES)} if split.task == "classify" else {}
-        m = evaluate_split(trainer.model, split, limit=get_task(split.task).demo_limit,
+        m = evaluate_split(predictor, split, limit=get_task(split.task).demo_limit,
                            evaluator_options=opts, progress=False)
         row = {k: round(v, 3) for k, v in m.items() if k in KEYS or k.startswith(("AP50/", "em/"))}
         if split.task in ("vqa", "mlm"):
             key = "exact_match" if split.task == "vqa" else "token_accuracy"
-            row["shuffled"] = round(evaluate_split(trainer.model, split,
+            row["shuffled"] = round(evaluate_split(predictor, split,
                                                    limit=get_task(split.task).demo_limit,
                                                    shuffle_images=True, progress=False)[key], 3)
         out[split.task] = row

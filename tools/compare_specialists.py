@@ -43,8 +43,7 @@ sys.path.insert(0, str(REPO))
 from unihema.config.loader import load_config  # noqa: E402
 from unihema.config.schema import Config  # noqa: E402
 from unihema.config.loader import atomic_write_text  # noqa: E402
-from unihema.engine.data import build_task_splits  # noqa: E402
-from unihema.evaluation.runner import evaluate_split  # noqa: E402
+from unihema.benchmark import evaluate_entries, load_model  # noqa: E402
 from unihema.tables import markdown_table, plain_table  # noqa: E402
 
 logger = logging.getLogger("compare")
@@ -112,24 +111,17 @@ def train_specialist(cfg: Config, kind: str, out: Path, minutes: float, retrain:
 
 
 def load(name: str, out: Path):
-    if name == "unified":
-        from unihema.modeling.model import UniHema
-
-        return UniHema.from_pretrained(out / "unified" / "model")
-    from unihema.baselines import load_baseline
-
-    return load_baseline(out / name)
+    """The trained model ``name`` (unified or a specialist), as ``unihema eval`` loads it."""
+    return load_model(out / "unified" / "model" if name == "unified" else out / name, name=name)
 
 
 def score(model, cfg: Config, tasks: Sequence[str], limit: Optional[int] = None
           ) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """``{task: {dataset: metrics}}`` on the configured test entries, the same evaluators for
-    every model (``limit``: at most that many items per entry, for smoke tests)."""
-    results: Dict[str, Dict[str, Dict[str, float]]] = {}
-    for split in build_task_splits(cfg.data.test, cfg, train=False, tasks=list(tasks)):
-        metrics = evaluate_split(model, split, batch_size=8, limit=limit)
-        results.setdefault(split.task, {})[split.entry.name] = metrics
-    return results
+    """``{task: {dataset: metrics}}`` on the configured test entries, the same evaluators and
+    inference loop for every model (``limit``: at most that many items per entry, for smoke
+    tests)."""
+    return evaluate_entries(model, cfg, cfg.data.test, tasks=list(tasks), limit=limit,
+                            batch_size=8, progress=True)
 
 
 def comparison_rows(results: Dict[str, Dict], cfg: Config) -> List[List[str]]:

@@ -11,8 +11,9 @@ import pytest
 import yaml
 
 from unihema.baselines import load_baseline, train_baseline
-from unihema.baselines.cli import add_baseline_parser, results_rows
-from unihema.baselines.train import class_list, evaluate_baseline
+from unihema.cli.baseline import add_baseline_parser, results_rows
+from unihema.baselines.train import class_list
+from unihema.benchmark import evaluate_baseline
 from unihema.config import load_config
 from unihema.engine.data import build_task_splits
 

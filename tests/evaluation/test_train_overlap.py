@@ -14,8 +14,9 @@ from unihema.config.loader import load_config
 from unihema.data.duplicates import TRAIN_IMAGES, TrainImages
 from unihema.engine import checkpoint as ckpt
 from unihema.engine.trainer import Trainer
-from unihema.evaluation.suite import run_suite
+from unihema.benchmark import run_suite
 from unihema.modeling.model import UniHema
+from unihema.processing import PROCESSOR_NAME, UniHemaProcessor
 
 
 def test_eval_counts_training_images_among_evaluated_ones(leaky, tmp_path, caplog,  # noqa: F811
@@ -33,6 +34,9 @@ def test_eval_counts_training_images_among_evaluated_ones(leaky, tmp_path, caplo
     step = ckpt.find_latest(run / "checkpoints")
     assert TRAIN_IMAGES in json.loads((step / ckpt.MARKER).read_text())["files"]
     assert (run / "model" / TRAIN_IMAGES).read_bytes() == (run / TRAIN_IMAGES).read_bytes()
+    # the trainer's model carries the preprocessing it was trained with
+    assert UniHemaProcessor.from_pretrained(run / "model").config.image_size == 64
+    assert (run / "model" / PROCESSOR_NAME).is_file()
 
     untracked = tmp_path / "untracked"  # a model saved without the record: overlap unknown
     UniHema.from_pretrained(run / "model").save_pretrained(untracked)

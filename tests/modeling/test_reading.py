@@ -12,7 +12,7 @@ from unihema.data.catalog import load_dataset
 from unihema.data.collate import collate
 from unihema.data.mapper import DatasetMapper, TaskDataset
 from unihema.modeling.model import UniHema
-from unihema.modeling.reading import crop_cell
+from unihema.modeling.reading import ReadingCascade, crop_cell
 
 REDS = ["red blood cell", "target cell", "spherocyte"]
 WHITES = ["lymphocyte", "monocyte", "segmented neutrophil"]
@@ -49,19 +49,19 @@ def _batch(cfg, synth_root, task, kind, train=False, n=2):
 
 def test_a_field_is_read_by_detection_then_typed(cfg, synth_root, monkeypatch):
     torch.manual_seed(0)
-    model = UniHema.from_config(cfg).eval()
+    cascade = ReadingCascade(UniHema.from_config(cfg).eval())
     batch = _batch(cfg, synth_root, "vqa", "field")
-    readings = model.readings(batch)
+    readings = cascade.readings(batch)
     assert len(readings) == 2 and all(r["report"].startswith("This field") for r in readings)
-    found = model._reader.detect([batch["images"][0]], list(cfg.model.reading.detect))[0]
+    found = cascade.reader.detect([batch["images"][0]], list(cfg.model.reading.detect))[0]
     assert found[0] and len(found[0]) == len(found[1])
     # what is read of what was found: the detector's answer fixed, the typing real
     boxes = ([("red blood cell", [10, 10, 40, 40]), ("red blood cell", [50, 10, 80, 40]),
               ("white blood cell", [60, 60, 100, 100]), ("malaria parasite", [20, 20, 25, 25])])
-    monkeypatch.setattr(model._reader, "detect", lambda images, classes: [
+    monkeypatch.setattr(cascade.reader, "detect", lambda images, classes: [
         ([b[0] for b in boxes], [b[1] for b in boxes], [0.9] * len(boxes)) for _ in images])
-    model._reader.clear()
-    for r in model.readings(batch):
+    cascade.clear()
+    for r in cascade.readings(batch):
         entries = dict(r["entries"])
         assert entries["red blood cell"].startswith("2 red blood cells")
         assert entries["ring form"].startswith("1 ring form top left")
@@ -74,7 +74,7 @@ def test_a_field_is_read_by_detection_then_typed(cfg, synth_root, monkeypatch):
 
 def test_a_single_cell_is_typed_per_lineage_and_described(model, cfg, synth_root):
     batch = _batch(cfg, synth_root, "vqa", "crop", n=4)
-    for r in model.readings(batch):
+    for r in ReadingCascade(model).readings(batch):
         entries = dict(r["entries"])
         assert entries["red blood cell"].split(" type ")[1] in REDS
         assert entries["white blood cell"].split(" type ")[1] in WHITES
@@ -88,16 +88,40 @@ def test_a_single_cell_is_typed_per_lineage_and_described(model, cfg, synth_root
 def test_readings_are_cached_by_image_content(cfg, synth_root, monkeypatch):
     torch.manual_seed(0)
     m = UniHema.from_config(cfg).eval()
+    cascade = ReadingCascade(m)
     batch = _batch(cfg, synth_root, "vqa", "field")
-    first = m.readings(batch)
+    first = cascade.readings(batch)
     calls = []
-    monkeypatch.setattr(m._reader, "detect", lambda *a, **k: calls.append(1))
-    assert m.readings(batch) == first and not calls
-    m.train()  # training invalidates what was read
-    m.eval()
+    monkeypatch.setattr(cascade.reader, "detect", lambda *a, **k: calls.append(1))
+    assert cascade.readings(batch) == first and not calls
+    cascade.clear()  # new weights: what was read is forgotten
     with pytest.raises(TypeError):  # the patched detector runs again, and returns nothing
-        m.readings(batch)
+        cascade.readings(batch)
     assert calls
+    # a cascade of its own reads afresh, and as the first one did
+    assert ReadingCascade(m).readings(batch) == first
+
+
+def test_the_cascade_runs_outside_the_model(model, cfg, synth_root):
+    """No switch on the module: what the text tasks read is the cascade's, added to the batch
+    before the model runs; other tasks pass through untouched."""
+    assert not hasattr(model, "reading_source") and not hasattr(model, "_reader")
+    batch = _batch(cfg, synth_root, "vqa", "field")
+    own, truth = ReadingCascade(model), ReadingCascade(model, source="truth")
+    read = own(batch)
+    assert read is not batch and read["reading_source"] == "model"
+    assert read["readings"] == own.readings(batch) != list(batch["readings"])
+    assert truth(batch)["readings"] == list(batch["readings"])
+    assert truth(batch)["reading_source"] == "truth"
+    # the model's answers follow the cascade's readings; a bare batch is read by the model's
+    # own cascade, so it answers as with ReadingCascade(model)
+    assert [p["text"] for p in model.predict(batch)] == [p["text"] for p in own.predict(batch)]
+    detect = _batch(cfg, synth_root, "detect", "field")
+    assert own(detect) is detect
+    with pytest.raises(KeyError, match="source='truth' needs 'readings'"):
+        truth.readings({k: v for k, v in batch.items() if k != "readings"})
+    with pytest.raises(ValueError, match="model, truth"):
+        ReadingCascade(model, source="oracle")
 
 
 def test_training_prompts_carry_the_annotations_reading(model, cfg, synth_root, monkeypatch):
@@ -132,11 +156,7 @@ def test_truth_reading_as_an_oracle_and_mlm_hints(model, cfg, synth_root, monkey
     real = model.fuse
     monkeypatch.setattr(model, "fuse", lambda v, pm, prompts, readings=None: seen.append(
         readings) or real(v, pm, prompts, readings))
-    model.reading_source = "truth"
-    try:
-        model.predict(batch)
-    finally:
-        model.reading_source = "model"
+    ReadingCascade(model, source="truth").predict(batch)
     # with the true report the passage at each blank is the masked words themselves
     target = batch["targets"][0]
     assert seen[0][0] == target.rsplit(" ", 1)[0]

@@ -23,20 +23,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-import numpy as np
 import torch
-from PIL import Image
 
 from unihema.api import checks
-from unihema.data import image_stats, language, prompts
-from unihema.data.collate import collate
-from unihema.data.image_guard import size_problem
-from unihema.data.io import read_image
-from unihema.data.mapper import resized_side
-from unihema.data.transforms import resize_longest
+from unihema.data import image_stats, language
 from unihema.modeling.model import UniHema
-
-ImageLike = Union[str, Path, Image.Image, np.ndarray]
+from unihema.modeling.reading import ReadingCascade
+# the input conversion and the mask enlargement are the processor's (re-exported here)
+from unihema.processing import (SINGLE_CELL_TASKS, ImageLike, ProcessorConfig,  # noqa: F401
+                                UniHemaProcessor, nearest_resize, to_rgb_array)
 
 #: Class lists used when a checkpoint does not record its own.
 DEFAULT_CLASSES = {
@@ -44,43 +39,6 @@ DEFAULT_CLASSES = {
     "segment": ["background", "red blood cell", "nucleus", "cytoplasm", "platelet",
                 "malaria parasite"],
 }
-
-
-def to_rgb_array(image: ImageLike) -> np.ndarray:
-    """``uint8 [H, W, 3]`` from a path (any format ``read_image`` decodes), PIL or numpy.
-
-    Raises:
-        ImageReadError: an unreadable, empty or too large file (the message names it).
-        ValueError: an array or PIL image of another dtype or layout, with no pixels, or above
-            the pixel limit (``UNIHEMA_MAX_IMAGE_PIXELS``).
-        TypeError: anything else (``None``, a number, a list of paths).
-    """
-    if isinstance(image, (str, Path)):
-        return read_image(image)
-    if isinstance(image, Image.Image):
-        _check_pixels(image.size, f"PIL image {image.mode} {image.size[0]}x{image.size[1]}")
-        return np.array(image.convert("RGB"))  # a writable copy (torch.from_numpy needs one)
-    if not isinstance(image, np.ndarray):
-        raise TypeError(f"image must be a file path, a PIL image or a numpy array, got "
-                        f"{type(image).__name__}")
-    arr = image
-    if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (3, 4)) \
-            or arr.dtype != np.uint8:
-        raise ValueError(f"image array: expected uint8 [H, W], [H, W, 3] or [H, W, 4] (RGB, "
-                         f"0-255), got {arr.dtype} {list(arr.shape)}")
-    _check_pixels((arr.shape[1], arr.shape[0]), f"image array {list(arr.shape)}")
-    if arr.ndim == 2:
-        arr = np.repeat(arr[..., None], 3, axis=-1)
-    return np.ascontiguousarray(arr[..., :3])
-
-
-def _check_pixels(size: Sequence[int], what: str) -> None:
-    """An in-memory image needs at least one pixel and must be within the pixel limit."""
-    if min(size) < 1:
-        raise ValueError(f"{what}: the image has no pixels (width and height must be >= 1)")
-    problem = size_problem((int(size[0]), int(size[1])))
-    if problem is not None:
-        raise ValueError(f"{what}: {problem}")
 
 
 def resolve_device(device: Union[str, torch.device]) -> torch.device:
@@ -113,34 +71,56 @@ def _check_text(value: Any, name: str) -> str:
 
 
 class UniHemaPipeline:
-    """Wraps a :class:`UniHema` model with the preprocessing it was trained with."""
+    """Wraps a :class:`UniHema` model with the preprocessing it was trained with
+    (:class:`~unihema.processing.UniHemaProcessor`) and the reading its text tasks answer
+    from (:class:`~unihema.modeling.reading.ReadingCascade`).
+
+    ``processor`` gives the preprocessing; without one it is built from ``image_size``,
+    ``upscale``, ``crop_size`` and the model's ``backbone.small_side``.
+    """
 
     def __init__(self, model: UniHema, *, image_size: int = 256, upscale: bool = False,
                  classes: Optional[Dict[str, List[str]]] = None, crop_size: int = 0,
                  meta: Optional[Dict[str, Any]] = None,
-                 device: Union[str, torch.device] = "cpu") -> None:
+                 device: Union[str, torch.device] = "cpu",
+                 processor: Optional[UniHemaProcessor] = None) -> None:
         #: where the model runs; inputs are moved there, results come back as CPU values
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
-        self.image_size = image_size
-        self.upscale = upscale
-        #: the single-cell image of classify / morphology is resized to this side (0: native)
-        self.crop_size = int(crop_size)
+        self.processor = processor or UniHemaProcessor(ProcessorConfig(
+            image_size=int(image_size), upscale=bool(upscale), crop_size=int(crop_size),
+            small_side=int(model.trunk.small_side)))
+        #: what the text tasks read of an image (cached by image content)
+        self.cascade = ReadingCascade(self.model, processor=self.processor)
         self.classes = {**DEFAULT_CLASSES, **(classes or {})}
         #: the checkpoint's metadata (``image_stats``: what the training images looked like)
         self.meta = dict(meta or {})
 
+    @property
+    def image_size(self) -> int:
+        return self.processor.config.image_size
+
+    @property
+    def upscale(self) -> bool:
+        return self.processor.config.upscale
+
+    @property
+    def crop_size(self) -> int:
+        """The single-cell image of classify / morphology is resized to this side (0: native)."""
+        return self.processor.config.crop_size
+
     @classmethod
     def from_pretrained(cls, directory: Union[str, Path],
                         device: Union[str, torch.device] = "cpu") -> "UniHemaPipeline":
-        """Load a ``save_pretrained`` folder to run on ``device`` (checked before loading)."""
+        """Load a ``save_pretrained`` folder (weights and ``preprocessor_config.json``, or for
+        an older folder the settings of its ``config.json``) to run on ``device`` (checked
+        before loading)."""
         device = resolve_device(device)
+        processor = UniHemaProcessor.from_pretrained(directory)
         model = UniHema.from_pretrained(directory)
         meta = getattr(model, "checkpoint_meta", {})
-        return cls(model, image_size=int(meta.get("image_size", 256)),
-                   upscale=bool(meta.get("upscale", False)), classes=meta.get("classes"),
-                   crop_size=int(meta.get("crop_size", 0) or 0), meta=meta,
-                   device=device)
+        return cls(model, classes=meta.get("classes"), meta=meta, device=device,
+                   processor=processor)
 
     @property
     def score_threshold(self) -> float:
@@ -155,25 +135,15 @@ class UniHemaPipeline:
         """The one-item batch of ``image`` for ``task`` and the warnings about the input."""
         arr = to_rgb_array(image)
         h, w = arr.shape[:2]
-        # a channels-last view: the resize reads it as is, so a large image is never copied
-        # at full size, and only the resized one becomes float
-        tensor = torch.from_numpy(arr).permute(2, 0, 1)
-        scale = 1.0
-        # classify and describe take a single-cell image
-        single = task in ("classify", "morphology")
-        side = resized_side(max(h, w), single, self.image_size, self.upscale, self.crop_size)
-        if side != max(h, w):
-            tensor, _, _, scale = resize_longest(tensor, np.zeros((0, 4), np.float32), None,
-                                                 side)
+        single = task in SINGLE_CELL_TASKS  # classify and describe take a single-cell image
+        side = self.processor.side(max(h, w), single)
         # the reading (and so a text answer) takes a small image for a single cell
-        kind = "cell" if single or side <= self.model.trunk.small_side else "field"
         warnings = checks.image_warnings(
-            h, w, side, self.meta, kind,
-            image_stats.compare(arr, self.meta.get("image_stats"), kind))
+            h, w, side, self.meta, self.processor.kind(side, single),
+            image_stats.compare(arr, self.meta.get("image_stats"),
+                                self.processor.kind(side, single)))
+        batch = self.processor.collate([self.processor.item(arr, task, prompt, **item)])
         del arr
-        batch = collate([{"image": tensor.float().contiguous() / 255.0, "task": task,
-                          "key": "input", "orig_size": (h, w), "scale": float(scale),
-                          "prompt": prompt, **item}])
         if self.device.type != "cpu":
             from unihema.engine.utils import to_device
 
@@ -183,15 +153,19 @@ class UniHemaPipeline:
     def _batch(self, image: ImageLike, task: str, prompt: str, **item: Any) -> Dict[str, Any]:
         return self._prepare(image, task, prompt, **item)[0]
 
+    def _predict(self, batch: Dict[str, Any]) -> List[Dict[str, Any]]:
+        """The model's predictions, the text tasks' prompts carrying its reading."""
+        return self.cascade.predict(batch)
+
     # ------------------------------------------------------------------ tasks
     def ask(self, image: ImageLike, question: str) -> Dict[str, Any]:
         """``{"answer": str, "confidence": float, "warnings": [...]}``: a free-text answer
         to ``question`` about the image and the probability the model gave it. Warns on a
         question of a kind it was not trained on and on an answer of the wrong kind."""
         _check_text(question, "question")
-        batch, warnings = self._prepare(image, "vqa", prompts.render("vqa", question=question),
-                                        question=question)
-        pred = self.model.predict(batch)[0]
+        batch, warnings = self._prepare(
+            image, "vqa", self.processor.prompt("vqa", question=question), question=question)
+        pred = self._predict(batch)[0]
         warnings += checks.question_warnings(question)
         warnings += checks.answer_warnings(question, pred["text"])
         return {"answer": pred["text"], "confidence": round(pred["confidence"], 4),
@@ -205,14 +179,15 @@ class UniHemaPipeline:
                                               else self.classes["detect"], "classes")
         threshold = self.score_threshold if min_score is None else float(min_score)
         batch, image_warnings = self._prepare(
-            image, "detect", prompts.render("detect", classes=names), classes=names)
-        pred = self.model.predict(batch)[0]
+            image, "detect", self.processor.prompt("detect", classes=names), classes=names)
+        pred = self._predict(batch)[0]
         scale = batch["scales"][0]
         out = []
         for box, score, k in zip(pred["boxes"].tolist(), pred["scores"].tolist(),
                                  pred["classes"].tolist()):
             if score >= threshold:
-                out.append({"box": [round(v / scale, 1) for v in box], "label": names[k],
+                original = self.processor.box_to_original(box, scale)
+                out.append({"box": [round(v, 1) for v in original], "label": names[k],
                             "score": round(score, 4)})
         counts = {n: sum(o["label"] == n for o in out) for n in names}
         return {"objects": out, "counts": counts, "min_score": threshold,
@@ -230,11 +205,11 @@ class UniHemaPipeline:
                              f"background, as the model was trained), got {names}; write "
                              f"{['background'] + [n for n in names if n != 'background']}")
         batch, image_warnings = self._prepare(
-            image, "segment", prompts.render("segment", classes=names), classes=names)
-        mask = self.model.predict(batch)[0]["mask"]
-        h, w = batch["orig_sizes"][0]
-        sh, sw = round(h * batch["scales"][0]), round(w * batch["scales"][0])
-        return {"mask": nearest_resize(mask[:sh, :sw].cpu().numpy(), h, w), "classes": names,
+            image, "segment", self.processor.prompt("segment", classes=names), classes=names)
+        mask = self._predict(batch)[0]["mask"]
+        original = self.processor.mask_to_original(mask, batch["orig_sizes"][0],
+                                                   batch["scales"][0])
+        return {"mask": original, "classes": names,
                 "warnings": image_warnings + warnings}
 
     def classify(self, image: ImageLike, labels: Sequence[str]) -> Dict[str, Any]:
@@ -242,9 +217,9 @@ class UniHemaPipeline:
         ``labels`` (a list of distinct names; one label warns: it always scores 1)."""
         names, warnings = checks.check_labels(labels, "labels", allow_single=False)
         batch, image_warnings = self._prepare(
-            image, "classify", prompts.render("classify", classes=names), classes=names,
+            image, "classify", self.processor.prompt("classify", classes=names), classes=names,
             label=0)
-        pred = self.model.predict(batch)[0]
+        pred = self._predict(batch)[0]
         probs = {n: round(float(p), 4) for n, p in zip(names, pred["probs"])}
         return {"label": names[pred["label"]], "probs": probs,
                 "warnings": image_warnings + warnings}
@@ -261,15 +236,14 @@ class UniHemaPipeline:
         when it agrees with the attributes and the label, else one written from them
         (:func:`unihema.data.language.describe_cell`) with a ``description_rewritten``
         warning naming what disagreed."""
-        batch, warnings = self._prepare(image, "morphology", prompts.render("morphology"),
+        batch, warnings = self._prepare(image, "morphology",
+                                        self.processor.prompt("morphology"),
                                         attributes={}, target="")
-        pred = self.model.predict(batch)[0]
+        pred = self._predict(batch)[0]
         attributes, generated = pred["attributes"], pred.get("text", "")
         label = None
         if labels is None and self.model.config.reading.types:
-            from unihema.modeling.reading import Reader
-
-            labels = Reader(self.model).cell_labels or None
+            labels = self.cascade.reader.cell_labels or None
         if labels is not None and "classify" in self.model.heads:
             names, label_warnings = checks.check_labels(labels, "labels", allow_single=False)
             warnings += label_warnings
@@ -293,9 +267,9 @@ class UniHemaPipeline:
         "confidence": probability of the generated spans, "warnings": [...]}``."""
         _check_text(text_with_sentinels, "text_with_sentinels")
         batch, warnings = self._prepare(
-            image, "mlm", prompts.render("mlm", text=text_with_sentinels), target="",
+            image, "mlm", self.processor.prompt("mlm", text=text_with_sentinels), target="",
             masked_text=text_with_sentinels)
-        pred = self.model.predict(batch)[0]
+        pred = self._predict(batch)[0]
         return {"text": language.unmask(text_with_sentinels, pred["text"]),
                 "confidence": round(pred["confidence"], 4), "warnings": warnings}
 
@@ -308,19 +282,7 @@ class UniHemaPipeline:
         batch, warnings = self._prepare(image, "vqa", "")
         if not self.model.config.reading.tasks:
             return {"entries": [], "report": "", "warnings": warnings}
-        reading = self.model.readings(batch)[0]
+        reading = self.cascade.reader(batch["images"], batch["pixel_mask"])[0]
         entries = [{"text": text, "confidence": round(float(c), 4)}
                    for (_, text), c in zip(reading["entries"], reading["confidences"])]
         return {"entries": entries, "report": reading["report"], "warnings": warnings}
-
-
-def nearest_resize(index_map: np.ndarray, height: int, width: int) -> np.ndarray:
-    """``int64 [height, width]`` nearest-neighbour enlargement of an ``[h, w]`` class-index map
-    (``F.interpolate(mode="nearest")``'s pixel choice: source ``floor(dst * h / height)``).
-
-    It gathers rows then columns, so nothing but the result is allocated at full size: no
-    float copy, no ``[C, H, W]`` scores."""
-    h, w = index_map.shape
-    rows = np.minimum((np.arange(height) * (h / height)).astype(np.int64), h - 1)
-    cols = np.minimum((np.arange(width) * (w / width)).astype(np.int64), w - 1)
-    return index_map.astype(np.int64, copy=False)[rows][:, cols]

@@ -2,7 +2,7 @@
 
     summary = train_baseline(cfg, kind="detector", out_dir="runs/compare/fcos", max_minutes=15)
     model = load_baseline("runs/compare/fcos")
-    results = evaluate_baseline(model, cfg, cfg.data.test)    # {task: {dataset: metrics}}
+    results = evaluate_baseline(model, cfg, cfg.data.test)    # unihema.benchmark
 
 What is shared with the unified trainer (:mod:`unihema.engine.trainer`), so that a comparison
 differs only in the model:
@@ -19,7 +19,8 @@ differs only in the model:
   ``train.max_nonfinite`` of them in a row an error;
 * schedule and stopping: :class:`~unihema.engine.budget.Budget` with ``train.warmup_steps``, so a
   time-limited run ends its cosine when its minutes are up;
-* scoring: :func:`unihema.evaluation.runner.evaluate` (the same evaluators and batch size).
+* scoring: :func:`unihema.benchmark.evaluate_baseline` (the same evaluators, batch size and
+  inference loop).
 
 Only the learning rate may differ (``lr``; default ``train.lr``), because the best rate of a
 detector trained from scratch is not the unified model's.
@@ -43,9 +44,8 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import torch
 from tqdm import tqdm
 
-from unihema.baselines.models import (DEFAULT_ARCH, KINDS, BASELINES, Specialist,
-                                      build_baseline, save_baseline)
-from unihema.config.schema import Config, DatasetEntry
+from unihema.baselines.models import (DEFAULT_ARCH, KINDS, BASELINES, build_baseline, save_baseline)
+from unihema.config.schema import Config
 from unihema.engine.backends import Plain
 from unihema.engine.budget import Budget
 from unihema.engine.loop import Hook, StepRecord, TrainLoop
@@ -219,34 +219,3 @@ def train_baseline(
     logger.info("%s: %d steps in %.1f s (stopped by %s), final loss %.4f; saved to %s", arch,
                 step, budget.seconds, stopped, summary["final_loss"], out)
     return summary
-
-
-def evaluate_baseline(
-    model: Specialist,
-    cfg: Config,
-    entries: Sequence[DatasetEntry],
-    *,
-    limit: Optional[int] = None,
-    progress: bool = True,
-) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """``{task: {dataset: metrics}}`` of ``model`` on its task of ``entries``.
-
-    Runs :func:`unihema.evaluation.runner.evaluate` (same evaluators and batching as the
-    unified model) at the model's own image size; a config with another
-    ``data.image_size`` is overridden with a warning.
-    """
-    from unihema.evaluation.runner import evaluate
-
-    if cfg.data.image_size != model.image_size:
-        logger.warning("evaluating %s at its training image size %d, not data.image_size=%d",
-                       model.arch, model.image_size, cfg.data.image_size)
-        cfg = dataclasses.replace(cfg, data=dataclasses.replace(cfg.data,
-                                                                image_size=model.image_size))
-    entries = [e for e in entries if not e.tasks or model.task in e.tasks]
-    if not entries:
-        raise ValueError(f"no evaluation entry has task '{model.task}'")
-    results = evaluate(model, cfg, entries, tasks=[model.task], limit=limit, progress=progress)
-    if not results:
-        raise ValueError(f"none of {[f'{e.name}/{e.split}' for e in entries]} supervises "
-                         f"'{model.task}'")
-    return results

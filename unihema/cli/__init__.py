@@ -71,8 +71,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_parser(sub)
     add_config_parser(sub)
 
-    from unihema.baselines.cli import add_baseline_parser
-    from unihema.evaluation.suite import add_eval_parser
+    from unihema.cli.baseline import add_baseline_parser
+    from unihema.cli.eval import add_eval_parser
 
     add_eval_parser(sub)
     add_baseline_parser(sub)

@@ -47,8 +47,10 @@ from unihema.config.schema import AugmentConfig
 from unihema.data.catalog import DataError
 from unihema.data.io import read_image
 from unihema.data.sample import UnifiedSample
-from unihema.data.transforms import Augment, resize_longest
+from unihema.data.transforms import Augment
 from unihema.tasks import TASKS, get_task, specs, truth_reading
+# the resize rule lives with the processor saved beside every checkpoint (re-exported here)
+from unihema.data.processing import UniHemaProcessor, resized_side, target_side  # noqa: F401
 
 __all__ = ["DatasetMapper", "TaskDataset", "check_cross", "resized_side", "target_side",
            "task_augment_config", "truth_reading"]
@@ -79,26 +81,6 @@ def task_augment_config(cfg: AugmentConfig, task: str) -> AugmentConfig:
     if "crop" not in allowed:
         changes["crop"] = 0.0
     return dataclasses.replace(cfg, **changes)
-
-
-def resized_side(native: int, is_crop: bool, image_size: int, upscale: bool = False,
-                 crop_size: int = 0) -> int:
-    """The longer side an image of longer side ``native`` is given before augmentation:
-    ``crop_size`` for a single-cell crop when set (capped at ``image_size``), else
-    ``image_size`` for a larger image (or any image with ``upscale``, or an unknown size, 0),
-    else ``native``. The one rule of the mapper, the mixture's size buckets and the Python API."""
-    if crop_size and is_crop:
-        return min(crop_size, image_size)
-    if upscale or not native or native > image_size:
-        return image_size
-    return native
-
-
-def target_side(sample: UnifiedSample, image_size: int, upscale: bool = False,
-                crop_size: int = 0) -> int:
-    """:func:`resized_side` of ``sample`` (a crop: ``meta["kind"] == "crop"``)."""
-    return resized_side(max(sample.width or 0, sample.height or 0),
-                        sample.meta.get("kind") == "crop", image_size, upscale, crop_size)
 
 
 def _seed(rng: np.random.Generator) -> int:
@@ -134,6 +116,9 @@ class DatasetMapper:
         self.upscale = bool(upscale)
         self.train = bool(train)
         self.augment = augment
+        #: resizing and normalisation, as at inference (:mod:`unihema.processing`)
+        self.processor = UniHemaProcessor(image_size=self.image_size, upscale=self.upscale,
+                                          crop_size=self.crop_size)
         #: per task, the augmentations its spec allows (a task registered later: on first use)
         self._augments: Dict[str, Augment] = {}
         for t in TASKS if self.train and augment is not None else ():
@@ -185,20 +170,15 @@ class DatasetMapper:
         boxes, mask = spec.spatial(sample, out, (h, w))
 
         tensor = torch.from_numpy(image).permute(2, 0, 1).contiguous()
-        side = target_side(sample, self.image_size, self.upscale, self.crop_size)
-        if side != max(h, w):
-            tensor, boxes_t, mask_t, scale = resize_longest(tensor, boxes, mask, side)
-        else:
-            boxes_t = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4)
-            mask_t = None if mask is None else torch.as_tensor(mask)
-            scale = 1.0
+        tensor, boxes_t, mask_t, scale = self.processor.resize(
+            tensor, boxes, mask, single_cell=sample.meta.get("kind") == "crop")
         keep = np.arange(boxes_t.shape[0])
         augment = self._augment(task)
         if augment is not None:
             r = augment.apply(tensor, boxes_t, mask_t, rng)
             tensor, boxes_t, mask_t, keep = r.image, r.boxes, r.mask, r.keep
             scale *= r.scale
-        out["image"] = tensor.float().div_(255.0)
+        out["image"] = self.processor.normalize(tensor)
         out["scale"] = float(scale)
 
         spec.map_item(sample, out, text_rng=text_rng, rng=rng, qa_index=qa_index,

@@ -1,26 +1,33 @@
-"""Run a model over (dataset, split, task) sources and score it with the task evaluators.
+"""The one inference loop, and scoring a task split with it.
 
-Returns ``{task: {dataset: {metric: value}}}``. ``shuffle_images=True`` pairs every prompt with
-the image of another item of the same source and kind (cell crop or field; a fixed
-permutation): the drop in VQA or MLM accuracy it causes measures how much the answers depend on
-the image.
+:func:`run_evaluation` runs a predictor (anything with ``predict(batch) -> list[dict]``: a
+:class:`~unihema.modeling.model.UniHema`, a :class:`~unihema.modeling.reading.ReadingCascade`
+around one, a specialist baseline) over a loader, feeds every evaluator each batch and calls
+the hooks (galleries, counts); the demo, ``unihema eval``, the baselines and the specialist
+comparison all score through it.
+
+:func:`evaluate_split` scores one task split (anything with ``dataset``, ``task`` and
+``name``, e.g. a ``TaskSplit`` of the training data path) and returns ``{metric: value}``.
+``shuffle_images=True`` pairs every prompt with the image of another item of the same source
+and kind (cell crop or field; a fixed permutation): the drop in VQA or MLM accuracy it causes
+measures how much the answers depend on the image, the grounding gap
+(:mod:`unihema.evaluation.grounding`, keys ``<metric>_shuffled`` and ``grounding_gap``).
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from unihema.config.schema import Config, DatasetEntry
 from unihema.data.collate import collate
-from unihema.engine.data import TaskSplit, build_task_splits
-from unihema.evaluation import EVALUATORS
+from unihema.evaluation import EVALUATORS, Evaluator
 from unihema.evaluation import tasks as _register  # noqa: F401  (registers the evaluators)
+from unihema.evaluation.grounding import grounding_metrics  # noqa: F401
 
 logger = logging.getLogger(__name__)
 
@@ -64,59 +71,73 @@ class ShuffledImages(Dataset):
         return item
 
 
+#: ``hook(batch, predictions, start)`` after each batch; ``start`` is the index of the batch's
+#: first item in the loader's dataset
+Hook = Callable[[Mapping[str, Any], List[Dict[str, Any]], int], None]
+
+def run_evaluation(model: Any, loader: Iterable[Mapping[str, Any]],
+                   evaluators: Sequence[Evaluator], hooks: Sequence[Hook] = (), *,
+                   progress: bool = False, desc: str = "eval") -> List[Dict[str, float]]:
+    """Run ``model.predict`` over every batch of ``loader`` and score it.
+
+    Every evaluator is reset, then gets ``process(batch, predictions)`` for each batch; each
+    hook is called after it with ``(batch, predictions, start)``. Returns the evaluators'
+    metrics, in their order.
+    """
+    evaluators = list(evaluators)
+    for evaluator in evaluators:
+        evaluator.reset()
+    start = 0
+    for batch in tqdm(loader, desc=desc, disable=not progress, leave=False):
+        predictions = model.predict(batch)
+        for evaluator in evaluators:
+            evaluator.process(batch, predictions)
+        for hook in hooks:
+            hook(batch, predictions, start)
+        start += len(predictions)
+    return [evaluator.evaluate() for evaluator in evaluators]
+
+
+def subset_indices(n: int, limit: Optional[int]) -> Optional[List[int]]:
+    """Evenly spread item indices when ``limit < n`` (not the first items: those may all be
+    one kind), else ``None``."""
+    if limit is None or limit >= n:
+        return None
+    return np.linspace(0, n - 1, limit).round().astype(int).tolist()
+
+
+def limited(dataset: Dataset, limit: Optional[int]) -> Dataset:
+    """``dataset``, or the :func:`subset_indices` of it under ``limit``."""
+    idx = subset_indices(len(dataset), limit)  # type: ignore[arg-type]
+    return dataset if idx is None else Subset(dataset, idx)
+
+
 def evaluate_split(
     model,
-    split: TaskSplit,
+    split,
     *,
     batch_size: int = 16,
     limit: Optional[int] = None,
     shuffle_images: bool = False,
     evaluator_options: Optional[Dict[str, Any]] = None,
     progress: bool = True,
+    hooks: Sequence[Hook] = (),
 ) -> Dict[str, float]:
-    """Score ``model`` on one task split (first ``limit`` items)."""
-    ds: Dataset = split.dataset
-    if limit is not None and limit < len(ds):
-        # an evenly spread subset, not the first items (those may all be one kind)
-        idx = np.linspace(0, len(ds) - 1, limit).round().astype(int).tolist()
-        ds = Subset(ds, idx)
+    """Score ``model`` on one task split (``limit`` items, evenly spread)."""
+    ds: Dataset = limited(split.dataset, limit)
     if shuffle_images:
         ds = ShuffledImages(ds)
     evaluator = EVALUATORS.get(split.task)(**(evaluator_options or {}))
-    evaluator.reset()
     loader = DataLoader(ds, batch_size=batch_size, shuffle=False, collate_fn=collate)
-    for batch in tqdm(loader, desc=f"eval {split.name}{' (shuffled)' if shuffle_images else ''}",
-                      disable=not progress, leave=False):
-        evaluator.process(batch, model.predict(batch))
-    return evaluator.evaluate()
-
-
-def evaluate(
-    model,
-    cfg: Config,
-    entries: Sequence[DatasetEntry],
-    *,
-    tasks: Optional[Sequence[str]] = None,
-    limit: Optional[int] = None,
-    shuffle_images: bool = False,
-    options: Optional[Dict[str, Dict[str, Any]]] = None,
-    progress: bool = True,
-) -> Dict[str, Dict[str, Dict[str, float]]]:
-    """``{task: {dataset: metrics}}`` over every (entry, task) the model supports."""
-    results: Dict[str, Dict[str, Dict[str, float]]] = {}
-    for split in build_task_splits(entries, cfg, train=False, tasks=tasks or model.config.tasks):
-        metrics = evaluate_split(model, split, batch_size=cfg.data.batch_size * 2, limit=limit,
-                                 shuffle_images=shuffle_images,
-                                 evaluator_options=(options or {}).get(split.task),
-                                 progress=progress)
-        results.setdefault(split.task, {})[split.entry.name] = metrics
-    return results
+    desc = f"eval {split.name}{' (shuffled)' if shuffle_images else ''}"
+    return run_evaluation(model, loader, [evaluator], hooks, progress=progress, desc=desc)[0]
 
 
 @torch.no_grad()
-def fit_temperature(model, split: TaskSplit, batch_size: int = 32,
+def fit_temperature(model, split: Any, batch_size: int = 32,
                     limit: Optional[int] = None) -> float:
-    """Fit the classification head's softmax temperature on ``split`` (held-out data)."""
+    """Fit the classification head's softmax temperature on ``split`` (held-out data; a task
+    split with ``dataset``, as :func:`evaluate_split` takes)."""
     head = model.heads["classify"]
     logits: List[torch.Tensor] = []
     labels: List[int] = []

@@ -112,10 +112,6 @@ class UniHema(nn.Module):
                                     for task in config.tasks})
         self.register_buffer("pixel_mean", torch.tensor(PIXEL_MEAN).view(1, 3, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(PIXEL_STD).view(1, 3, 1, 1), False)
-        #: "model": text tasks read the image with the model's heads at inference; "truth":
-        #: with the annotations (an oracle for diagnosis, `unihema eval --reading truth`)
-        self.reading_source = "model"
-        self._reader = None
 
     @classmethod
     def from_config(cls, cfg: Union[Config, ModelConfig], tokenizer: Any = None) -> "UniHema":
@@ -238,23 +234,18 @@ class UniHema(nn.Module):
         return [reading_text(r["entries"], q) for r, q in zip(readings, questions)]
 
     def readings(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
-        """What the text decoder is told is on each image of ``batch``: in training (and when
-        ``self.reading_source == "truth"``) the annotations' reading, ``batch["readings"]``;
-        otherwise the model's own (:mod:`unihema.modeling.reading`)."""
-        if self.training or self.reading_source == "truth":
+        """What the text decoder is told is on each image of ``batch``: in training the
+        annotations' reading, ``batch["readings"]``; at inference what a
+        :class:`~unihema.modeling.reading.ReadingCascade` put there (``reading_source`` set),
+        else the model's own, read by a cascade made for this call (no cache)."""
+        if self.training or batch.get("reading_source"):
             if "readings" not in batch:
                 raise KeyError(f"a {batch['task']} batch needs 'readings' (the annotations' "
                                f"reading) to train with model.reading.tasks")
             return list(batch["readings"])
-        if self._reader is None:
-            from unihema.modeling.reading import Reader
-            self._reader = Reader(self)
-        return self._reader(batch["images"], batch["pixel_mask"])
+        from unihema.modeling.reading import ReadingCascade
 
-    def train(self, mode: bool = True) -> "UniHema":
-        if mode and self._reader is not None:
-            self._reader.clear()  # training changes the weights: readings go stale
-        return super().train(mode)
+        return ReadingCascade(self).readings(batch)
 
     # ------------------------------------------------------------------ train / predict
     def forward(self, batch: Union[Batch, Mapping[str, Any]],
@@ -302,8 +293,16 @@ class UniHema(nn.Module):
             self.train(was_training)
 
     # ------------------------------------------------------------------ checkpoints
-    def save_pretrained(self, directory: Union[str, Path], extra: Optional[Dict] = None) -> Path:
-        """Write ``config.json`` + ``model.safetensors`` + tokenizer files, atomically.
+    def save_pretrained(self, directory: Union[str, Path], extra: Optional[Dict] = None,
+                        processor: Any = None) -> Path:
+        """Write ``config.json`` + ``model.safetensors`` + tokenizer files +
+        ``preprocessor_config.json``, atomically.
+
+        ``extra`` joins ``config.json`` (the trainer stores ``image_size``, ``upscale``,
+        ``crop_size``, class lists, image statistics); ``processor`` (a
+        :class:`~unihema.processing.UniHemaProcessor`) is the preprocessing saved beside the
+        weights, by default the one those ``extra`` settings and the model's
+        ``backbone.small_side`` describe.
 
         The folder is assembled under a temporary name beside ``directory`` and renamed into
         place, so a crash never leaves a half-written checkpoint under the final name.
@@ -323,6 +322,11 @@ class UniHema(nn.Module):
             (tmp / CONFIG_NAME).write_text(json.dumps(meta, indent=2))
             save_model(self, str(tmp / WEIGHTS_NAME))
             self.tokenizer.save_pretrained(str(tmp))
+            if processor is None:
+                from unihema.processing import UniHemaProcessor
+
+                processor = UniHemaProcessor.from_checkpoint_meta(meta)
+            processor.save_pretrained(tmp)
             old = directory.with_name(f".{directory.name}.old")
             if directory.exists():
                 shutil.rmtree(old, ignore_errors=True)

@@ -26,19 +26,33 @@ of; it is not a probability that a count is exact.
 Training uses the annotations' reading (:func:`unihema.data.mapper.truth_reading`), so the
 decoder learns to answer from a correct reading; at inference it gets the model's own, so the
 answer follows the image (a shuffled image changes the reading, then the answer).
+
+The cascade runs outside the model: :class:`ReadingCascade` adds the readings to a text batch
+(``batch["readings"]``, with ``batch["reading_source"]`` saying whose) before the model runs::
+
+    cascade = ReadingCascade(model)                    # or source="truth": the annotations'
+    predictions = cascade.predict(batch)               # = model.predict(cascade(batch))
+
+A cascade caches readings by image content (a field is asked many questions); they hold for
+the weights it read with: make a new cascade (or :meth:`ReadingCascade.clear`) after
+training. A text batch that reaches ``model.predict`` without a cascade is read by a fresh one
+(the model's own reading, no cache).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from unihema.data import language, prompts, vocab
-from unihema.data.collate import collate
+from unihema.processing import UniHemaProcessor
+
+#: what a cascade hands the text tasks: the model's own reading or the annotations'
+SOURCES = ("model", "truth")
 
 
 class Reader:
@@ -48,10 +62,14 @@ class Reader:
     Args:
         model: a :class:`~unihema.modeling.model.UniHema` with the heads the config needs.
         cache_size: readings kept (least recently used dropped first).
+        processor: pads the crops and fields it reads (default: the model's padding, a
+            multiple of 32).
     """
 
-    def __init__(self, model, cache_size: int = 2048) -> None:
+    def __init__(self, model, cache_size: int = 2048,
+                 processor: Optional[UniHemaProcessor] = None) -> None:
         self.model = model
+        self.processor = processor or UniHemaProcessor()
         self.cfg = model.config.reading
         self._cache: "OrderedDict[str, Dict[str, Any]]" = OrderedDict()
         self._cache_size = cache_size
@@ -92,6 +110,11 @@ class Reader:
             if k in self._cache:
                 self._cache.move_to_end(k)
         return out
+
+    def _stack(self, images: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """``[3, h, w]`` images padded into ``[B, 3, H, W]`` with their pixel mask, on the
+        images' device (:meth:`UniHemaProcessor.pad`)."""
+        return self.processor.pad(images)
 
     # ------------------------------------------------------------------ single cells
     def _read_cells(self, cells: Dict[str, torch.Tensor]) -> Dict[str, Dict[str, Any]]:
@@ -136,7 +159,7 @@ class Reader:
         head = self.model.heads["classify"]
         for i in range(0, len(crops), chunk):
             part, cands = crops[i:i + chunk], [list(c) for c in candidates[i:i + chunk]]
-            images, mask = _stack(part)
+            images, mask = self._stack(part)
             fused = self.model.encode(images, mask, [prompts.render("classify", classes=c)
                                                      for c in cands], dense=False)
             logits = head(fused, {"classes": cands})["pred_logits"]
@@ -155,7 +178,7 @@ class Reader:
         head = self.model.heads["morphology"]
         prompt = prompts.render("morphology")
         for i in range(0, len(crops), chunk):
-            images, mask = _stack(crops[i:i + chunk])
+            images, mask = self._stack(crops[i:i + chunk])
             out.extend(head.predict_attributes(self.model.encode(
                 images, mask, [prompt] * len(images), dense=False), with_probs=with_probs))
         return out
@@ -211,7 +234,7 @@ class Reader:
         out = []
         for i in range(0, len(images), chunk):
             part = images[i:i + chunk]
-            batch_images, mask = _stack(part)
+            batch_images, mask = self._stack(part)
             prompt = prompts.render("detect", classes=classes)
             fused = self.model.encode(batch_images, mask, [prompt] * len(part))
             batch = {"classes": [classes] * len(part), "scales": [1.0] * len(part),
@@ -221,6 +244,65 @@ class Reader:
                 out.append(([classes[int(c)] for c in det["classes"][keep]],
                             det["boxes"][keep].tolist(), det["scores"][keep].tolist()))
         return out
+
+
+class ReadingCascade:
+    """What the text tasks are told is on each image, added to a batch before the model runs.
+
+    ``source="model"``: the model's own heads read each image (:class:`Reader`, cached by
+    image content); ``"truth"``: the annotations' reading the evaluation data carries
+    (``batch["readings"]``, :func:`unihema.data.mapper.truth_reading`), an oracle that scores
+    the decoder apart from the heads (``unihema eval --reading truth``). Batches of other
+    tasks, and of a model without ``model.reading.tasks``, pass through unchanged.
+
+    Args:
+        model: the :class:`~unihema.modeling.model.UniHema` whose text tasks read.
+        source: ``"model"`` or ``"truth"``.
+        processor: how the reader pads what it reads (:class:`Reader`).
+        cache_size: readings kept by the reader.
+    """
+
+    def __init__(self, model, source: str = "model",
+                 processor: Optional[UniHemaProcessor] = None, cache_size: int = 2048) -> None:
+        if source not in SOURCES:
+            raise ValueError(f"reading source must be one of {', '.join(SOURCES)}, got "
+                             f"'{source}'")
+        self.model = model
+        self.source = source
+        self.reader = Reader(model, cache_size=cache_size, processor=processor)
+
+    def clear(self) -> None:
+        """Forget the cached readings (the weights changed)."""
+        self.reader.clear()
+
+    def applies(self, batch: Mapping[str, Any]) -> bool:
+        """Whether ``batch``'s task reads (``model.reading.tasks``)."""
+        return batch["task"] in self.model.config.reading.tasks
+
+    def readings(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
+        """One reading per item (``{"entries", "report"}``, plus ``"confidences"`` from the
+        model's heads).
+
+        Raises:
+            KeyError: ``source="truth"`` and the batch carries no ``readings``.
+        """
+        if self.source == "truth":
+            if "readings" not in batch:
+                raise KeyError(f"a {batch['task']} batch read with source='truth' needs "
+                               f"'readings' (the annotations' reading of the evaluation data)")
+            return list(batch["readings"])
+        return self.reader(batch["images"], batch["pixel_mask"])
+
+    def __call__(self, batch: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``batch`` with ``readings`` and ``reading_source`` set (a new dict), or ``batch``
+        itself when its task does not read."""
+        if not self.applies(batch):
+            return batch
+        return {**batch, "readings": self.readings(batch), "reading_source": self.source}
+
+    def predict(self, batch: Mapping[str, Any]) -> List[Dict[str, Any]]:
+        """``model.predict`` of the batch with its readings added."""
+        return self.model.predict(self(batch))
 
 
 def _count_confidence(name: str, labels: Sequence[str], scores: Sequence[float],
@@ -233,14 +315,6 @@ def _count_confidence(name: str, labels: Sequence[str], scores: Sequence[float],
     det = sum(scores[i] for i in idx) / len(idx)
     typ = sum(type_probs[i] for i in idx) / len(idx)
     return round(float(det * typ), 4)
-
-
-def _stack(images: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor]:
-    """``[3, h, w]`` images padded into ``[B, 3, H, W]`` with their pixel mask, as
-    :func:`~unihema.data.collate.collate` batches them, on the images' device."""
-    batch = collate([{"task": "read", "image": im.cpu()} for im in images])
-    device = images[0].device
-    return batch["images"].to(device), batch["pixel_mask"].to(device)
 
 
 def crop_cell(image: torch.Tensor, box: Sequence[float], side: int,

@@ -79,7 +79,7 @@ def results_rows(results: Dict[str, Dict[str, Dict[str, float]]]) -> List[List[A
 
 def cmd_baseline_eval(args: argparse.Namespace) -> int:
     from unihema.baselines.models import load_baseline
-    from unihema.baselines.train import evaluate_baseline
+    from unihema.benchmark.evaluate import evaluate_baseline
     from unihema.config import load_config
     from unihema.utils import atomic_write_text
     from unihema.tables import plain_table
