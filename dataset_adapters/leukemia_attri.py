@@ -7,7 +7,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 from dataset_adapters._detection import yolo_names
 from dataset_adapters._detseg import clip_box, image_size, list_images, map_label, report_error
-from unihema.data import language
+from unihema.data.text import language
 from unihema.data.catalog import DataError, DatasetAdapter, register_adapter
 from unihema.data.formats import find_names_files, read_yolo, yolo_to_xyxy
 from unihema.data.sample import QAPair, UnifiedSample

@@ -7,7 +7,7 @@ from typing import Dict, Iterable, List, Optional, Sequence, Union
 
 from dataset_adapters._classification import CropClassifier, classes_of, write_crops
 from dataset_adapters._examples import write_csv
-from unihema.data import language
+from unihema.data.text import language
 from unihema.data.catalog import DataError, register_adapter
 from unihema.data.formats import read_csv_table
 from unihema.data.sample import UnifiedSample
@@ -69,7 +69,7 @@ class WbcAtt(CropClassifier):
     space interchangeable; any other value is reported with the file, line and allowed values.
 
     Each row becomes a crop record with ``label`` (the cell type), ``attributes`` (morphology),
-    ``qa`` (one type question and one question per attribute, ``unihema.data.language``) and
+    ``qa`` (one type question and one question per attribute, ``unihema.data.text.language``) and
     ``report`` (``language.describe_cell``). The official train/val/test tables are the
     splits. The column list is from the catalogue; the form of ``path`` was not seen.
     """

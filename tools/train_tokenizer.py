@@ -4,7 +4,7 @@
 
 The corpus is the project's own language, rebuilt deterministically from the library: every
 vocabulary term and synonym, the morphology attribute schema, every prompt template rendered
-with realistic fields, the sentences and questions of :mod:`unihema.data.language`, and the
+with realistic fields, the sentences and questions of :mod:`unihema.data.text.language`, and the
 question/answer pairs and reports of a few hundred seeded synthetic fields. The same library
 and sentencepiece versions give a byte-identical ``spiece.model``.
 
@@ -33,7 +33,8 @@ from typing import Dict, Iterator, List, Sequence
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unihema.config.schema import SynthConfig  # noqa: E402
-from unihema.data import language, prompts, vocab  # noqa: E402
+from unihema.data import vocab
+from unihema.data.text import language, prompts  # noqa: E402
 from unihema.synth import (DETECT_CLASSES, RED_MORPHOLOGIES, SEGMENT_CLASSES,  # noqa: E402
                            WHITE_TYPES, render_field)
 
@@ -83,7 +84,7 @@ def vocabulary_text() -> List[str]:
 
 
 def language_text(rng: random.Random) -> List[str]:
-    """Sentences and question/answer pairs of :mod:`unihema.data.language`."""
+    """Sentences and question/answer pairs of :mod:`unihema.data.text.language`."""
     lines: List[str] = []
     cell_labels: List = [None] + vocab.names(["white cell", "red cell", "platelet"])
     for _ in range(2000):

@@ -7,7 +7,7 @@ import shutil
 import pytest
 
 from dataset_adapters.wbcatt import ATTRIBUTE_COLUMNS, COLUMNS, WbcAtt
-from unihema.data import language
+from unihema.data.text import language
 from unihema.data.catalog import DataError
 from unihema.data.vocab import ATTRIBUTES, check_attributes
 

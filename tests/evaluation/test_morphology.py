@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from unihema.data import language
+from unihema.data.text import language
 from unihema.data.vocab import ATTRIBUTES
 from unihema.evaluation import EVALUATORS
 from unihema.evaluation import tasks  # noqa: F401  (registers the evaluators)

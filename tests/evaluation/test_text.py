@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from unihema.data import language
+from unihema.data.text import language
 from unihema.evaluation import EVALUATORS
 from unihema.evaluation import tasks  # noqa: F401  (registers the evaluators)
 from unihema.evaluation.text import (

@@ -18,7 +18,7 @@ from unihema.api import UniHemaPipeline
 from unihema.api.checks import WARNINGS, answer_warnings, description_conflicts
 from unihema.cli import main
 from unihema.config import load_config
-from unihema.data import language
+from unihema.data.text import language
 from unihema.data.image_stats import image_statistics
 from unihema.evaluation.visualize import OVERLAY_MAX_SIDE, draw_detections, draw_mask
 from unihema.modeling.model import UniHema

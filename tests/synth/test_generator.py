@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from unihema.config.schema import SynthConfig
-from unihema.data import language, vocab
+from unihema.data import vocab
+from unihema.data.text import language
 from unihema.data.sample import UnifiedSample
 from unihema.synth import (DETECT_CLASSES, MASK_VALUES, RED_MORPHOLOGIES, WHITE_TYPES,
                            generate_dataset, render_field)

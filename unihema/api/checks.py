@@ -13,7 +13,9 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, List, Mapping, Optional
 
-from unihema.data import language, vocab
+from unihema.data import vocab
+
+from unihema.data.text import language
 
 #: An image whose shorter side is under this many pixels holds less than one cell.
 MIN_SIDE = 16
@@ -140,7 +142,7 @@ def _known(name: str) -> bool:
 # ----------------------------------------------------------------------------- questions
 _ATTRIBUTE_WORDS = {language.attribute_words(a): a for a in vocab.ATTRIBUTES}
 #: (kind, pattern, group naming a vocabulary term or attribute); the training templates
-#: (unihema.data.language.qa_*) with their wording variants
+#: (unihema.data.text.language.qa_*) with their wording variants
 _KINDS = (
     ("count", re.compile(r"^how many (.+?)(?: are| is)?(?: there)?(?: in (?:the|this) "
                          r"(?:image|field|picture|smear))?\s*\??$"), 1),
@@ -218,7 +220,7 @@ def _words(text: str) -> str:
 
 
 def _phrase(attribute: str, value: str) -> str:
-    """The words :func:`unihema.data.language.describe_cell` uses for a value."""
+    """The words :func:`unihema.data.text.language.describe_cell` uses for a value."""
     return _words(language._ATTR_PHRASES.get(attribute, {}).get(value, value))
 
 

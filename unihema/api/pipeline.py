@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import torch
 
 from unihema.api import checks
-from unihema.data import image_stats, language
+from unihema.data import image_stats
+from unihema.data.text import language
 from unihema.modeling.model import UniHema
 from unihema.modeling.reading import ReadingCascade
 # the input conversion and the mask enlargement are the processor's (re-exported here)
@@ -234,7 +235,7 @@ class UniHemaPipeline:
         of ``model.reading.types``; ``None`` when there are none). ``generated`` is the
         decoder's sentence and ``confidence`` its probability; ``text`` is that sentence
         when it agrees with the attributes and the label, else one written from them
-        (:func:`unihema.data.language.describe_cell`) with a ``description_rewritten``
+        (:func:`unihema.data.text.language.describe_cell`) with a ``description_rewritten``
         warning naming what disagreed."""
         batch, warnings = self._prepare(image, "morphology",
                                         self.processor.prompt("morphology"),

@@ -1,11 +1,11 @@
 """Morphology evaluator: per-attribute accuracy and description BLEU-4 / ROUGE-L.
 
-Inputs per batch (see :mod:`unihema.data.collate`)::
+Inputs per batch (see :mod:`unihema.data.pipeline.collate`)::
 
     batch["attributes"][i]   dict attribute name -> value (names and values of
                              :data:`unihema.data.vocab.ATTRIBUTES`; only the annotated ones)
     batch["targets"][i]      str, the reference sentence
-                             (:func:`unihema.data.language.describe_cell`)
+                             (:func:`unihema.data.text.language.describe_cell`)
 
 Prediction per item::
 

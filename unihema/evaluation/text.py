@@ -25,7 +25,7 @@ short answers, not a failure of the model; ``exact_match`` and ``token_f1`` are 
 VQA metrics, ``bleu1`` the BLEU that stays informative.
 
 MLM (``@EVALUATORS.register("mlm")``): prediction ``{"text": str}`` and ground truth
-``batch["targets"][i]`` in T5 sentinel format (:func:`unihema.data.language.mask_spans`),
+``batch["targets"][i]`` in T5 sentinel format (:func:`unihema.data.text.language.mask_spans`),
 ``"<extra_id_0> white blood <extra_id_1> a monocyte. <extra_id_2>"``. Metrics:
 
 * ``token_accuracy``: over every masked ground-truth word, the fraction for which the

@@ -38,7 +38,7 @@ from torch import nn
 from unihema import __version__
 from unihema.config.loader import to_dict
 from unihema.config.schema import Config, ModelConfig
-from unihema.data.language import fill_hints, reading_text
+from unihema.data.text.language import fill_hints, reading_text
 from unihema.modeling.backbone import (PIXEL_MEAN, PIXEL_STD, ResNetTrunk, VisualEncoder,
                                        downsample_mask, white_balance)
 from unihema.modeling.fusion import HemaFormer

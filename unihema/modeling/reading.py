@@ -10,11 +10,11 @@ model reads the image with its heads and hands the decoder the reading in its pr
   detected (score >= ``reading.score_threshold``); a class with one entry in ``reading.types``
   is renamed to it, a class with several has each cell cropped (``reading.crop_size``, as the
   training crops are cut) and typed by the classify head; the counts per type and broader term,
-  and where single cells lie, are written by :func:`unihema.data.language.read_field`.
+  and where single cells lie, are written by :func:`unihema.data.text.language.read_field`.
 * a single cell: the classify head types it within each multi-type list of
   ``reading.types`` (a question names the lineage it asks about) and among all of them for
   its report; the morphology head gives its attribute values
-  (:func:`unihema.data.language.read_cell`), which its report states when the best type falls
+  (:func:`unihema.data.text.language.read_cell`), which its report states when the best type falls
   under a ``reading.describe`` class.
 
 Each entry carries a confidence (``"confidences"``, aligned with ``"entries"``): for a count,
@@ -23,7 +23,7 @@ those typed on a crop; for a cell's type, the classify probability; for an attri
 morphology head's probability of the value. A low value marks an entry the heads were unsure
 of; it is not a probability that a count is exact.
 
-Training uses the annotations' reading (:func:`unihema.data.mapper.truth_reading`), so the
+Training uses the annotations' reading (:func:`unihema.data.pipeline.mapper.truth_reading`), so the
 decoder learns to answer from a correct reading; at inference it gets the model's own, so the
 answer follows the image (a shuffled image changes the reading, then the answer).
 
@@ -48,7 +48,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from unihema.data import language, prompts, vocab
+from unihema.data import vocab
+
+from unihema.data.text import language, prompts
 from unihema.processing import UniHemaProcessor
 
 #: what a cascade hands the text tasks: the model's own reading or the annotations'
@@ -251,7 +253,8 @@ class ReadingCascade:
 
     ``source="model"``: the model's own heads read each image (:class:`Reader`, cached by
     image content); ``"truth"``: the annotations' reading the evaluation data carries
-    (``batch["readings"]``, :func:`unihema.data.mapper.truth_reading`), an oracle that scores
+    (``batch["readings"]``, :func:`unihema.data.pipeline.mapper.truth_reading`), an oracle that
+    scores
     the decoder apart from the heads (``unihema eval --reading truth``). Batches of other
     tasks, and of a model without ``model.reading.tasks``, pass through unchanged.
 

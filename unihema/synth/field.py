@@ -23,7 +23,8 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from unihema.config.schema import SynthConfig
-from unihema.data import language, vocab
+from unihema.data import vocab
+from unihema.data.text import language
 from unihema.data.sample import QAPair
 from unihema.synth import cells
 from unihema.synth.cells import RED_MORPHOLOGIES, WHITE_TYPES, Patch

@@ -15,16 +15,18 @@ A task is registered once, in its own module under :mod:`unihema.tasks`, as an i
 
         def map_item(self, sample, out, *, text_rng, rng, qa_index, train): ...
 
-The data pipeline (:mod:`unihema.data.mapper`, :mod:`unihema.data.collate`), the training
+The data pipeline (:mod:`unihema.data.pipeline.mapper`, :mod:`unihema.data.pipeline.collate`),
+the training
 mixture (:mod:`unihema.engine.data`), the reports, plots and the demo read these attributes
 and call these methods instead of naming tasks. Heads and evaluators are referred to by their
 registry key, and plots by the keys of :data:`unihema.evaluation.plots.GALLERIES` /
 ``PLOTS``, so this module imports nothing above the data records (layering: config < data
 records and text < tasks < data pipeline < modeling < engine < evaluation).
 
-Conventions of the item dict a task fills are those of :mod:`unihema.data.mapper`: the
+Conventions of the item dict a task fills are those of :mod:`unihema.data.pipeline.mapper`: the
 mapper sets ``task``, ``key``, ``orig_size``, ``image`` ``float32 [3, H, W]`` and ``scale``;
-the task adds ``prompt`` and its targets, which :func:`unihema.data.collate.collate` batches
+the task adds ``prompt`` and its targets, which :func:`unihema.data.pipeline.collate.collate`
+batches
 as its :attr:`Task.fields` say.
 """
 
@@ -38,7 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 import torch
 
-from unihema.data import language
+from unihema.data.text import language
 from unihema.data.sample import UnifiedSample
 from unihema.registry import Registry, load_plugins
 
@@ -97,7 +99,7 @@ def parse_classes(text: str) -> Sequence[str]:
 # ----------------------------------------------------------------------------- fields, metrics
 @dataclass(frozen=True)
 class Field:
-    """One per-item value and how :func:`~unihema.data.collate.collate` batches it.
+    """One per-item value and how :func:`~unihema.data.pipeline.collate.collate` batches it.
 
     ``collate``: ``"list"`` keeps the values as a list of length ``B``; ``"stack"`` makes a
     ``[B]`` tensor of ``dtype``; ``"pad"`` makes a ``[B, H, W]`` tensor of ``dtype`` from
@@ -275,8 +277,8 @@ class Task:
 
 def truth_reading(sample: UnifiedSample) -> Dict[str, Any]:
     """What a perfect reader sees on the sample's image: ``{"entries": [(key, text), ...],
-    "report": str}`` (:func:`~unihema.data.language.read_field` for an image with boxes,
-    :func:`~unihema.data.language.read_cell` for a labelled cell image, no entries otherwise;
+    "report": str}`` (:func:`~unihema.data.text.language.read_field` for an image with boxes,
+    :func:`~unihema.data.text.language.read_cell` for a labelled cell image, no entries otherwise;
     the report is the sample's own). The text tasks train with it in place of the model's own
     reading (``model.reading``, :mod:`unihema.modeling.reading`)."""
     entries: List[Tuple[str, str]] = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import zlib
 
-from unihema.data import language
+from unihema.data.text import language
 from unihema.tasks.base import Field, Metric, Task, TaskPrompts, register, truth_reading
 
 

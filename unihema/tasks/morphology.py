@@ -1,13 +1,13 @@
 """``morphology``: a cell's attributes and the sentence that states them.
 
-Item: ``attributes`` dict, ``target`` = :func:`~unihema.data.language.describe_cell`. As a
+Item: ``attributes`` dict, ``target`` = :func:`~unihema.data.text.language.describe_cell`. As a
 cross-supervision target (on a classify item): ``attributes`` (``{}`` for a cell without
 any, a red cell). Flips and rotations only: cell size is an attribute.
 """
 
 from __future__ import annotations
 
-from unihema.data import language
+from unihema.data.text import language
 from unihema.tasks.base import Field, Metric, Task, TaskPrompts, register
 
 

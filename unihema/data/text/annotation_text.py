@@ -7,10 +7,10 @@ What is derived states only what the annotation states:
   ("how many white blood cells" counts every white-cell type), presence of present types,
   absence and a zero count for up to two of the dataset's other classes, where a type that
   occurs once is (the 3x3 zone of its box centre), and the field report
-  (:func:`~unihema.data.language.report_field`);
+  (:func:`~unihema.data.text.language.report_field`);
 * a crop with a label: its type (asked of its lineage, "What type of red blood cell is this?"),
   one question per attribute, and the one-sentence description
-  (:func:`~unihema.data.language.describe_cell`).
+  (:func:`~unihema.data.text.language.describe_cell`).
 
 Samples that already carry questions or a report keep them. The choice of absent classes is
 seeded by the sample's key, so the same sample always gets the same questions. A count is the
@@ -26,7 +26,9 @@ from typing import List, Sequence
 
 import numpy as np
 
-from unihema.data import language, vocab
+from unihema.data import vocab
+
+from unihema.data.text import language
 from unihema.data.sample import QAPair, UnifiedSample
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from unihema.config.loader import load_config
-from unihema.data.annotation_text import derive_text
+from unihema.data.text.annotation_text import derive_text
 
 from unihema.data.sample import QAPair, UnifiedSample
 from unihema.engine.data import build_task_splits

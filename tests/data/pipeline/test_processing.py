@@ -12,8 +12,8 @@ import torch
 from unihema.api import UniHemaPipeline
 from unihema.config import load_config
 from unihema.data.catalog import load_dataset
-from unihema.data.collate import collate
-from unihema.data.mapper import DatasetMapper
+from unihema.data.pipeline.collate import collate
+from unihema.data.pipeline.mapper import DatasetMapper
 from unihema.modeling.model import UniHema
 from unihema.processing import (PROCESSOR_NAME, ProcessorConfig, ProcessorConfigError,
                                 UniHemaProcessor, pad_images, resized_side)

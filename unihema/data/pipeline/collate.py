@@ -1,6 +1,7 @@
 """Batching items of one task: pad images and masks, keep ragged targets as lists.
 
-:func:`collate` takes the item dicts of :class:`~unihema.data.mapper.DatasetMapper` and returns::
+:func:`collate` takes the item dicts of :class:`~unihema.data.pipeline.mapper.DatasetMapper`
+and returns::
 
     task        str, shared by every item (the mixture sampler makes single-task batches)
     images      float32 [B, 3, H, W]; item images at the top left, zeros elsewhere

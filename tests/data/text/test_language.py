@@ -3,7 +3,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from unihema.data import language as L
+from unihema.data.text import language as L
 from unihema.data.vocab import ATTRIBUTES
 
 
