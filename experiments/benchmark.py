@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from unihema.config import load_config
-from unihema.data.text import prompts
+from unihema.tasks import prompts
 from unihema.modeling.model import UniHema
 
 ROOT = Path(__file__).resolve().parents[1]

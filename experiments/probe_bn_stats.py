@@ -22,7 +22,7 @@ import torch
 
 from probe_task import probe_config  # tools/ is on the path when this script runs
 
-from unihema.data.pipeline.collate import collate
+from unihema.pipeline.collate import collate
 from unihema.engine.data import build_task_splits
 from unihema.engine.trainer import Trainer
 from unihema.evaluation.runner import evaluate_split

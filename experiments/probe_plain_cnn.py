@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from unihema.config.loader import load_config
-from unihema.data.pipeline.collate import collate
+from unihema.pipeline.collate import collate
 from unihema.demo import PRESETS
 from unihema.engine.data import build_task_splits
 from unihema.modeling.backbone import PIXEL_MEAN, PIXEL_STD, ResNetTrunk

@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from unihema.config.schema import SynthConfig  # noqa: E402
 from unihema.data import vocab
-from unihema.data.text import language, prompts  # noqa: E402
+from unihema.data.text import language
+from unihema.tasks import prompts  # noqa: E402
 from unihema.synth import (DETECT_CLASSES, RED_MORPHOLOGIES, SEGMENT_CLASSES,  # noqa: E402
                            WHITE_TYPES, render_field)
 

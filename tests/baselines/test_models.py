@@ -13,7 +13,7 @@ from unihema.baselines.models import (BASELINES, UnknownClassError, build_baseli
                                       load_baseline, save_baseline)
 from unihema.config import load_config
 from unihema.config.schema import DatasetEntry
-from unihema.data.pipeline.collate import collate
+from unihema.pipeline.collate import collate
 from unihema.engine.data import build_task_splits
 from unihema.evaluation import EVALUATORS
 from unihema.evaluation import tasks as _register  # noqa: F401  (registers the evaluators)

@@ -185,8 +185,8 @@ def _oracle(task, b):
 ])
 def test_oracle_on_synthetic_batches(synth_root, task, metric):
     from dataset_adapters.synthetic_smear import SyntheticSmear
-    from unihema.data.pipeline.collate import collate
-    from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset
+    from unihema.pipeline.collate import collate
+    from unihema.pipeline.mapper import DatasetMapper, TaskDataset
 
     samples = SyntheticSmear(synth_root).load("val")
     ds = TaskDataset(samples, task, DatasetMapper(image_size=160, augment=None, train=False),

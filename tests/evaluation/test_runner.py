@@ -35,8 +35,8 @@ def test_run_evaluation_feeds_every_evaluator_and_calls_the_hooks(synth_root, ti
 
     from unihema.config import load_config
     from unihema.data.catalog import load_dataset
-    from unihema.data.pipeline.collate import collate
-    from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset
+    from unihema.pipeline.collate import collate
+    from unihema.pipeline.mapper import DatasetMapper, TaskDataset
     from unihema.evaluation import EVALUATORS
     from unihema.evaluation.runner import evaluate_split, run_evaluation
     from unihema.modeling.model import UniHema

@@ -16,7 +16,7 @@ from unihema.engine import checkpoint as ckpt
 from unihema.engine.trainer import Trainer
 from unihema.benchmark import run_suite
 from unihema.modeling.model import UniHema
-from unihema.processing import PROCESSOR_NAME, UniHemaProcessor
+from unihema.pipeline.processing import PROCESSOR_NAME, UniHemaProcessor
 
 
 def test_eval_counts_training_images_among_evaluated_ones(leaky, tmp_path, caplog,  # noqa: F811

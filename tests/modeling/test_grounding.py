@@ -7,8 +7,8 @@ import torch
 
 from unihema.config import load_config
 from unihema.data.catalog import load_dataset
-from unihema.data.pipeline.collate import collate
-from unihema.data.pipeline.mapper import DatasetMapper
+from unihema.pipeline.collate import collate
+from unihema.pipeline.mapper import DatasetMapper
 from unihema.data.sample import QAPair
 from unihema.modeling.model import UniHema
 

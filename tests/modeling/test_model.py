@@ -7,8 +7,8 @@ import torch
 
 from unihema.config import load_config
 from unihema.data.catalog import load_dataset
-from unihema.data.pipeline.collate import collate, slice_batch
-from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset
+from unihema.pipeline.collate import collate, slice_batch
+from unihema.pipeline.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import TASKS
 from unihema.engine.objectives import CrossSupervision, TrunkSupervision
 from unihema.modeling.heads import weigh_losses

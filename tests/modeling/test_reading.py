@@ -9,8 +9,8 @@ import torch
 from unihema.api.pipeline import UniHemaPipeline
 from unihema.config import load_config
 from unihema.data.catalog import load_dataset
-from unihema.data.pipeline.collate import collate
-from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset
+from unihema.pipeline.collate import collate
+from unihema.pipeline.mapper import DatasetMapper, TaskDataset
 from unihema.modeling.model import UniHema
 from unihema.modeling.reading import ReadingCascade, crop_cell
 

@@ -10,7 +10,8 @@ import torch
 
 from unihema.config.schema import SynthConfig, TextConfig
 from unihema.data import vocab
-from unihema.data.text import language, prompts
+from unihema.data.text import language
+from unihema.tasks import prompts
 from unihema.modeling.text import SHIPPED_TOKENIZER, TextModel, clean_text, load_tokenizer
 from unihema.synth import render_field
 

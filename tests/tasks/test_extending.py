@@ -18,9 +18,9 @@ from PIL import Image
 from torch import nn
 
 from unihema.config import load_config
-from unihema.data.text import prompts
-from unihema.data.pipeline.collate import collate
-from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset
+from unihema.tasks import prompts
+from unihema.pipeline.collate import collate
+from unihema.pipeline.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import UnifiedSample
 from unihema.evaluation import EVALUATORS, Evaluator
 from unihema.modeling.heads import HEADS, TaskHead

@@ -9,8 +9,8 @@ import torch
 
 from unihema.config.schema import AugmentConfig
 from unihema.data.catalog import load_dataset
-from unihema.data.pipeline.collate import collate
-from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset
+from unihema.pipeline.collate import collate
+from unihema.pipeline.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import TASKS as BUILTIN
 from unihema.evaluation import EVALUATORS
 from unihema.evaluation import tasks as _evaluators  # noqa: F401  (registers the evaluators)

@@ -31,7 +31,7 @@ from unihema.data.text import language
 from unihema.modeling.model import UniHema
 from unihema.modeling.reading import ReadingCascade
 # the input conversion and the mask enlargement are the processor's (re-exported here)
-from unihema.processing import (SINGLE_CELL_TASKS, ImageLike, ProcessorConfig,  # noqa: F401
+from unihema.pipeline.processing import (SINGLE_CELL_TASKS, ImageLike, ProcessorConfig,  # noqa: F401
                                 UniHemaProcessor, nearest_resize, to_rgb_array)
 
 #: Class lists used when a checkpoint does not record its own.
@@ -73,7 +73,7 @@ def _check_text(value: Any, name: str) -> str:
 
 class UniHemaPipeline:
     """Wraps a :class:`UniHema` model with the preprocessing it was trained with
-    (:class:`~unihema.processing.UniHemaProcessor`) and the reading its text tasks answer
+    (:class:`~unihema.pipeline.processing.UniHemaProcessor`) and the reading its text tasks answer
     from (:class:`~unihema.modeling.reading.ReadingCascade`).
 
     ``processor`` gives the preprocessing; without one it is built from ``image_size``,

@@ -1,7 +1,7 @@
 """Single-task specialist models: the baselines the unified model is measured against.
 
 Each specialist is an ``nn.Module`` for one task with a fixed class list, trained on the same
-batches as the unified model (:func:`unihema.data.pipeline.collate.collate`) and answering in
+batches as the unified model (:func:`unihema.pipeline.collate.collate`) and answering in
 exactly the unified model's per-item formats, so the same evaluators score both:
 
 ==========  =========================  ====================================================

@@ -6,7 +6,7 @@ CPU batches.
   :class:`~unihema.modeling.model.UniHema` whose text tasks read through a
   :class:`~unihema.modeling.reading.ReadingCascade` (``reading="model"`` or ``"truth"``); its
   image size, upscaling and crop size come from its ``preprocessor_config.json``
-  (:class:`~unihema.processing.UniHemaProcessor`), for an older checkpoint from its
+  (:class:`~unihema.pipeline.processing.UniHemaProcessor`), for an older checkpoint from its
   ``config.json``, else from the run folder's ``config.yaml``;
 * run folder (e.g. ``runs/demo``): its ``model/`` checkpoint;
 * baseline folder (``baseline.json``): :func:`unihema.baselines.load_baseline`.
@@ -124,7 +124,7 @@ def load_model(path: Union[str, Path], *, name: Optional[str] = None,
     if (folder / "config.json").is_file():
         from unihema.modeling.model import UniHema
         from unihema.modeling.reading import SOURCES, ReadingCascade
-        from unihema.processing import PROCESSOR_NAME, UniHemaProcessor
+        from unihema.pipeline.processing import PROCESSOR_NAME, UniHemaProcessor
 
         if reading not in SOURCES:
             raise ValueError(f"reading must be 'model' or 'truth', got '{reading}'")

@@ -13,11 +13,11 @@ from unihema.config.schema import Config, DatasetEntry
 from unihema.data import vocab
 from unihema.data.text.annotation_text import derive_text
 from unihema.data.catalog import DataError, get_adapter
-from unihema.data.pipeline.collate import collate
+from unihema.pipeline.collate import collate
 from unihema.data.duplicates import TrainImages
-from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset, target_side
+from unihema.pipeline.mapper import DatasetMapper, TaskDataset, target_side
 from unihema.data.sample import UnifiedSample
-from unihema.data.pipeline.sampler import MixtureDataset, MixtureSampler, Source
+from unihema.pipeline.sampler import MixtureDataset, MixtureSampler, Source
 from unihema.tasks import get_task, specs
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Classification evaluator: accuracy, balanced accuracy, F1, confusion, calibration.
 
-Inputs per batch (see :mod:`unihema.data.pipeline.collate`)::
+Inputs per batch (see :mod:`unihema.pipeline.collate`)::
 
     batch["classes"][i]   list[str], the candidate class names of item i
     batch["labels"]       int64 [B], index of the true class in batch["classes"][i]

@@ -1,6 +1,6 @@
 """Detection evaluator: COCO box AP (pycocotools or faster-coco-eval) and counting error.
 
-Inputs per batch (see :mod:`unihema.data.pipeline.collate`)::
+Inputs per batch (see :mod:`unihema.pipeline.collate`)::
 
     batch["classes"][i]      list[str], the class names prompted for item i
     batch["boxes"][i]        float [N, 4] absolute xyxy in the mapped (resized) image

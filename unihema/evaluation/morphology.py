@@ -1,6 +1,6 @@
 """Morphology evaluator: per-attribute accuracy and description BLEU-4 / ROUGE-L.
 
-Inputs per batch (see :mod:`unihema.data.pipeline.collate`)::
+Inputs per batch (see :mod:`unihema.pipeline.collate`)::
 
     batch["attributes"][i]   dict attribute name -> value (names and values of
                              :data:`unihema.data.vocab.ATTRIBUTES`; only the annotated ones)

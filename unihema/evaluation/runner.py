@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
-from unihema.data.pipeline.collate import collate
+from unihema.pipeline.collate import collate
 from unihema.evaluation import EVALUATORS, Evaluator
 from unihema.evaluation import tasks as _register  # noqa: F401  (registers the evaluators)
 from unihema.evaluation.grounding import grounding_metrics  # noqa: F401

@@ -1,6 +1,6 @@
 """Semantic segmentation evaluator: dataset-level Dice and IoU per class, pixel accuracy.
 
-Inputs per batch (see :mod:`unihema.data.pipeline.collate`)::
+Inputs per batch (see :mod:`unihema.pipeline.collate`)::
 
     batch["classes"][i]   list[str], class names of item i ("background" first)
     batch["masks"]        int64 [B, H, W], indices into batch["classes"][i]; -1 on padding

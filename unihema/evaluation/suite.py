@@ -299,7 +299,7 @@ def score_entry(model: Any, split: Any, entry: SuiteEntry, *, batch_size: int,
     ``name``) and keep what reports and plots need."""
     from torch.utils.data import DataLoader
 
-    from unihema.data.pipeline.collate import collate
+    from unihema.pipeline.collate import collate
     from unihema.evaluation import plots
     from unihema.evaluation.runner import evaluate_split, limited, run_evaluation
 

@@ -19,7 +19,7 @@ OVERLAY_MAX_SIDE = 4096
 
 
 def _rgb(image) -> np.ndarray:
-    from unihema.processing import to_rgb_array
+    from unihema.pipeline.processing import to_rgb_array
 
     return to_rgb_array(image)
 

@@ -300,8 +300,8 @@ class UniHema(nn.Module):
 
         ``extra`` joins ``config.json`` (the trainer stores ``image_size``, ``upscale``,
         ``crop_size``, class lists, image statistics); ``processor`` (a
-        :class:`~unihema.processing.UniHemaProcessor`) is the preprocessing saved beside the
-        weights, by default the one those ``extra`` settings and the model's
+        :class:`~unihema.pipeline.processing.UniHemaProcessor`) is the preprocessing saved
+        beside the weights, by default the one those ``extra`` settings and the model's
         ``backbone.small_side`` describe.
 
         The folder is assembled under a temporary name beside ``directory`` and renamed into
@@ -323,7 +323,7 @@ class UniHema(nn.Module):
             save_model(self, str(tmp / WEIGHTS_NAME))
             self.tokenizer.save_pretrained(str(tmp))
             if processor is None:
-                from unihema.processing import UniHemaProcessor
+                from unihema.pipeline.processing import UniHemaProcessor
 
                 processor = UniHemaProcessor.from_checkpoint_meta(meta)
             processor.save_pretrained(tmp)

@@ -23,7 +23,7 @@ those typed on a crop; for a cell's type, the classify probability; for an attri
 morphology head's probability of the value. A low value marks an entry the heads were unsure
 of; it is not a probability that a count is exact.
 
-Training uses the annotations' reading (:func:`unihema.data.pipeline.mapper.truth_reading`), so the
+Training uses the annotations' reading (:func:`unihema.pipeline.mapper.truth_reading`), so the
 decoder learns to answer from a correct reading; at inference it gets the model's own, so the
 answer follows the image (a shuffled image changes the reading, then the answer).
 
@@ -50,8 +50,10 @@ import torch.nn.functional as F
 
 from unihema.data import vocab
 
-from unihema.data.text import language, prompts
-from unihema.processing import UniHemaProcessor
+from unihema.data.text import language
+
+from unihema.tasks import prompts
+from unihema.pipeline.processing import UniHemaProcessor
 
 #: what a cascade hands the text tasks: the model's own reading or the annotations'
 SOURCES = ("model", "truth")
@@ -253,7 +255,7 @@ class ReadingCascade:
 
     ``source="model"``: the model's own heads read each image (:class:`Reader`, cached by
     image content); ``"truth"``: the annotations' reading the evaluation data carries
-    (``batch["readings"]``, :func:`unihema.data.pipeline.mapper.truth_reading`), an oracle that
+    (``batch["readings"]``, :func:`unihema.pipeline.mapper.truth_reading`), an oracle that
     scores
     the decoder apart from the heads (``unihema eval --reading truth``). Batches of other
     tasks, and of a model without ``model.reading.tasks``, pass through unchanged.

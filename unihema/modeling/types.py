@@ -25,7 +25,7 @@ from typing import (Any, Dict, Iterator, List, Mapping, Optional, Protocol, Sequ
 
 import torch
 
-from unihema.data.pipeline.collate import slice_batch
+from unihema.pipeline.collate import slice_batch
 
 #: batch keys stored as :class:`Batch` fields; every other key goes to ``Batch.fields``
 _BATCH_FIELDS = ("task", "images", "pixel_mask", "prompts")
@@ -33,7 +33,7 @@ _BATCH_FIELDS = ("task", "images", "pixel_mask", "prompts")
 
 @dataclass(frozen=True)
 class Batch(Mapping[str, Any]):
-    """A one-task batch as :func:`unihema.data.pipeline.collate.collate` makes it.
+    """A one-task batch as :func:`unihema.pipeline.collate.collate` makes it.
 
     Attributes:
         task: the task of every item.

@@ -15,7 +15,7 @@ A task is registered once, in its own module under :mod:`unihema.tasks`, as an i
 
         def map_item(self, sample, out, *, text_rng, rng, qa_index, train): ...
 
-The data pipeline (:mod:`unihema.data.pipeline.mapper`, :mod:`unihema.data.pipeline.collate`),
+The data pipeline (:mod:`unihema.pipeline.mapper`, :mod:`unihema.pipeline.collate`),
 the training
 mixture (:mod:`unihema.engine.data`), the reports, plots and the demo read these attributes
 and call these methods instead of naming tasks. Heads and evaluators are referred to by their
@@ -23,9 +23,9 @@ registry key, and plots by the keys of :data:`unihema.evaluation.plots.GALLERIES
 ``PLOTS``, so this module imports nothing above the data records (layering: config < data
 records and text < tasks < data pipeline < modeling < engine < evaluation).
 
-Conventions of the item dict a task fills are those of :mod:`unihema.data.pipeline.mapper`: the
+Conventions of the item dict a task fills are those of :mod:`unihema.pipeline.mapper`: the
 mapper sets ``task``, ``key``, ``orig_size``, ``image`` ``float32 [3, H, W]`` and ``scale``;
-the task adds ``prompt`` and its targets, which :func:`unihema.data.pipeline.collate.collate`
+the task adds ``prompt`` and its targets, which :func:`unihema.pipeline.collate.collate`
 batches
 as its :attr:`Task.fields` say.
 """
@@ -99,7 +99,7 @@ def parse_classes(text: str) -> Sequence[str]:
 # ----------------------------------------------------------------------------- fields, metrics
 @dataclass(frozen=True)
 class Field:
-    """One per-item value and how :func:`~unihema.data.pipeline.collate.collate` batches it.
+    """One per-item value and how :func:`~unihema.pipeline.collate.collate` batches it.
 
     ``collate``: ``"list"`` keeps the values as a list of length ``B``; ``"stack"`` makes a
     ``[B]`` tensor of ``dtype``; ``"pad"`` makes a ``[B, H, W]`` tensor of ``dtype`` from

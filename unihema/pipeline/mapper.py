@@ -14,7 +14,7 @@ Item dict (every task)::
     orig_size   (height, width) of the image file
     scale       output pixels per original pixel (resize x random rescale); at evaluation,
                 output boxes / scale are original-image coordinates
-    prompt      str, from unihema.data.text.prompts.render (random training template, fixed one at
+    prompt      str, from unihema.tasks.prompts.render (random training template, fixed one at
                 evaluation)
 
 Per task: the fields of its spec (:mod:`unihema.tasks`, one module per task), which fills
@@ -47,10 +47,10 @@ from unihema.config.schema import AugmentConfig
 from unihema.data.catalog import DataError
 from unihema.data.io import read_image
 from unihema.data.sample import UnifiedSample
-from unihema.data.pipeline.transforms import Augment
+from unihema.pipeline.transforms import Augment
 from unihema.tasks import TASKS, get_task, specs, truth_reading
 # the resize rule lives with the processor saved beside every checkpoint (re-exported here)
-from unihema.data.pipeline.processing import UniHemaProcessor, resized_side, target_side  # noqa: F401
+from unihema.pipeline.processing import UniHemaProcessor, resized_side, target_side  # noqa: F401
 
 __all__ = ["DatasetMapper", "TaskDataset", "check_cross", "resized_side", "target_side",
            "task_augment_config", "truth_reading"]
@@ -116,7 +116,7 @@ class DatasetMapper:
         self.upscale = bool(upscale)
         self.train = bool(train)
         self.augment = augment
-        #: resizing and normalisation, as at inference (:mod:`unihema.processing`)
+        #: resizing and normalisation, as at inference (:mod:`unihema.pipeline.processing`)
         self.processor = UniHemaProcessor(image_size=self.image_size, upscale=self.upscale,
                                           crop_size=self.crop_size)
         #: per task, the augmentations its spec allows (a task registered later: on first use)

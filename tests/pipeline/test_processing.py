@@ -12,10 +12,10 @@ import torch
 from unihema.api import UniHemaPipeline
 from unihema.config import load_config
 from unihema.data.catalog import load_dataset
-from unihema.data.pipeline.collate import collate
-from unihema.data.pipeline.mapper import DatasetMapper
+from unihema.pipeline.collate import collate
+from unihema.pipeline.mapper import DatasetMapper
 from unihema.modeling.model import UniHema
-from unihema.processing import (PROCESSOR_NAME, ProcessorConfig, ProcessorConfigError,
+from unihema.pipeline.processing import (PROCESSOR_NAME, ProcessorConfig, ProcessorConfigError,
                                 UniHemaProcessor, pad_images, resized_side)
 
 

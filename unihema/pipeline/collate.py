@@ -1,6 +1,6 @@
 """Batching items of one task: pad images and masks, keep ragged targets as lists.
 
-:func:`collate` takes the item dicts of :class:`~unihema.data.pipeline.mapper.DatasetMapper`
+:func:`collate` takes the item dicts of :class:`~unihema.pipeline.mapper.DatasetMapper`
 and returns::
 
     task        str, shared by every item (the mixture sampler makes single-task batches)

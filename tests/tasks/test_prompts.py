@@ -2,7 +2,7 @@ import random
 
 import pytest
 
-from unihema.data.text.prompts import PROMPTS, parse_classes, render, template_fields
+from unihema.tasks.prompts import PROMPTS, parse_classes, render, template_fields
 from unihema.data.sample import TASKS
 
 FIELDS = {

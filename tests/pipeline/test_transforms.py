@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from unihema.config.schema import AugmentConfig
-from unihema.data.pipeline import transforms as T
+from unihema.pipeline import transforms as T
 
 SETTINGS = settings(max_examples=30, deadline=None)
 NO_GEOMETRY = dict(hflip=0.0, vflip=0.0, rot90=0.0, scale=(1.0, 1.0), crop=0.0)

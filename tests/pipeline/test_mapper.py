@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 
 from unihema.config.schema import AugmentConfig, Config
-from unihema.data.text import language, prompts
+from unihema.data.text import language
+from unihema.tasks import prompts
 from unihema.data.catalog import DataError
 from unihema.data.io import ImageReadError
-from unihema.data.pipeline.mapper import (DatasetMapper, TaskDataset, task_augment_config,
+from unihema.pipeline.mapper import (DatasetMapper, TaskDataset, task_augment_config,
                                           truth_reading)
 from unihema.data.sample import UnifiedSample
 
@@ -290,7 +291,7 @@ def test_cross_supervision_rejects_unsupported_pairs():
 def test_crop_size_brings_crops_of_every_magnification_to_one_side(cell, field):
     """``crop_size`` resizes single-cell crops (meta kind 'crop') up or down; fields keep the
     ``image_size`` rule; the size buckets of the mixture agree with the mapper."""
-    from unihema.data.pipeline.mapper import target_side
+    from unihema.pipeline.mapper import target_side
 
     crop = dataclasses.replace(cell, meta={**cell.meta, "kind": "crop"})
     mapper = DatasetMapper(image_size=SIZE, augment=None, train=False, crop_size=48)

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from unihema.data.pipeline.sampler import MixtureDataset, MixtureSampler, Source
+from unihema.pipeline.sampler import MixtureDataset, MixtureSampler, Source
 
 SOURCES = [Source("a:detect", "detect", 10, 1.0), Source("b:vqa", "vqa", 7, 3.0),
            Source("c:segment", "segment", 5, 1.0)]

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from unihema.config.schema import AugmentConfig
-from unihema.data.pipeline.collate import IGNORE_INDEX, collate, slice_batch
-from unihema.data.pipeline.mapper import DatasetMapper, TaskDataset
+from unihema.pipeline.collate import IGNORE_INDEX, collate, slice_batch
+from unihema.pipeline.mapper import DatasetMapper, TaskDataset
 from unihema.data.sample import UnifiedSample
 
 

@@ -1,5 +1,5 @@
 """The preprocessing a model was trained with, saved beside every checkpoint (public name:
-:mod:`unihema.processing`).
+:mod:`unihema.pipeline.processing`).
 
 :class:`UniHemaProcessor` is the one place that turns an image into what the model reads and
 maps what it predicts back onto the image as given:
@@ -8,18 +8,18 @@ maps what it predicts back onto the image as given:
   image (or any image with ``upscale``), a smaller one keeps its native size, so a cell is as
   many pixels wide at inference as in training; a single-cell image (the classify and
   morphology tasks, a crop of a dataset) becomes ``crop_size`` when that is set. Boxes and
-  masks move with the pixels (:func:`unihema.data.pipeline.transforms.resize_longest`);
+  masks move with the pixels (:func:`unihema.pipeline.transforms.resize_longest`);
 * **normalisation**: ``uint8`` pixels divided by ``max_pixel_value`` into ``float32 [3, h, w]``
   in [0, 1] (the model standardises by its own channel mean and deviation);
 * **padding** (:func:`pad_images`): a batch ``[B, 3, H, W]`` with the images at the top left,
   zeros elsewhere, ``H``, ``W`` rounded up to ``pad_to_multiple``, and ``pixel_mask [B, H, W]``
-  true on real pixels (as :func:`unihema.data.pipeline.collate.collate` pads);
+  true on real pixels (as :func:`unihema.pipeline.collate.collate` pads);
 * **prompts**: the fixed evaluation template of each task
-  (:func:`unihema.data.text.prompts.render`);
+  (:func:`unihema.tasks.prompts.render`);
 * **outputs back to the original image**: boxes divided by the item's ``scale``, masks cut to
   the real part and enlarged by nearest neighbour to the original height and width.
 
-Training's evaluation mapping (:class:`unihema.data.pipeline.mapper.DatasetMapper`), the Python API
+Training's evaluation mapping (:class:`unihema.pipeline.mapper.DatasetMapper`), the Python API
 (:class:`unihema.api.UniHemaPipeline`) and the reading cascade
 (:mod:`unihema.modeling.reading`) all go through it, so an image gets the same tensors on
 every path.
@@ -46,10 +46,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from unihema.data.text import prompts
+from unihema.tasks import prompts
 from unihema.data.image_guard import size_problem
 from unihema.data.io import read_image
-from unihema.data.pipeline.transforms import resize_longest
+from unihema.pipeline.transforms import resize_longest
 
 PROCESSOR_NAME = "preprocessor_config.json"
 #: what ``preprocessor_config.json`` names as its class (checked on load)
@@ -137,7 +137,7 @@ def pad_images(images: Sequence[torch.Tensor], pad_to_multiple: int = 32
                ) -> Tuple[torch.Tensor, torch.Tensor]:
     """``[3, h, w]`` images -> ``(images [B, 3, H, W], pixel_mask [B, H, W])`` on the first
     image's device: each image at the top left, zeros elsewhere, ``H`` and ``W`` the largest
-    sides rounded up to ``pad_to_multiple`` (as :func:`unihema.data.pipeline.collate.collate`)."""
+    sides rounded up to ``pad_to_multiple`` (as :func:`unihema.pipeline.collate.collate`)."""
     if not images:
         raise ValueError("cannot pad an empty list of images")
     def up(n: int) -> int:
@@ -253,7 +253,7 @@ class UniHemaProcessor:
 
     # ------------------------------------------------------------------ inputs
     def prompt(self, task: str, **fields: Any) -> str:
-        """The task's fixed evaluation prompt (:func:`unihema.data.text.prompts.render`)."""
+        """The task's fixed evaluation prompt (:func:`unihema.tasks.prompts.render`)."""
         return prompts.render(task, **fields)
 
     def item(self, image: ImageLike, task: str, prompt: Optional[str] = None,
@@ -280,8 +280,8 @@ class UniHemaProcessor:
         return pad_images(images, self.config.pad_to_multiple)
 
     def collate(self, items: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
-        """A batch of one task's items (:func:`unihema.data.pipeline.collate.collate`)."""
-        from unihema.data.pipeline.collate import collate
+        """A batch of one task's items (:func:`unihema.pipeline.collate.collate`)."""
+        from unihema.pipeline.collate import collate
 
         return collate(list(items), pad_to_multiple=self.config.pad_to_multiple)
 
