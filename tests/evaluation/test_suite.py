@@ -51,7 +51,7 @@ def test_shipped_suites_are_valid():
     ({"entries": [entry("detect", ".", shufled=True)]}, r"entries\[0\]: unknown key 'shufled'"),
     ({"entries": [{"dataset": "synthetic_smear", "root": "."}]}, "'task' is required"),
     ({"entries": [entry("detection", ".")]}, "unknown task 'detection'"),
-    ({"entries": [entry("detect", ".", shuffled=True)]}, "'shuffled' applies to vqa and mlm"),
+    ({"entries": [entry("detect", ".", shuffled=True)]}, "'shuffled' applies to mlm and vqa"),
     ({"entries": [entry("classify", ".", options={"restrict_to": "monocyte"})]},
      "bad options for the classify evaluator"),
     ({"entries": [entry("detect", ".", options={"max_detections": 5})]}, "max_detections"),

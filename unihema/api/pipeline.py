@@ -31,8 +31,9 @@ from unihema.data.text import language
 from unihema.modeling.model import UniHema
 from unihema.modeling.reading import ReadingCascade
 # the input conversion and the mask enlargement are the processor's (re-exported here)
-from unihema.pipeline.processing import (SINGLE_CELL_TASKS, ImageLike, ProcessorConfig,  # noqa: F401
-                                UniHemaProcessor, nearest_resize, to_rgb_array)
+from unihema.pipeline.processing import (ImageLike, ProcessorConfig,  # noqa: F401
+                                         UniHemaProcessor, nearest_resize, single_cell,
+                                         to_rgb_array)
 
 #: Class lists used when a checkpoint does not record its own.
 DEFAULT_CLASSES = {
@@ -136,7 +137,7 @@ class UniHemaPipeline:
         """The one-item batch of ``image`` for ``task`` and the warnings about the input."""
         arr = to_rgb_array(image)
         h, w = arr.shape[:2]
-        single = task in SINGLE_CELL_TASKS  # classify and describe take a single-cell image
+        single = single_cell(task)  # classify and describe take a single-cell image
         side = self.processor.side(max(h, w), single)
         # the reading (and so a text answer) takes a small image for a single cell
         warnings = checks.image_warnings(

@@ -46,16 +46,20 @@ import numpy as np
 import torch
 from PIL import Image
 
-from unihema.tasks import prompts
 from unihema.data.image_guard import size_problem
 from unihema.data.io import read_image
 from unihema.pipeline.transforms import resize_longest
+from unihema.tasks import get_task, prompts
 
 PROCESSOR_NAME = "preprocessor_config.json"
 #: what ``preprocessor_config.json`` names as its class (checked on load)
 PROCESSOR_CLASS = "UniHemaProcessor"
-#: tasks whose input is one cell: resized to ``crop_size`` when that is set
-SINGLE_CELL_TASKS = ("classify", "morphology")
+
+
+def single_cell(task: str) -> bool:
+    """Whether ``task``'s input is one cell (its spec's ``single_cell``): resized to
+    ``crop_size`` when that is set."""
+    return get_task(task).single_cell
 
 ImageLike = Union[str, Path, Image.Image, np.ndarray]
 
@@ -267,7 +271,7 @@ class UniHemaProcessor:
         # at full size, and only the resized one becomes float
         tensor = torch.from_numpy(arr).permute(2, 0, 1)
         tensor, _, _, scale = self.resize(tensor, np.zeros((0, 4), np.float32), None,
-                                          task in SINGLE_CELL_TASKS)
+                                          single_cell(task))
         del arr
         item = {"image": self.normalize(tensor.contiguous()), "task": task, "key": "input",
                 "orig_size": (h, w), "scale": float(scale),
@@ -389,5 +393,5 @@ def _read_json(path: Path) -> Any:
 
 
 __all__ = ["ImageLike", "PROCESSOR_NAME", "ProcessorConfig", "ProcessorConfigError",
-           "SINGLE_CELL_TASKS", "UniHemaProcessor", "nearest_resize", "pad_images",
+           "single_cell", "UniHemaProcessor", "nearest_resize", "pad_images",
            "resized_side", "target_side", "to_rgb_array"]

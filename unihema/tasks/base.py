@@ -179,6 +179,9 @@ class Task:
     #: its head reads only the global embedding, so trunk-only items (``data.trunk_items``,
     #: pooled trunk features without fusion) can be scored by it
     trunk: bool = False
+    #: its input is one cell (a crop), resized to ``data.crop_size`` when that is set, and
+    #: normalised with the crop statistics (:class:`unihema.pipeline.processing.UniHemaProcessor`)
+    single_cell: bool = False
     #: its items carry one label each, which class-balanced sampling counts (``data.balance``)
     balance: bool = False
     #: what :meth:`restrict` leaves out ("boxes", "crops")

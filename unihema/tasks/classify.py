@@ -35,7 +35,7 @@ class ClassifyTask(Task):
     report_metrics = ("accuracy", "balanced_accuracy", "weighted_f1", "ece", "nll", "aurc",
                       "acc@cov90", "acc@cov80")
     unit = "crops"
-    restricts = calibrated = trunk = balance = True
+    restricts = calibrated = trunk = balance = single_cell = True
     candidate_unit = "crops"
     gallery = "label"
     plots = ("confusion", "reliability", "risk_coverage")

@@ -31,7 +31,7 @@ class MorphologyTask(Task):
     shown = (Metric("rouge_l", "morphology sentence ROUGE-L"),)
     report_metrics = ("bleu4", "rouge_l")
     unit = "cells"
-    trunk = balance = True
+    trunk = balance = single_cell = True
 
     def map_item(self, sample, out, *, text_rng, rng, qa_index, train) -> None:
         out["attributes"] = dict(sample.attributes)
