@@ -59,7 +59,7 @@ def test_shipped_suites_are_valid():
     ({"limit": 0, "entries": [entry("detect", ".")]}, "limit: expected an integer >= 1"),
     ({"entries": [entry("vqa", ".", classes=["a"])]}, "'classes' must map a task"),
     ({"entries": [entry("segment", ".", candidates=["nucleus"])]},
-     "'candidates' applies to classify and detect"),
+     "'candidates' applies to detect and classify"),
     ({"entries": [entry("classify", ".", candidates="monocyte")]},
      "'candidates' must be a list"),
     ({"entries": [entry("classify", ".", candidates=["a", "a"])]}, "lists a class twice"),

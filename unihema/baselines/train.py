@@ -48,6 +48,7 @@ from unihema.baselines.models import (DEFAULT_ARCH, KINDS, BASELINES, build_base
 from unihema.config.schema import Config
 from unihema.engine.backends import Plain
 from unihema.engine.budget import Budget
+from unihema.tasks import get_task
 from unihema.engine.loop import Hook, StepRecord, TrainLoop
 from unihema.engine.data import TaskSplit, build_task_splits, build_train_loader
 
@@ -64,6 +65,7 @@ def class_list(splits: Sequence[TaskSplit], task: str) -> List[str]:
     (``meta["classes_detect"]``, ``label_set``) and the labels themselves (box labels, mask
     class names, the class label). For ``segment`` "background" comes first.
     """
+    spec = get_task(task)
     given: List[str] = []
     seen = set()
     for split in splits:
@@ -71,17 +73,10 @@ def class_list(splits: Sequence[TaskSplit], task: str) -> List[str]:
             given.extend(split.samples[0].meta[f"classes_{task}"] if split.samples else [])
             continue
         for s in split.samples:
-            if task == "detect":
-                seen.update(s.meta.get("classes_detect") or [])
-                seen.update(s.box_labels or [])
-            elif task == "segment":
-                seen.update((s.mask_values or {}).values())
-            elif task == "classify":
-                seen.update(s.label_set or [])
-                seen.add(s.label)
+            seen.update(spec.sample_classes(s))
     names = list(dict.fromkeys(given)) + sorted(n for n in seen if n and n not in given)
-    if task == "segment":
-        names = ["background"] + [n for n in names if n != "background"]
+    lead = list(spec.leading_classes)
+    names = lead + [n for n in names if n not in lead]
     if not names:
         raise ValueError(f"no {task} class names in the training data "
                          f"{[s.name for s in splits]}")

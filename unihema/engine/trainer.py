@@ -70,6 +70,7 @@ from unihema.engine.objectives import build_objectives
 from unihema.engine.progress import ProgressLogger
 from unihema.engine.resume import check_resume
 from unihema.engine.utils import build_optimizer, seed_everything
+from unihema.tasks import get_task
 from unihema.modeling.heads import weigh_losses
 from unihema.modeling.model import UniHema
 
@@ -340,11 +341,9 @@ class Trainer:
         for s in self.splits:
             if s.task in out or not s.samples:
                 continue
-            first = s.samples[0]
-            if s.task == "detect" and first.meta.get("classes_detect"):
-                out["detect"] = list(first.meta["classes_detect"])
-            elif s.task == "segment" and first.mask_values:
-                out["segment"] = [first.mask_values[v] for v in sorted(first.mask_values)]
+            names = get_task(s.task).default_classes(s.samples[0])
+            if names:
+                out[s.task] = list(names)
         return out
 
     def _extra(self) -> Dict[str, Any]:

@@ -50,6 +50,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from unihema.config.loader import ConfigError, read_yaml
 from unihema.data.sample import TASKS
+from unihema.tasks import TASKS as TASK_SPECS, get_task, specs
 from unihema.evaluation import EVALUATORS
 from unihema.evaluation.grounding import gap_metric, grounded_tasks, grounding_metrics
 
@@ -179,8 +180,9 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
         problems.append(f"{where}: 'candidates' must be a list of class names, got "
                         f"{candidates!r}")
         candidates = []
-    elif candidates and task not in ("classify", "detect"):
-        problems.append(f"{where}: 'candidates' applies to classify and detect, not '{task}'")
+    elif candidates and task in TASK_SPECS and not get_task(task).takes_candidates:
+        takers = " and ".join(t.name for t in specs() if t.takes_candidates)
+        problems.append(f"{where}: 'candidates' applies to {takers}, not '{task}'")
     elif len(set(candidates)) != len(candidates):
         problems.append(f"{where}: 'candidates' lists a class twice: {candidates}")
     derive_text = raw.get("derive_text", False)

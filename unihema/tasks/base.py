@@ -264,6 +264,14 @@ class Task:
         first sample of its first training source (None: the task has no such list)."""
         return None
 
+    def sample_classes(self, sample: UnifiedSample) -> List[str]:
+        """Every class name ``sample`` offers this task (its candidate list and its labels),
+        which a specialist trained on the task must know (``[]``: the task has no classes)."""
+        return []
+
+    #: class names a class list of this task always starts with (``("background",)``)
+    leading_classes: Tuple[str, ...] = ()
+
     @property
     def relabels(self) -> bool:
         """Whether :meth:`relabel` is implemented (``classes.<task>`` of a data entry)."""

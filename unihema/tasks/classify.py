@@ -40,6 +40,9 @@ class ClassifyTask(Task):
     gallery = "label"
     plots = ("confusion", "reliability", "risk_coverage")
 
+    def sample_classes(self, sample):
+        return [*(sample.label_set or []), *([sample.label] if sample.label else [])]
+
     def map_item(self, sample, out, *, text_rng, rng, qa_index, train) -> None:
         classes = list(sample.label_set or [])
         if sample.label not in classes:

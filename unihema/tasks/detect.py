@@ -73,6 +73,9 @@ class DetectTask(Task):
     def default_classes(self, sample):
         return list(sample.meta["classes_detect"]) if sample.meta.get("classes_detect") else None
 
+    def sample_classes(self, sample):
+        return [*(sample.meta.get("classes_detect") or []), *(sample.box_labels or [])]
+
     def relabel(self, sample, coarse, classes, meta):
         labels = [coarse(lb) for lb in (sample.box_labels or [])]
         return dataclasses.replace(sample, box_labels=labels, meta=meta)

@@ -40,6 +40,7 @@ class SegmentTask(Task):
     fields = (Field("classes", "classes"), Field("mask", "masks", collate="pad"))
     headline = Metric("mean_dice_fg", "segmentation mean Dice (foreground)", bar=0.75)
     report_metrics = ("mean_iou_fg", "pixel_accuracy")
+    leading_classes = ("background",)
     unit = "fields"
     demo_limit = 100
     gallery = "mask"
@@ -65,6 +66,9 @@ class SegmentTask(Task):
     def default_classes(self, sample):
         values = sample.mask_values
         return [values[v] for v in sorted(values)] if values else None
+
+    def sample_classes(self, sample):
+        return list((sample.mask_values or {}).values())
 
     def relabel(self, sample, coarse, classes, meta):
         values = {v: (n if n == "background" else coarse(n))
