@@ -11,7 +11,7 @@ far one input lies from that summary.
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterable, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -80,16 +80,16 @@ def compare(image: np.ndarray, stats: Optional[Mapping[str, Any]], kind: str
     return FEATURES[i], float(value[i]), float(mean[i]), float(z[i])
 
 
-def kind_of_task(task: str, meta_kind: Optional[str] = None) -> str:
-    """``"cell"`` for the single-cell tasks (and a sample whose meta kind is ``"crop"``), else
-    ``"field"``."""
-    if task in ("classify", "morphology") or meta_kind == "crop":
-        return "cell"
-    return "field"
+def image_kind(single_cell: bool, meta_kind: Optional[str] = None) -> str:
+    """``"cell"`` for the input of a single-cell task (and a sample whose meta kind is
+    ``"crop"``), else ``"field"``."""
+    return "cell" if single_cell or meta_kind == "crop" else "field"
 
 
-def summarise_splits(splits: Sequence[Any]) -> Dict[str, Any]:
+def summarise_splits(splits: Sequence[Any], single_cell: Callable[[str], bool]
+                     ) -> Dict[str, Any]:
     """:func:`image_statistics` of the trainer's task splits (``split.task``,
-    ``split.samples`` with ``image_path`` and ``meta``)."""
-    return image_statistics((s.image_path, kind_of_task(sp.task, s.meta.get("kind")))
+    ``split.samples`` with ``image_path`` and ``meta``); ``single_cell(task)``: whether the
+    task's input is one cell (its spec's ``single_cell``)."""
+    return image_statistics((s.image_path, image_kind(single_cell(sp.task), s.meta.get("kind")))
                             for sp in splits for s in sp.samples)

@@ -117,7 +117,8 @@ class Trainer:
             raise ValueError("data.train is empty: configure at least one training dataset")
         self.splits = build_task_splits(cfg.data.train, cfg, train=True, seed=cfg.train.seed)
         # colour and size of the training images: inference warns on inputs unlike them
-        self.image_stats = summarise_splits(self.splits)
+        self.image_stats = summarise_splits(self.splits,
+                                             lambda t: get_task(t).single_cell)
         if self.dist.is_main:
             t0 = time.perf_counter()
             self.train_images = record_train_images(self.splits, progress=progress)

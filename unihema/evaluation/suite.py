@@ -309,7 +309,8 @@ def score_entry(model: Any, split: Any, entry: SuiteEntry, *, batch_size: int,
     evaluator = evaluator_class(entry.task)(**entry.options)
     picker = (plots.GalleryPicker(gallery) if gallery and entry.task in plots.GALLERY_TASKS
               else None)
-    restrict = set(entry.options.get("restrict_to") or []) if entry.task == "classify" else None
+    restrict = (set(entry.options.get("restrict_to") or []) if get_task(entry.task).restricts
+                else None)
     scored = [0]
 
     def pick(batch, preds, start) -> None:
