@@ -2,12 +2,12 @@
 
 The example is a tiny ``count`` task: the prompt "how many cells?", an integer target (the
 boxes of a field) and a small regression head on the joint embedding. Everything it needs
-is registered here, the way a plugin module would register it, and removed afterwards.
+is registered here, the way a plugin module would register it, and removed afterwards; a
+config file then names ``count`` like any built-in task.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Dict, List
 
 import numpy as np
@@ -17,7 +17,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from unihema.config import load_config
+from unihema.config import ConfigError, load_config
+from unihema.config.schema import TASK_NAMES
 from unihema.tasks import prompts
 from unihema.pipeline.collate import collate
 from unihema.pipeline.mapper import DatasetMapper, TaskDataset
@@ -121,7 +122,17 @@ def fields(tmp_path) -> List[UnifiedSample]:
     return out
 
 
-def test_a_seventh_task_maps_collates_trains_and_predicts(count_task, fields, tiny):
+def _count_config(folder) -> str:
+    """A config file that names the ``count`` task wherever a config names tasks."""
+    path = folder / "count.yaml"
+    path.write_text("model:\n  tasks: [count]\n  reading: {tasks: []}\n"
+                    "data:\n  train: [{name: synthetic_smear, tasks: [count]}]\n"
+                    "  task_weights: {count: 2.0}\n  task_batch_size: {count: 4}\n"
+                    "train:\n  loss_weights: {loss_count_l1: 1.0}\n", encoding="utf-8")
+    return str(path)
+
+
+def test_a_seventh_task_maps_collates_trains_and_predicts(count_task, fields, tiny, tmp_path):
     assert count_task.head == "count" and "count" in list(TASKS)
     assert prompts.render("count") == "how many cells?"
 
@@ -134,8 +145,8 @@ def test_a_seventh_task_maps_collates_trains_and_predicts(count_task, fields, ti
     assert batch["task"] == "count" and batch["counts"].tolist() == [3, 5]
     assert batch["counts"].dtype == torch.int64 and batch["images"].shape == (2, 3, 64, 64)
 
-    cfg = load_config(None, tiny)
-    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, tasks=["count"]))
+    cfg = load_config(_count_config(tmp_path), tiny)
+    assert cfg.model.tasks == ["count"]
     torch.manual_seed(0)
     model = UniHema.from_config(cfg)
     losses = model(batch)
@@ -157,3 +168,21 @@ def test_a_training_mapper_applies_the_tasks_own_augmentations(count_task, field
     item = mapper(fields[1], "count", np.random.default_rng(1))
     assert item["count"] == 5  # no crop dropped a cell
     assert item["prompt"] in count_task.prompts.train
+
+
+def test_a_config_names_a_task_while_it_is_registered(tmp_path):
+    path = _count_config(tmp_path)
+    with pytest.raises(ConfigError, match=r"model\.tasks\.0: expected one of \['detect', "
+                       r"'classify', 'segment', 'morphology', 'mlm', 'vqa'\], got 'count'"):
+        load_config(path)
+    register(CountTask)
+    try:
+        assert "count" in TASK_NAMES
+        cfg = load_config(path, ["data.balance.count=0.5"])
+        assert cfg.data.train[0].tasks == ["count"] and cfg.data.task_weights == {"count": 2.0}
+        assert cfg.data.balance == {"count": 0.5}
+    finally:
+        TASKS.unregister("count")
+    assert "count" not in TASK_NAMES  # unregistering a task also removes its name
+    with pytest.raises(ConfigError, match="data.train.0.tasks.0: expected one of"):
+        load_config(path)

@@ -14,6 +14,9 @@ field's ``at_most``, e.g. ``train.warmup_steps <= train.max_steps``) all raise o
 :class:`ConfigError` listing every problem by key path, with the valid keys of the section
 concerned. A key written twice in one YAML mapping is an error naming the file and both lines
 (PyYAML would silently keep the last one, dropping a whole section for a repeated ``train:``).
+A field typed ``Annotated[str, NameSet]`` (task names: :data:`unihema.config.schema.TaskName`)
+takes one of the set's names at the time of loading; before rejecting a name the loader imports
+the plugins once (:func:`unihema.registry.load_plugins`), since a plugin may register it.
 """
 
 from __future__ import annotations
@@ -23,11 +26,12 @@ import difflib
 import os
 import typing
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Annotated, Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import yaml
 
-from unihema.config.schema import Config
+from unihema.config.schema import Config, NameSet
+from unihema.registry import load_plugins
 from unihema.utils import atomic_write_text
 
 BASE_KEY = "_base_"
@@ -196,7 +200,7 @@ def _convert(tp: Any, value: Any, path: str, errors: List[str], bounds) -> Any:
         if not isinstance(value, dict):
             errors.append(f"{where}: expected a mapping (section {tp.__name__}), got {value!r}")
             return tp()
-        hints = typing.get_type_hints(tp)
+        hints = typing.get_type_hints(tp, include_extras=True)
         fields = {f.name: f for f in dataclasses.fields(tp)}
         for key in value:
             if key not in fields:
@@ -219,6 +223,11 @@ def _convert(tp: Any, value: Any, path: str, errors: List[str], bounds) -> Any:
             return tp()
         _check_relations(obj, fields, path, errors)
         return obj
+    if origin is Annotated:
+        value = _convert(args[0], value, path, errors, bounds)
+        for names in (a for a in args[1:] if isinstance(a, NameSet)):
+            _check_name(names, value, where, errors)
+        return value
     if origin is Union:
         if value is None and type(None) in args:
             return None
@@ -260,6 +269,18 @@ def _convert(tp: Any, value: Any, path: str, errors: List[str], bounds) -> Any:
     if tp is Any:
         return value
     return _scalar(tp, value, where, errors, bounds)
+
+
+def _check_name(names: NameSet, value: Any, where: str, errors: List[str]) -> None:
+    """``value`` must be one of ``names`` (a plugin imported on a miss may add it)."""
+    if not isinstance(value, str) or value in names:
+        return  # a non-string was already reported by the str check
+    load_plugins()
+    if value not in names:
+        close = difflib.get_close_matches(value, names.names(), n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        errors.append(f"{where}: expected one of {names.names()}, got {value!r}{hint}; a "
+                      f"{names.kind} of a plugin is valid once the plugin registers it")
 
 
 def _check_relations(obj: Any, fields: Dict[str, dataclasses.Field], path: str,
@@ -358,7 +379,7 @@ def dump_config(cfg: Any, run_dir: Union[str, Path], name: str = "config.yaml") 
 def schema_table(cls: type = Config, prefix: str = "") -> List[Tuple[str, str, str, str]]:
     """Rows ``(key, type, default, help)`` for every key of the schema, sections expanded."""
     rows = []
-    hints = typing.get_type_hints(cls)
+    hints = typing.get_type_hints(cls, include_extras=True)
     for f in dataclasses.fields(cls):
         key = _join(prefix, f.name)
         tp = hints[f.name]
@@ -389,6 +410,11 @@ def _type_name(tp: Any) -> str:
     origin = typing.get_origin(tp)
     if origin is None:
         return getattr(tp, "__name__", str(tp))
+    if origin is Annotated:
+        names = [a for a in typing.get_args(tp)[1:] if isinstance(a, NameSet)]
+        if names:
+            return " | ".join(repr(n) for n in names[0])
+        return _type_name(typing.get_args(tp)[0])
     args = ", ".join(_type_name(a) if a is not Ellipsis else "..." for a in typing.get_args(tp))
     if origin is typing.Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))

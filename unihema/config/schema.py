@@ -5,12 +5,16 @@ Unknown keys and wrong types are errors that list the valid keys. ``unihema conf
 prints this whole table; ``unihema config show FILE`` prints a resolved config.
 
 Each field is declared with :func:`opt`, whose ``help`` is the one-line comment.
+
+Task names (:data:`TaskName` fields) are not a fixed list: :data:`TASK_NAMES` starts with the
+built-in tasks and :func:`unihema.tasks.register` adds every task registered later (a plugin's
+too), so this layer names no task module and never imports :mod:`unihema.tasks`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Literal, Optional, Tuple
+from typing import Annotated, Any, Dict, Iterable, Iterator, List, Literal, Optional, Tuple
 
 #: largest seed: NumPy's legacy seeding and many tools take 32-bit unsigned seeds
 SEED_MAX = 2**32 - 1
@@ -108,7 +112,52 @@ class SynthConfig:
                        range=(0, 4096))
 
 
-TaskName = Literal["detect", "classify", "segment", "morphology", "mlm", "vqa"]
+class NameSet:
+    """The valid values of a ``str`` config field that code may extend, in insertion order.
+
+    A field typed ``Annotated[str, names]`` accepts exactly the strings in ``names`` when the
+    config is validated (:mod:`unihema.config.loader`; an unknown one is an error listing the
+    valid ones) and ``unihema config schema`` shows them, so a name added before a config is
+    loaded can be used in it. Adding a name twice is harmless.
+    """
+
+    def __init__(self, kind: str, names: Iterable[str] = ()) -> None:
+        self.kind = kind
+        self._names: Dict[str, None] = dict.fromkeys(names)
+
+    def add(self, name: str) -> None:
+        """Accept ``name`` from now on (a non-empty string)."""
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a {self.kind} name must be a non-empty string, got {name!r}")
+        self._names[name] = None
+
+    def discard(self, name: str) -> None:
+        """Stop accepting ``name`` (nothing happens when it is not there)."""
+        self._names.pop(name, None)
+
+    def names(self) -> List[str]:
+        """The accepted names, in the order they were added."""
+        return list(self._names)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        return f"NameSet({self.kind!r}, {self.names()})"
+
+
+#: task names a config may use: the built-in tasks (those of :data:`unihema.data.sample.TASKS`,
+#: so configs validate before :mod:`unihema.tasks` is imported), then every task that
+#: :func:`unihema.tasks.register` registers; unregistering a task removes its name
+TASK_NAMES = NameSet("task", ("detect", "classify", "segment", "morphology", "mlm", "vqa"))
+#: a config field holding a task name (validated against :data:`TASK_NAMES` when loaded)
+TaskName = Annotated[str, TASK_NAMES]
 
 
 @dataclass

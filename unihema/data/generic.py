@@ -60,6 +60,10 @@ VOC ``<size>`` unlike the image's, a listed id without an image: :mod:`unihema.d
 is reported with its file like any other adapter's; ``unihema data check`` lists them all. Boxes
 of the detection formats follow :func:`unihema.data.boxes.fit_box`: an edge past the image by
 at most 1 px is moved onto the border (a note), a box farther out is a problem.
+
+Layout: the key tables and the spec checks are in :mod:`unihema.data.generic_spec`, the
+loaders of the table formats (csv, csv_boxes) in :mod:`unihema.data.generic_tables`; every
+public name is importable from here.
 """
 
 from __future__ import annotations
@@ -69,86 +73,25 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 import numpy as np
-import yaml
 
-from unihema.config.loader import load_yaml_text  # a repeated key is an error
 from unihema.data import formats as fmt
 from unihema.data import vocab
 from unihema.data.boxes import fit_box
 from unihema.data.catalog import DataError, DatasetAdapter, Problem, register_adapter
+from unihema.data.generic_spec import (COORDINATES, DEFAULT_SPEC, FORMATS, TASK_OF_FORMAT,
+                                       box_csv_spec, load_spec)
+from unihema.data.generic_tables import TableLoaders
 from unihema.data.io import image_size
 from unihema.data.sample import UnifiedSample
 from unihema.data.splitlists import select_listed, spec_unlisted
 from unihema.data.splits import DEFAULT_FRACTIONS, seeded_split
 
-FORMATS = ("voc", "coco", "yolo", "csv_boxes", "folder", "csv", "mask", "points")
-_TASK = {"voc": "detect", "coco": "detect", "yolo": "detect", "points": "detect",
-         "csv_boxes": "detect", "mask": "segment", "folder": "classify", "csv": "classify"}
-_KEYS = {"format", "name", "images", "annotations", "classes", "mapping", "names_file",
-         "splits", "patient", "voc_one_based", "point_with_class", "point_class",
-         "point_box_size", "mask_values", "image_root", "class_root", "table", "columns",
-         "coordinates", "license", "citation"}
-#: values of the csv_boxes key ``coordinates``
-COORDINATES = ("pixels", "normalized")
-#: the spec file looked for in the root when none is given
-DEFAULT_SPEC = "unihema_dataset.yaml"
-
-
-def load_spec(path: Union[str, Path]) -> Dict[str, Any]:
-    """Read and check a spec file; :class:`DataError` naming the file and the key."""
-    p = Path(path)
-    if not p.is_file():
-        raise DataError(f"generic: spec file {p} not found")
-    try:
-        spec = load_yaml_text(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise DataError(f"generic: {p}: malformed YAML ({exc})") from None
-    if not isinstance(spec, dict):
-        raise DataError(f"generic: {p}: expected a mapping of keys, got {type(spec).__name__}")
-    unknown = sorted(set(spec) - _KEYS)
-    if unknown:
-        raise DataError(f"generic: {p}: unknown key(s) {unknown}; valid: {sorted(_KEYS)}")
-    if spec.get("format") not in FORMATS:
-        raise DataError(f"generic: {p}: format: expected one of {', '.join(FORMATS)}, got "
-                        f"{spec.get('format')!r}")
-    need = {"voc": ("images", "annotations"), "yolo": ("images", "annotations"),
-            "points": ("images", "annotations"), "mask": ("images", "annotations",
-                                                          "mask_values"),
-            "coco": ("annotations",), "folder": ("class_root",), "csv": ("table", "columns"),
-            "csv_boxes": ("table", "coordinates")}
-    missing = [k for k in need[spec["format"]] if k not in spec]
-    if missing:
-        raise DataError(f"generic: {p}: format {spec['format']} needs key(s) {missing}")
-    if spec["format"] == "yolo" and not (spec.get("classes") or spec.get("names_file")):
-        raise DataError(f"generic: {p}: format yolo needs 'classes' (index order) or "
-                        f"'names_file'")
-    if spec["format"] == "csv_boxes":
-        box_csv_spec(spec, p)
-    return spec
-
-
-def box_csv_spec(spec: Dict[str, Any], where: Union[str, Path]) -> Tuple[Dict[str, str], bool]:
-    """The column map and ``normalized`` flag of a csv_boxes spec; :class:`DataError` naming
-    ``where`` (the spec) and the key for a bad value."""
-    coords = spec.get("coordinates")
-    if coords not in COORDINATES:
-        raise DataError(f"generic: {where}: coordinates: expected one of "
-                        f"{', '.join(COORDINATES)}, got {coords!r}")
-    cols = fmt.box_columns(spec.get("columns"), where)
-    images = str(spec.get("images", ""))
-    by_split = "split" in (spec.get("columns") or {}) or "{split}" in str(spec.get("table"))
-    if images and by_split and "{split}" not in images:
-        raise DataError(f"generic: {where}: images: '{images}' needs {{split}} (the table's "
-                        f"split decides the split of listed images; images without rows get "
-                        f"theirs from their path), or leave 'images' out")
-    if (spec.get("splits") or {}).get("names") and not by_split:
-        raise DataError(f"generic: {where}: splits: names needs {{split}} in the table's path "
-                        f"or a 'split' column; otherwise use splits: files or seeded")
-    return cols, coords == "normalized"
+__all__ = ["COORDINATES", "DEFAULT_SPEC", "FORMATS", "GenericAdapter", "TASK_OF_FORMAT",
+           "TableLoaders", "box_csv_spec", "load_spec"]
 
 
 @register_adapter("generic")
-class GenericAdapter(DatasetAdapter):
+class GenericAdapter(TableLoaders, DatasetAdapter):
     """A user's dataset described by a YAML spec (see :mod:`unihema.data.generic`).
 
     <root>/                          any layout the spec describes
@@ -170,7 +113,7 @@ class GenericAdapter(DatasetAdapter):
         self.spec_path = None if isinstance(spec, dict) else Path(spec)
         self.spec = dict(spec) if isinstance(spec, dict) else load_spec(spec)
         self.format = self.spec["format"]
-        self.tasks = (_TASK[self.format],)
+        self.tasks = (TASK_OF_FORMAT[self.format],)
         sp = self.spec.get("splits") or {}
         if "files" in sp:
             self.splits = tuple(sp["files"])
@@ -471,147 +414,3 @@ class GenericAdapter(DatasetAdapter):
         chosen = items if names else self._select(items, split)
         yield from self._classified(split, [(sid, p, c, p.parent, None, None)
                                             for sid, (p, c) in chosen])
-
-    def _load_csv(self, split: str) -> Iterable[UnifiedSample]:
-        cols = self.spec["columns"]
-        if "image" not in cols or "label" not in cols:
-            raise DataError("generic: columns needs 'image' and 'label' column names")
-        table = self.root / str(self.spec["table"]).replace("{split}", split)
-        required = [cols["image"], cols["label"]] + [cols[k] for k in ("split", "patient")
-                                                     if k in cols]
-        rows = fmt.read_csv_table(table, required)
-        image_root = self.root / str(self.spec.get("image_root", ""))
-        items = []
-        for row in rows:
-            rel = str(row[cols["image"]])
-            image = image_root / rel
-            if not image.is_file():
-                self.report(table, f"image '{rel}' not found under {image_root}", row["_line"])
-                continue
-            items.append((Path(rel).with_suffix("").as_posix(), (image, row)))
-        if "split" in cols:
-            chosen = [it for it in items if it[1][1][cols["split"]] == split]
-        elif "{split}" in str(self.spec["table"]):
-            chosen = items
-        else:
-            group = (lambda it: it[1][1][cols["patient"]] or None) if "patient" in cols else None
-            chosen = self._select(items, split, group=group)
-        yield from self._classified(
-            split, [(sid, img, row[cols["label"]], table, row["_line"],
-                     row[cols["patient"]] if "patient" in cols else None)
-                    for sid, (img, row) in chosen])
-
-    def _load_csv_boxes(self, split: str) -> Iterable[UnifiedSample]:
-        """One box a row (:func:`unihema.data.formats.read_box_csv`), grouped by image."""
-        cols, normalized = box_csv_spec(self.spec, self.spec_path or "spec")
-        table = self.root / str(self.spec["table"]).replace("{split}", split)
-        image_root = self.root / str(self.spec.get("image_root", "")).replace("{split}", split)
-        by_split = "split" in cols or "{split}" in str(self.spec["table"])
-        groups: Dict[str, List[fmt.CsvBox]] = {}
-        for row in fmt.read_box_csv(table, cols, normalized=normalized):
-            groups.setdefault(row.image, []).append(row)
-        listed = {(image_root / rel).resolve() for rel in groups}
-        items = []
-        for rel, rows in groups.items():
-            if "split" in cols:
-                values = sorted({r.split or "" for r in rows})
-                if len(values) > 1 or values[0] not in self.splits:
-                    self._report_once(table, f"image '{rel}': {cols['split']} "
-                                             f"{values if len(values) > 1 else values[0]!r} "
-                                             f"({_lines(rows)}); expected one of "
-                                             f"{list(self.splits)}", rows[0].line)
-                    continue
-                if values[0] != split:
-                    continue
-            image = image_root / rel
-            if not image.is_file():
-                self._report_once(table, f"image '{rel}' ({_lines(rows)}) not found "
-                                         f"under {image_root}", rows[0].line)
-                continue
-            items.append((Path(rel).with_suffix("").as_posix(), (image, rows)))
-        items += self._rowless_images(split if by_split else None, image_root, listed, table)
-        if by_split:
-            chosen = items
-        else:
-            group = None
-            if "patient" in cols:
-                group = (lambda it: next((r.patient for r in it[1][1] if r.patient), None))
-            chosen = self._select(items, split, group=group)
-        for sid, (image, rows) in chosen:
-            sample = self._csv_boxes_sample(split, sid, image, rows, table, cols, normalized)
-            if sample is not None:
-                yield sample
-
-    def _rowless_images(self, split: Optional[str], image_root: Path, listed: set,
-                        table: Path) -> List[Tuple[str, Tuple[Path, list]]]:
-        """Images of the ``images`` glob without a row (images without cells); without
-        ``images``, image files beside the listed ones that have no row are noted."""
-        if not self.spec.get("images"):
-            folders = {p.parent for p in listed if p.is_file()}
-            unread = sorted(f.name for d in folders for f in d.iterdir()
-                            if f.suffix.lower() in fmt.IMAGE_EXTENSIONS
-                            and f.resolve() not in listed)
-            if unread:
-                self._report_once(table, f"{len(unread)} image file(s) beside the listed images "
-                                         f"have no row and are not read ({', '.join(unread[:3])}"
-                                         f"{', ...' if len(unread) > 3 else ''}); declare "
-                                         f"'images:' (a glob) to read them as images without "
-                                         f"cells", note=True)
-            return []
-        out = []
-        for p in self._glob(str(self.spec["images"]), split):
-            if p.resolve() in listed:
-                continue
-            try:
-                sid = p.relative_to(image_root).with_suffix("").as_posix()
-            except ValueError:
-                sid = self._rel_id(p)
-            out.append((sid, (p, [])))
-        return out
-
-    def _csv_boxes_sample(self, split, sid, image, rows, table, cols,
-                          normalized) -> Optional[UnifiedSample]:
-        """The sample of one image's rows, or None once a problem is reported."""
-        size = self._size(image)
-        if size is None:
-            return None
-        width, height = size
-        objects, first, empty = [], {}, []
-        for r in rows:
-            if r.error:
-                self.report(table, f"{r.error} (image '{r.image}' left out)", r.line)
-                return None
-            if r.size is not None and r.size != size:
-                self.report(table, f"{cols['width']} x {cols['height']} say {r.size[0]}x"
-                                   f"{r.size[1]} but image '{r.image}' is {width}x{height}",
-                            r.line)
-                return None
-            if r.box is None:
-                empty.append(r)
-                continue
-            if r.box in first:
-                a = first[r.box]
-                if (self._known(a.label) or a.label) != (self._known(r.label) or r.label):
-                    self.report(table, f"lines {a.line} and {r.line} give the same box "
-                                       f"{list(r.box)} of image '{r.image}' two labels "
-                                       f"'{a.label}' and '{r.label}'", r.line)
-                    return None
-                self.note(table, f"repeats line {a.line} (same box, same label); read once",
-                          r.line)
-                continue
-            first[r.box] = r
-            x0, y0, x1, y1 = r.box
-            if normalized:
-                x0, x1, y0, y1 = x0 * width, x1 * width, y0 * height, y1 * height
-            objects.append((r.label, (x0, y0, x1, y1), r.line))
-        if empty and objects:
-            self.report(table, f"line {empty[0].line} lists image '{rows[0].image}' without "
-                               f"cells but line {objects[0][2]} gives it a box", empty[0].line)
-            return None
-        return self._boxes(split, sid, image, table, objects, size=size)
-
-
-def _lines(rows: List[fmt.CsvBox], most: int = 5) -> str:
-    """``"line 3"`` or ``"lines 3, 4, 9"`` (the first ``most`` line numbers of rows)."""
-    shown = ", ".join(str(r.line) for r in rows[:most])
-    return ("lines " if len(rows) > 1 else "line ") + shown + (", ..." if len(rows) > most else "")

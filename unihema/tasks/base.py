@@ -40,6 +40,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import numpy as np
 import torch
 
+from unihema.config.schema import TASK_NAMES
 from unihema.data.text import language
 from unihema.data.sample import UnifiedSample
 from unihema.registry import Registry, load_plugins
@@ -315,6 +316,11 @@ class TaskRegistry(Registry):
     def items(self):
         return [(n, self._table[n]) for n in self]
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name``, and from the task names a config may use."""
+        super().unregister(name)
+        TASK_NAMES.discard(name)
+
 
 TASKS: TaskRegistry = TaskRegistry(
     "task", signature="a Task instance: name, head, evaluator, prompts, fields, headline, "
@@ -345,6 +351,7 @@ def register(cls: type) -> type:
     if spec.prompts.eval not in spec.prompts.train:
         raise ValueError(f"{where}: the evaluation template must also be a training one")
     TASKS.register(spec.name, spec)
+    TASK_NAMES.add(spec.name)  # configs may name it (the config layer imports no task)
     return cls
 
 
