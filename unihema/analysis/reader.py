@@ -128,10 +128,12 @@ class TileReader:
         return out
 
     # ------------------------------------------------------------------ cells
-    def crops(self, tile: torch.Tensor, boxes: np.ndarray) -> List[torch.Tensor]:
-        """The ``crop_size`` crop of each box (tile pixels) of ``tile [3, h, w]``."""
+    def crops(self, tile: torch.Tensor, boxes: np.ndarray, side: Optional[int] = None
+              ) -> List[torch.Tensor]:
+        """The crop of each box (tile pixels) of ``tile [3, h, w]``, ``side`` pixels (default
+        ``crop_size``, what the classify head reads)."""
         fill = median_colour(tile)
-        return [crop_cell(tile, b, self.crop_size, fill) for b in np.asarray(boxes)]
+        return [crop_cell(tile, b, side or self.crop_size, fill) for b in np.asarray(boxes)]
 
     @torch.no_grad()
     def type_cells(self, crops: Sequence[torch.Tensor], labels: Sequence[str],

@@ -42,7 +42,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -66,6 +66,9 @@ SCALE_CANDIDATES = (0.05, 0.1, 0.2, 0.4, 0.8)
 SCALE_WINDOWS = 4
 #: longer side of a field's preview (the overlay), pixels
 PREVIEW_SIDE = 1600
+#: side of a cell's picture for the gallery (pixels at the model's scale; the window is
+#: 1.25 x the cell's box when larger, :func:`unihema.modeling.reading.crop_cell`)
+THUMB_SIDE = 48
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 Detector = Callable[[str, Box], Detections]
@@ -92,7 +95,8 @@ class SmearAnalysis:
     """The analysis of one smear: ``cells`` (:class:`CellRecord`), ``summary``
     (:class:`SmearSummary`), ``fields``, the ``scale`` used (given or estimated, with its
     interval), ``model_um_per_px``, ``timings`` per stage in seconds (``total`` included) and
-    ``thumbnails``: cell id -> its crop at the model's scale (``uint8 [s, s, 3]``)."""
+    ``thumbnails``: cell id -> its picture at the model's scale (``uint8 [s, s, 3]``,
+    :data:`THUMB_SIDE`)."""
 
     cells: List[CellRecord]
     summary: SmearSummary
@@ -284,7 +288,8 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
             crops = reader.crops(ten, local)
             typed = reader.type_cells(crops, [str(lab) for lab in d.labels])
             t1 = clock.add("type", t0)
-            for box, lab, cell, crop in zip(local, d.labels, typed, crops):
+            small = reader.crops(ten, local, THUMB_SIDE)
+            for box, lab, cell, crop in zip(local, d.labels, typed, small):
                 mask, nucleus = reader.cell_mask(r.mask, box, lineage_of(str(lab)))
                 m = None if mask is None else _to_image_px(
                     measure_cell(mask, model_um, nucleus), factor, has_scale)
