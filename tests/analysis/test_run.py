@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from tests.analysis.conftest import FIELD_UM_PER_PX, WHITE_TYPES, truth_detector
-from unihema.analysis.run import analyze, model_um_per_px, resolve_inputs
+from unihema.analysis.run import THUMB_SIDE, analyze, model_um_per_px, resolve_inputs
 from unihema.analysis.tiles import grid_for_model
 from unihema.data.image_guard import ImageTooLargeError, set_pixel_limit
 from unihema.synth.layout import NATIVE_UM_PER_PX
@@ -63,9 +63,14 @@ def test_a_given_scale_rescales_tiles_and_boxes_stay_in_image_pixels(tiny_pipe, 
     assert a.scale.source == "given" and a.fields[0].factor == pytest.approx(
         FIELD_UM_PER_PX / model_um_per_px(tiny_pipe))
     assert len(a.cells) == len(small_field.cells)
-    # a crop at the model's scale: a white cell's picture shows the whole cell
+    # each cell's picture is centred on it: a white cell's centre is dark (its nucleus or
+    # cytoplasm), the background of the smear is light
     white = [c for c in a.cells if c.lineage == "white blood cell"]
-    assert white and all(a.thumbnails[c.id].shape == (48, 48, 3) for c in white)
+    assert white and all(a.thumbnails[c.id].shape == (THUMB_SIDE, THUMB_SIDE, 3)
+                         for c in white)
+    centre = np.mean([a.thumbnails[c.id][24:40, 24:40].mean() for c in white])
+    corner = np.mean([a.thumbnails[c.id][:4, :4].mean() for c in white])
+    assert centre < corner - 20
 
 
 def test_the_model_reads_a_field_end_to_end(tiny_pipe, small_field):

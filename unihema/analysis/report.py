@@ -51,7 +51,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 border-radius:6px;margin:12px 0;font-weight:600}
 .flags li{color:#8a6d00}
 .grid{display:flex;flex-wrap:wrap;gap:6px}
-.cols{display:flex;flex-wrap:wrap;gap:24px}
+.cols{display:flex;flex-wrap:wrap;gap:24px;align-items:flex-start}
 figure.cell{margin:0;width:100px;cursor:zoom-in;border:2px solid transparent;border-radius:4px;
 background:#f3f3f3;font-size:11px;text-align:center}
 figure.cell[data-review="1"]{border-color:#e53935}

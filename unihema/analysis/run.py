@@ -66,9 +66,10 @@ SCALE_CANDIDATES = (0.05, 0.1, 0.2, 0.4, 0.8)
 SCALE_WINDOWS = 4
 #: longer side of a field's preview (the overlay), pixels
 PREVIEW_SIDE = 1600
-#: side of a cell's picture for the gallery (pixels at the model's scale; the window is
-#: 1.25 x the cell's box when larger, :func:`unihema.modeling.reading.crop_cell`)
-THUMB_SIDE = 48
+#: side of a cell's picture for the gallery (pixels): a window of :data:`THUMB_MARGIN` x the
+#: cell's longer side, cut from the image at its own resolution, centred on the cell
+THUMB_SIDE = 64
+THUMB_MARGIN = 1.5
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 Detector = Callable[[str, Box], Detections]
@@ -95,8 +96,7 @@ class SmearAnalysis:
     """The analysis of one smear: ``cells`` (:class:`CellRecord`), ``summary``
     (:class:`SmearSummary`), ``fields``, the ``scale`` used (given or estimated, with its
     interval), ``model_um_per_px``, ``timings`` per stage in seconds (``total`` included) and
-    ``thumbnails``: cell id -> its picture at the model's scale (``uint8 [s, s, 3]``,
-    :data:`THUMB_SIDE`)."""
+    ``thumbnails``: cell id -> its picture (:func:`cell_picture`)."""
 
     cells: List[CellRecord]
     summary: SmearSummary
@@ -178,6 +178,22 @@ def _as_pipeline(pipe_or_model):
         return UniHemaPipeline.from_pretrained(pipe_or_model)
     raise TypeError(f"analyze: expected a UniHemaPipeline, a UniHema model or a model folder, "
                     f"got {type(pipe_or_model).__name__}")
+
+
+def cell_picture(image: np.ndarray, box: Sequence[float], side: int = THUMB_SIDE,
+                 margin: float = THUMB_MARGIN) -> np.ndarray:
+    """``uint8 [side, side, 3]``: the square window of ``margin`` x the longer side of ``box``
+    (xyxy pixels of ``image [h, w, 3]``) centred on it, white beyond the image's edge."""
+    x0, y0, x1, y1 = (float(v) for v in box)
+    win = max(4, int(round(margin * max(x1 - x0, y1 - y0))))
+    left, top = int(round((x0 + x1 - win) / 2)), int(round((y0 + y1 - win) / 2))
+    out = np.full((win, win, 3), 255, np.uint8)
+    h, w = image.shape[:2]
+    ya, xa, yb, xb = max(0, top), max(0, left), min(h, top + win), min(w, left + win)
+    if yb > ya and xb > xa:
+        out[ya - top:yb - top, xa - left:xb - left] = image[ya:yb, xa:xb]
+    resample = Image.BOX if win > side else Image.BILINEAR
+    return np.asarray(Image.fromarray(out).resize((side, side), resample))
 
 
 def _tensor(image: np.ndarray) -> torch.Tensor:
@@ -265,7 +281,6 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
             preview[py0:py0 + ph, px0:px0 + pw] = small[:preview.shape[0] - py0,
                                                         :preview.shape[1] - px0]
         scaled = [rescale_tile(im, factor) for im in raw]
-        del raw
         t0 = clock.add("decode", t0)
         tensors = [_tensor(im) for im, _ in scaled]
         readings = reader.read_tiles(tensors)  # segmentation (and detection without detector)
@@ -276,7 +291,8 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
                            np.asarray(r.labels, dtype=object), r.scores)
                 for t, r, (_, f) in zip(part, readings, scaled)]
         t0 = clock.add("detect", t0)
-        for t, d, r, ten, (_, (fx, fy)) in zip(part, dets, readings, tensors, scaled):
+        for t, d, r, ten, im, (_, (fx, fy)) in zip(part, dets, readings, tensors, raw,
+                                                    scaled):
             keep = np.flatnonzero(owned(d.boxes, t, slack)) if len(d) else np.zeros(0, int)
             d = Detections(d.boxes[keep], d.labels[keep], d.scores[keep])
             per_tile.append(d)
@@ -288,12 +304,13 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
             crops = reader.crops(ten, local)
             typed = reader.type_cells(crops, [str(lab) for lab in d.labels])
             t1 = clock.add("type", t0)
-            small = reader.crops(ten, local, THUMB_SIDE)
-            for box, lab, cell, crop in zip(local, d.labels, typed, small):
+            for box, gbox, lab, cell in zip(local, d.boxes, d.labels, typed):
                 mask, nucleus = reader.cell_mask(r.mask, box, lineage_of(str(lab)))
                 m = None if mask is None else _to_image_px(
                     measure_cell(mask, model_um, nucleus), factor, has_scale)
-                thumb = (crop.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+                x0, y0 = t.box[:2]
+                thumb = cell_picture(im, (gbox[0] - x0, gbox[1] - y0, gbox[2] - x0,
+                                          gbox[3] - y0))
                 info.append((cell, m, thumb))
             t0 = clock.add("measure", t1)
         if bar is not None:
