@@ -94,8 +94,9 @@ class TileReader:
 
     # ------------------------------------------------------------------ tiles
     @torch.no_grad()
-    def read_tiles(self, images: Sequence[torch.Tensor]) -> List[TileReading]:
-        """Detections (and the segmentation) of each tile ``[3, h, w]``."""
+    def read_tiles(self, images: Sequence[torch.Tensor], segment: bool = True
+                   ) -> List[TileReading]:
+        """Detections (and, with ``segment``, the segmentation) of each tile ``[3, h, w]``."""
         heads = self.model.heads
         out: List[TileReading] = []
         for i in range(0, len(images), self.batch_size):
@@ -117,7 +118,7 @@ class TileReader:
                                  det["boxes"][keep].cpu().numpy().reshape(-1, 4),
                                  det["scores"][keep].cpu().numpy()))
             masks: List[Optional[np.ndarray]] = [None] * n
-            if "segment" in heads and len(self.segment_classes) > 1:
+            if segment and "segment" in heads and len(self.segment_classes) > 1:
                 head = heads["segment"]
                 batch = {"classes": [self.segment_classes] * n}
                 fused = self.model.fuse(visual, mask, [prompts.render(

@@ -10,7 +10,7 @@ Steps, each timed (:attr:`SmearAnalysis.timings`, seconds):
 1. **scale** -- the model sees cells at the scale it was trained at, :func:`model_um_per_px`
    (the checkpoint's ``um_per_px``; without one, the synthetic training data's scale,
    :data:`unihema.synth.layout.NATIVE_UM_PER_PX`). ``um_per_px`` gives the image's; without it
-   a first pass looks for red cells on a few windows of every field at each of
+   a first pass looks for red cells on two windows of every field at each of
    :data:`SCALE_CANDIDATES` (um/px), keeps the candidate that finds most, and estimates the
    scale from their median size (:func:`unihema.analysis.scale.estimate_um_per_px`, with its
    95 % interval). An implausible or missing estimate leaves the image at the model's scale
@@ -63,7 +63,7 @@ LARGEST_CELL_UM = 20.0
 #: image scales (um/px) the first pass tries when the scale is not given
 SCALE_CANDIDATES = (0.05, 0.1, 0.2, 0.4, 0.8)
 #: windows per field the first pass reads at each candidate scale
-SCALE_WINDOWS = 4
+SCALE_WINDOWS = 2
 #: longer side of a field's preview (the overlay), pixels
 PREVIEW_SIDE = 1600
 #: side of a cell's picture for the gallery (pixels): a window of :data:`THUMB_MARGIN` x the
@@ -207,7 +207,8 @@ def _read_windows(reader: TileReader, detector: Optional[Detector], name: str,
     if detector is not None:
         return [detector(name, w) for w in windows]
     out = []
-    for w, fxy, r in zip(windows, factors, reader.read_tiles([_tensor(i) for i in images])):
+    readings = reader.read_tiles([_tensor(i) for i in images], segment=False)
+    for w, fxy, r in zip(windows, factors, readings):
         out.append(Detections(boxes_to_global(r.boxes, w, fxy),
                               np.asarray(r.labels, dtype=object), r.scores))
     return out
