@@ -94,11 +94,13 @@ def _pct(value: Optional[float]) -> str:
     return "" if value is None else f"{value:.1f}"
 
 
-def thumbnail_uri(image: np.ndarray, quality: int = 85) -> str:
-    """A ``data:image/jpeg;base64,...`` URI of ``uint8 [h, w, 3]``."""
-    buf = io.BytesIO()
-    Image.fromarray(image).convert("RGB").save(buf, "JPEG", quality=quality)
-    return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def thumbnail_uri(image: Union[bytes, np.ndarray], quality: int = 85) -> str:
+    """A ``data:image/jpeg;base64,...`` URI of JPEG bytes or of ``uint8 [h, w, 3]``."""
+    if not isinstance(image, bytes):
+        buf = io.BytesIO()
+        Image.fromarray(image).convert("RGB").save(buf, "JPEG", quality=quality)
+        image = buf.getvalue()
+    return "data:image/jpeg;base64," + base64.b64encode(image).decode("ascii")
 
 
 def differential_svg(differential: Dict[str, Dict[str, Any]], width: int = 560) -> str:
@@ -188,7 +190,7 @@ def _summary_html(s: Dict[str, Any]) -> str:
     return "".join(out)
 
 
-def _gallery_html(cells: List[CellRecord], thumbs: Dict[int, np.ndarray], limit: int) -> str:
+def _gallery_html(cells: List[CellRecord], thumbs: Dict[int, Any], limit: int) -> str:
     groups: Dict[str, List[CellRecord]] = defaultdict(list)
     for c in cells:
         groups[c.type].append(c)
