@@ -52,6 +52,14 @@ def test_the_report_in_a_browser(tiny_pipe, small_field, tmp_path, capsys):
     check_page(page, out)  # one tile per cell, counts as in summary.json
     assert "<svg" in dom.stdout or printed["differential"] is None
 
+    # the "needs review only" filter, set by the page's #review address, hides the others
+    dom = _run(browser, "--dump-dom", url + "#review")
+    figures = parse(dom.stdout).figures
+    hidden = [f for f in figures if "none" in (f.get("style") or "")]
+    assert len(figures) == printed["n_cells"] and 0 < len(hidden) < len(figures)
+    assert {f["data-id"] for f in hidden} == {f["data-id"] for f in figures
+                                              if f["data-review"] != "1"}
+
     shot = tmp_path / "report.png"
     r = _run(browser, f"--screenshot={shot}", "--window-size=1280,1600", url)
     assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]

@@ -12,8 +12,9 @@ Sections, top to bottom:
   grades, platelets, parasitaemia, flags;
 * each field's overlay;
 * the gallery: one ``<figure class="cell">`` per cell (``data-id``, ``data-type``,
-  ``data-review``), grouped by type, most uncertain first; a "needs review only" filter and a
-  click that enlarges a cell with its details. At most ``gallery_limit`` cells are shown (the
+  ``data-review``), grouped by type, most uncertain first; a "needs review only" filter (also
+  set by opening the page as ``report.html#review``) and a click that enlarges a cell with its
+  details. At most ``gallery_limit`` cells are shown (the
   most uncertain of each type first); the page says when some are left out.
 """
 
@@ -83,6 +84,8 @@ f.querySelector('img').src;z.querySelector('pre').textContent=f.dataset.info;
 z.classList.add('on');});});
 document.getElementById('zoom').addEventListener('click',function(){
 this.classList.remove('on');});
+if(location.hash==='#review'){document.getElementById('review-only').checked=true;
+setFilter(true);}
 """
 
 
