@@ -275,6 +275,12 @@ class UniHemaPipeline:
         return {"text": language.unmask(text_with_sentinels, pred["text"]),
                 "confidence": round(pred["confidence"], 4), "warnings": warnings}
 
+    def analyze(self, inputs: Any, **options: Any):
+        """Whole-smear analysis (:func:`unihema.analysis.run.analyze`) -> ``SmearAnalysis``."""
+        from unihema.analysis.run import analyze
+
+        return analyze(self, inputs, **options)
+
     def read(self, image: ImageLike) -> Dict[str, Any]:
         """What the model sees on the image, as its text tasks are told (``model.reading``):
         ``{"entries": [{"text": "32 red blood cells", "confidence": 0.71}, ...], "report":

@@ -4,6 +4,7 @@
     unihema train --config FILE [key=value ...]  train the unified model (--resume, --deepspeed)
     unihema convert-checkpoint CKPT OUT          training checkpoint -> save_pretrained folder
     unihema ask --model DIR IMAGE... "question"  (also detect, segment, classify, describe)
+    unihema analyze IMAGE|FOLDER|SCAN.tif --model DIR --out DIR   whole-smear analysis
     unihema data list | info KEY                 registered datasets
     unihema data generate --out DIR              write a synthetic smear dataset
     unihema data check KEY --root DIR            validate a dataset, counts, problems, duplicates
@@ -27,6 +28,7 @@ import logging
 import sys
 from typing import List, Optional
 
+from unihema.cli.analyze import add_analyze_parser
 from unihema.cli.config import add_config_parser
 from unihema.cli.data import add_data_parser
 from unihema.cli.inference import add_inference_parsers
@@ -68,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     add_train_parsers(sub)
     add_inference_parsers(sub)
+    add_analyze_parser(sub)
     add_data_parser(sub)
     add_config_parser(sub)
 

@@ -1,0 +1,61 @@
+"""Fixtures of the analysis tests: a tiny random model that reads fields like the demo model
+(lineages detected, white and red cells typed on crops, white cells described), a small
+synthetic field with its truth, and a detector that reports the truth boxes a window shows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from unihema.analysis.merge import Detections
+
+FIELD_UM_PER_PX = 0.2
+WHITE_TYPES = ["segmented neutrophil", "lymphocyte", "monocyte"]
+
+
+@pytest.fixture(scope="session")
+def tiny_pipe(tmp_path_factory, tiny):
+    from unihema.api import UniHemaPipeline
+    from unihema.config import load_config
+    from unihema.modeling.model import UniHema
+
+    torch.manual_seed(0)
+    cfg = load_config(None, tiny + ["model.heads.detect_score_threshold=0"])
+    reading = cfg.model.reading
+    reading.detect = ["red blood cell", "white blood cell", "platelet"]
+    reading.types = {"red blood cell": ["red blood cell", "target cell"],
+                     "white blood cell": list(WHITE_TYPES)}
+    reading.crop_size = 32
+    model = UniHema.from_config(cfg)
+    path = tmp_path_factory.mktemp("analysis") / "model"
+    model.save_pretrained(path, extra={"image_size": 128})
+    return UniHemaPipeline.from_pretrained(path)
+
+
+@pytest.fixture(scope="session")
+def small_field():
+    """A 480x360 synthetic field at 0.2 um/px with white cells and parasites."""
+    from unihema.synth.layout import SmearSpec
+    from unihema.synth.smear import make_field
+
+    spec = SmearSpec(white_per_100_red=6.0, parasitaemia=0.05)
+    return make_field(480, 360, um_per_px=FIELD_UM_PER_PX, seed=3, spec=spec)
+
+
+def truth_detector(field, min_visible: float = 0.3):
+    """``(name, window) -> Detections``: the truth boxes of ``field`` clipped to the window,
+    for cells showing at least ``min_visible`` of their box there (lineage labels)."""
+    boxes = np.array([c["box"] for c in field.cells], float).reshape(-1, 4)
+    labels = np.array([c["lineage"] for c in field.cells], object)
+
+    def detect(name, window):
+        x0, y0, x1, y1 = window
+        c = np.stack([np.maximum(boxes[:, 0], x0), np.maximum(boxes[:, 1], y0),
+                      np.minimum(boxes[:, 2], x1), np.minimum(boxes[:, 3], y1)], 1)
+        area = np.clip(c[:, 2] - c[:, 0], 0, None) * np.clip(c[:, 3] - c[:, 1], 0, None)
+        full = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        keep = (area > 0) & (area >= min_visible * full)
+        return Detections(c[keep], labels[keep], np.ones(int(keep.sum())))
+
+    return detect

@@ -1,0 +1,194 @@
+"""The model's part of a smear analysis: what its heads see on a tile and on a cell crop.
+
+:class:`TileReader` wraps a :class:`~unihema.modeling.model.UniHema` and its settings (those of
+:class:`~unihema.api.pipeline.UniHemaPipeline`) and reads, at the model's scale:
+
+* **tiles** (:meth:`TileReader.read_tiles`): one trunk pass per batch of tiles feeds both the
+  detection head (the classes of ``model.reading.detect``, else the checkpoint's detection
+  classes; boxes scoring at least the pipeline's threshold) and, when the model has one, the
+  segmentation head (the checkpoint's segmentation classes, index 0 background);
+* **cells** (:meth:`TileReader.type_cells`): the crop of each detected cell, cut as the
+  training crops are (:func:`unihema.modeling.reading.crop_cell`, ``model.reading.crop_size``),
+  typed by the classify head among its lineage's types (``model.reading.types``) with the
+  probability of every candidate (softmax of the logits over the head's calibrated
+  temperature, as ``classify`` reports them), and, for the ``model.reading.describe`` classes,
+  the morphology head's attribute values with their probabilities.
+
+Images are ``float [3, h, w]`` tensors in ``[0, 1]``; boxes ``xyxy`` pixels of the tile they
+were found on. This is how :mod:`unihema.modeling.reading` reads a field, kept per cell.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from unihema.data import prompts, vocab
+from unihema.modeling.reading import Reader, _stack, crop_cell, median_colour
+
+#: segmentation classes that make up a cell of each lineage (the nucleus of a white cell is
+#: measured as its own mask)
+CELL_PIXELS = {"red blood cell": ("red blood cell", "malaria parasite"),
+               "white blood cell": ("nucleus", "cytoplasm"),
+               "platelet": ("platelet",), "malaria parasite": ("malaria parasite",)}
+
+
+@dataclass
+class TileReading:
+    """What the heads found on one tile: ``labels`` (detected class names), ``boxes [N, 4]``
+    xyxy in the tile's pixels, ``scores [N]``, and ``mask`` (``int64 [h, w]`` indices into
+    :attr:`TileReader.segment_classes`, or ``None`` without a segmentation head)."""
+
+    labels: List[str]
+    boxes: np.ndarray
+    scores: np.ndarray
+    mask: Optional[np.ndarray] = None
+
+
+@dataclass
+class CellReading:
+    """A cell's type, the probability of each candidate type, and its attributes with their
+    probabilities (empty for cells not described)."""
+
+    type: str
+    probabilities: Dict[str, float]
+    attributes: Dict[str, str] = field(default_factory=dict)
+    attribute_confidence: Dict[str, float] = field(default_factory=dict)
+
+
+class TileReader:
+    """Reads tiles and cell crops with a model (module docstring).
+
+    Args:
+        model: the model (in eval mode, on ``device``).
+        detect_classes: classes to detect; default ``model.reading.detect``.
+        segment_classes: segmentation classes, ``"background"`` first.
+        score_threshold: the least detection score kept.
+        batch_size: tiles per forward pass; crops go 64 at a time.
+    """
+
+    def __init__(self, model, detect_classes: Sequence[str], segment_classes: Sequence[str],
+                 score_threshold: float, batch_size: int = 4) -> None:
+        self.model = model
+        self.cfg = model.config.reading
+        self.detect_classes = list(self.cfg.detect or detect_classes)
+        self.segment_classes = list(segment_classes)
+        self.score_threshold = float(score_threshold)
+        self.batch_size = max(1, int(batch_size))
+        self.crop_size = int(self.cfg.crop_size)
+        self._reader = Reader(model)
+        self.device = next(model.parameters()).device
+
+    @classmethod
+    def from_pipeline(cls, pipe, min_score: Optional[float] = None,
+                      batch_size: int = 4) -> "TileReader":
+        return cls(pipe.model, pipe.classes["detect"], pipe.classes["segment"],
+                   pipe.score_threshold if min_score is None else min_score, batch_size)
+
+    def types_of(self, label: str) -> List[str]:
+        """The types a detected ``label`` is chosen among (``[label]`` when none is set)."""
+        return list(self.cfg.types.get(label) or [label])
+
+    # ------------------------------------------------------------------ tiles
+    @torch.no_grad()
+    def read_tiles(self, images: Sequence[torch.Tensor], segment: bool = True
+                   ) -> List[TileReading]:
+        """Detections (and, with ``segment``, the segmentation) of each tile ``[3, h, w]``."""
+        heads = self.model.heads
+        out: List[TileReading] = []
+        for i in range(0, len(images), self.batch_size):
+            part = [im.to(self.device) for im in images[i:i + self.batch_size]]
+            x, mask = _stack(part)
+            visual = self.model.encode_image(x, mask, dense=True)
+            n = len(part)
+            dets = [([], np.zeros((0, 4)), np.zeros(0))] * n
+            if "detect" in heads and self.detect_classes:
+                head = heads["detect"]
+                batch = {"classes": [self.detect_classes] * n, "scales": [1.0] * n,
+                         "orig_sizes": [tuple(p.shape[-2:]) for p in part]}
+                fused = self.model.fuse(visual, mask, [prompts.render(
+                    "detect", classes=self.detect_classes)] * n)
+                dets = []
+                for det in head.postprocess(head(fused, batch), batch):
+                    keep = det["scores"] >= self.score_threshold
+                    dets.append(([self.detect_classes[int(c)] for c in det["classes"][keep]],
+                                 det["boxes"][keep].cpu().numpy().reshape(-1, 4),
+                                 det["scores"][keep].cpu().numpy()))
+            masks: List[Optional[np.ndarray]] = [None] * n
+            if segment and "segment" in heads and len(self.segment_classes) > 1:
+                head = heads["segment"]
+                batch = {"classes": [self.segment_classes] * n}
+                fused = self.model.fuse(visual, mask, [prompts.render(
+                    "segment", classes=self.segment_classes)] * n)
+                masks = [m["mask"][:p.shape[1], :p.shape[2]].cpu().numpy()
+                         for m, p in zip(head.postprocess(head(fused, batch), batch), part)]
+            out += [TileReading(list(d[0]), d[1], d[2], m) for d, m in zip(dets, masks)]
+        return out
+
+    # ------------------------------------------------------------------ cells
+    def crops(self, tile: torch.Tensor, boxes: np.ndarray, side: Optional[int] = None
+              ) -> List[torch.Tensor]:
+        """The crop of each box (tile pixels) of ``tile [3, h, w]``, ``side`` pixels (default
+        ``crop_size``, what the classify head reads)."""
+        fill = median_colour(tile)
+        return [crop_cell(tile, b, side or self.crop_size, fill) for b in np.asarray(boxes)]
+
+    @torch.no_grad()
+    def type_cells(self, crops: Sequence[torch.Tensor], labels: Sequence[str],
+                   chunk: int = 64) -> List[CellReading]:
+        """Type and attributes of each crop ``[3, s, s]`` of a detected ``labels`` cell."""
+        out = [CellReading(self.types_of(lab)[0], {self.types_of(lab)[0]: 1.0})
+               for lab in labels]
+        multi = [i for i, lab in enumerate(labels) if len(self.types_of(lab)) > 1]
+        if multi and "classify" in self.model.heads:
+            head = self.model.heads["classify"]
+            for s in range(0, len(multi), chunk):
+                idx = multi[s:s + chunk]
+                cands = [self.types_of(labels[i]) for i in idx]
+                images, mask = _stack([crops[i].to(self.device) for i in idx])
+                fused = self.model.encode(images, mask, [prompts.render("classify", classes=c)
+                                                         for c in cands], dense=False)
+                logits = head(fused, {"classes": cands}).logits
+                for i, c, lg in zip(idx, cands, logits):
+                    p = (lg / head.temperature).softmax(-1).tolist()
+                    probs = {name: round(float(v), 6) for name, v in zip(c, p)}
+                    out[i] = CellReading(max(probs, key=probs.get), probs)
+        described = [i for i, lab in enumerate(labels)
+                     if any(vocab.is_a(lab, c) or lab == c for c in self.cfg.describe)]
+        if described:
+            attrs = self._reader.cell_attributes([crops[i].to(self.device) for i in described],
+                                                 with_probs=True)
+            for i, (values, conf) in zip(described, attrs):
+                out[i].attributes = dict(values)
+                out[i].attribute_confidence = {k: round(float(v), 4) for k, v in conf.items()}
+        return out
+
+    def cell_mask(self, mask: Optional[np.ndarray], box: Sequence[float], lineage: str
+                  ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:
+        """The cell's pixels within its box (segmentation classes of its lineage inside the
+        ellipse inscribed in the box, so a neighbour's pixels stay out) and its nucleus, both
+        bool ``[h, w]`` over the box; ``(None, None)`` without a mask or with no pixel."""
+        if mask is None:
+            return None, None
+        h, w = mask.shape
+        x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
+        x1, y1 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+        if x1 <= x0 or y1 <= y0:
+            return None, None
+        sub = mask[y0:y1, x0:x1]
+        yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
+        cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+        rx, ry = max((box[2] - box[0]) / 2, 0.5), max((box[3] - box[1]) / 2, 0.5)
+        inside = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 <= 1.0
+        names = CELL_PIXELS.get(lineage, (lineage,))
+        ids = [self.segment_classes.index(n) for n in names if n in self.segment_classes]
+        cell = np.isin(sub, ids) & inside
+        if not cell.any():
+            return None, None
+        nucleus = None
+        if lineage == "white blood cell" and "nucleus" in self.segment_classes:
+            nucleus = (sub == self.segment_classes.index("nucleus")) & inside
+        return cell, nucleus
