@@ -26,8 +26,9 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import torch
 
-from unihema.data import prompts, vocab
-from unihema.modeling.reading import Reader, _stack, crop_cell, median_colour
+from unihema.data import vocab
+from unihema.tasks import prompts
+from unihema.modeling.reading import Reader, crop_cell, median_colour
 
 #: segmentation classes that make up a cell of each lineage (the nucleus of a white cell is
 #: measured as its own mask)
@@ -101,7 +102,7 @@ class TileReader:
         out: List[TileReading] = []
         for i in range(0, len(images), self.batch_size):
             part = [im.to(self.device) for im in images[i:i + self.batch_size]]
-            x, mask = _stack(part)
+            x, mask = self._reader._stack(part)
             visual = self.model.encode_image(x, mask, dense=True)
             n = len(part)
             dets = [([], np.zeros((0, 4)), np.zeros(0))] * n
@@ -148,7 +149,7 @@ class TileReader:
             for s in range(0, len(multi), chunk):
                 idx = multi[s:s + chunk]
                 cands = [self.types_of(labels[i]) for i in idx]
-                images, mask = _stack([crops[i].to(self.device) for i in idx])
+                images, mask = self._reader._stack([crops[i].to(self.device) for i in idx])
                 fused = self.model.encode(images, mask, [prompts.render("classify", classes=c)
                                                          for c in cands], dense=False)
                 logits = head(fused, {"classes": cands}).logits

@@ -18,14 +18,13 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from unihema.analysis.measure import FIELDS as MEASUREMENT_FIELDS
 from unihema.analysis.measure import Measurements
+from unihema.utils import atomic_write_text
 
 PathLike = Union[str, Path]
 
@@ -140,22 +139,12 @@ def assess(probabilities: Dict[str, float], cell_type: Optional[str] = None,
 
 # ----------------------------------------------------------------------------- atomic files
 def write_text_atomic(path: PathLike, text: str) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder and
-    ``os.replace``; creates the folder. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`unihema.utils.atomic_write_text`:
+    a temporary file in the same folder, then ``os.replace``; readable by others, as a lab's
+    shared results folder needs); creates the folder. Returns the path."""
+    if not isinstance(text, str):
+        raise TypeError(f"{path}: expected text, got {type(text).__name__}")
+    return atomic_write_text(path, text)
 
 
 def write_json(path: PathLike, obj: Any) -> Path:

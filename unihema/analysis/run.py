@@ -167,18 +167,13 @@ def model_um_per_px(pipe) -> float:
     return float(value) if value else NATIVE_UM_PER_PX
 
 
-def _as_pipeline(pipe_or_model):
-    from unihema.api.pipeline import UniHemaPipeline
-    from unihema.modeling.model import UniHema
-
-    if isinstance(pipe_or_model, UniHemaPipeline):
-        return pipe_or_model
-    if isinstance(pipe_or_model, UniHema):
-        return UniHemaPipeline(pipe_or_model)
-    if isinstance(pipe_or_model, (str, Path)):
-        return UniHemaPipeline.from_pretrained(pipe_or_model)
-    raise TypeError(f"analyze: expected a UniHemaPipeline, a UniHema model or a model folder, "
-                    f"got {type(pipe_or_model).__name__}")
+def _as_pipeline(pipe):
+    """``pipe`` itself when it is a loaded pipeline (a ``model`` and a ``processor``, as
+    :class:`unihema.api.UniHemaPipeline` has); this layer does not load models."""
+    if hasattr(pipe, "model") and hasattr(pipe, "processor"):
+        return pipe
+    raise TypeError(f"analyze: expected a loaded pipeline (UniHemaPipeline.from_pretrained("
+                    f"folder), then pipe.analyze(...)), got {type(pipe).__name__}")
 
 
 def cell_picture(image: np.ndarray, box: Sequence[float], side: int = THUMB_SIDE,
@@ -345,12 +340,14 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
                               preview, ps)
 
 
-def analyze(pipe_or_model, inputs, *, um_per_px: Optional[float] = None,
+def analyze(pipe, inputs, *, um_per_px: Optional[float] = None,
             tile: Optional[int] = None, progress: bool = True, batch_size: int = 4,
             min_score: Optional[float] = None, detections: Optional[Detector] = None
             ) -> SmearAnalysis:
-    """Analyse one smear (module docstring): ``inputs`` one image, a folder or a list of
-    fields, or a tiled TIFF; ``um_per_px`` the image's scale (estimated when ``None``);
+    """Analyse one smear (module docstring) with ``pipe`` (a loaded
+    :class:`unihema.api.UniHemaPipeline`; ``pipe.analyze(...)`` calls this): ``inputs``
+    one image, a folder or a list of fields, or a tiled TIFF; ``um_per_px`` the image's
+    scale (estimated when ``None``);
     ``tile`` the tile side at the model's scale (default the training ``image_size``);
     ``min_score`` the detection threshold (default the model's); ``detections`` an injected
     detector. Every cell is counted once across tile seams.
@@ -361,7 +358,7 @@ def analyze(pipe_or_model, inputs, *, um_per_px: Optional[float] = None,
     """
     clock = _Clock()
     start = t0 = time.perf_counter()
-    pipe = _as_pipeline(pipe_or_model)
+    pipe = _as_pipeline(pipe)
     reader = TileReader.from_pipeline(pipe, min_score, batch_size)
     model_um = model_um_per_px(pipe)
     tile = int(tile or pipe.image_size)
