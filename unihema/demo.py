@@ -8,7 +8,10 @@
    the images shuffled across questions (the grounding gap);
 4. report: one table of metrics per task with the target bars, ``report.md``, overlay PNGs of
    detection and segmentation, sample questions with the model's answers, and one answer
-   through the Python API.
+   through the Python API;
+5. a whole smear: ``unihema analyze`` on a synthetic 1920 x 1440 camera field at 0.12 um/px
+   (``analysis/``: cells, summary, overlay and the ``report.html`` a person reviews), its
+   counts per lineage beside the field's exact truth (``smear/``).
 
 ``--quick`` (``presets/demo_quick.yaml``) runs the same path on a small generation and a
 60-step training run: its numbers only show that everything runs.
