@@ -69,6 +69,21 @@ def test_prediction_shapes(model, batches):
         assert all(isinstance(p["text"], str) for p in model.predict(batches[task]))
 
 
+def test_classify_embeddings_live_in_the_class_name_space(model, batches):
+    b = batches["classify"]
+    preds = model.predict(b)
+    head = model.head("classify")
+    for p, cl in zip(preds, b["classes"]):
+        e = p["embedding"]
+        assert e.shape == (model.config.heads.embed_dim,)
+        assert torch.isclose(e.norm(), torch.tensor(1.0), atol=1e-5)
+        with torch.no_grad():
+            c = head.class_embeddings(model.text, cl)
+        # the logits are the cosine to each candidate's name embedding times the learned scale
+        expected = (c @ e) * head.log_scale.exp()
+        assert torch.allclose(p["logits"], expected, atol=1e-4)
+
+
 def test_empty_targets(model, batches, synth_root):
     b = dict(batches["detect"])
     b["boxes"] = [torch.zeros((0, 4)) for _ in b["boxes"]]

@@ -237,6 +237,9 @@ class HeadOutput:
         attributes: morphology: ``{attribute: logits [B, n_values]}``.
         text_loss: text heads in training: the decoder's scalar cross-entropy.
         text, confidence: text heads at inference: ``B`` strings and sequence probabilities.
+        embedding: classify: ``[B, embed_dim]`` unit-norm image embeddings, the space in which
+            the head compares an item with its candidate class names (open-set scores, patient
+            encoders and retrieval read it).
 
     Reads as a mapping under the ``pred_*`` names (``out["pred_logits"]``, ``"pred_text" in
     out``) and ``class_names``, over the fields that are set.
@@ -249,6 +252,7 @@ class HeadOutput:
     text_loss: Optional[torch.Tensor] = None
     text: Optional[List[str]] = None
     confidence: Optional[List[float]] = None
+    embedding: Optional[torch.Tensor] = None
 
     @staticmethod
     def _field(key: str) -> str:

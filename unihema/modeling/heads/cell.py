@@ -56,7 +56,12 @@ class ClassifyHead(TaskHead):
         sims = v @ c.t() * self.log_scale.exp()  # [B, N]
         index = {n: i for i, n in enumerate(names_l)}
         logits = [sims[b, [index[n] for n in cl]] for b, cl in enumerate(batch["classes"])]
-        return HeadOutput(logits=logits)
+        return HeadOutput(logits=logits, embedding=v)
+
+    def class_embeddings(self, text_model, names: Sequence[str]) -> torch.Tensor:
+        """``[N, embed_dim]`` unit-norm embeddings of class names, the space of
+        :attr:`HeadOutput.embedding` (any name: the text side is open-vocabulary)."""
+        return F.normalize(self.class_proj(text_model.embed_phrases(list(names))), dim=-1)
 
     def loss(self, outputs: HeadOutput, batch) -> Dict[str, torch.Tensor]:
         return {"loss_classify_ce": ragged_cross_entropy(outputs.logits,
@@ -74,9 +79,12 @@ class ClassifyHead(TaskHead):
     @torch.no_grad()
     def postprocess(self, outputs, batch) -> List[Dict[str, Any]]:
         out = []
-        for lg in outputs.logits:
+        for b, lg in enumerate(outputs.logits):
             probs = (lg / self.temperature).softmax(-1)
-            out.append({"probs": probs, "label": int(probs.argmax())})
+            item = {"probs": probs, "label": int(probs.argmax()), "logits": lg.detach()}
+            if outputs.embedding is not None:
+                item["embedding"] = outputs.embedding[b].detach()
+            out.append(item)
         return out
 
     @torch.no_grad()
