@@ -119,10 +119,11 @@ class FlagRule:
 
     @staticmethod
     def _lineage(cell_type: str) -> str:
-        from unihema.analysis.summary import lineage_of
+        """The broadest term of a canonical type (as :func:`unihema.analysis.summary.
+        lineage_of`, which imports this module)."""
+        from unihema.data import vocab
 
-        lineage = lineage_of(cell_type)
-        return cell_type if lineage == "other" else lineage
+        return (vocab.ancestors(cell_type) or [cell_type])[-1]
 
     @property
     def words(self) -> str:
