@@ -88,6 +88,10 @@ class TrustState:
     #: dataset/split names, item counts, date, model fingerprint
     fitted_on: Dict[str, Any] = field(default_factory=dict)
     tensors: Dict[str, torch.Tensor] = field(default_factory=dict)
+    #: every fitted scorer's options ``{method: params}`` (its tensors are ``"<method>.*"``)
+    scorers: Dict[str, Dict[str, Any]] = field(default_factory=dict)
+    #: every fitted scorer's threshold at the same share of known validation cells
+    thresholds: Dict[str, float] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ scoring
     def calibrated(self, logits: torch.Tensor) -> torch.Tensor:
@@ -107,7 +111,8 @@ class TrustState:
         """``[N]`` unknown scores by ``method`` (default :attr:`unknown_method`; another
         method's tensors must be in the state)."""
         method = method or self.unknown_method
-        params = self.unknown_params if method == self.unknown_method else {}
+        params = (self.unknown_params if method == self.unknown_method
+                  else self.scorers.get(method, {}))
         scorer = build_scorer(method, params)
         prefix = f"{method}."
         tensors = {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
@@ -258,8 +263,15 @@ _FIELDS = {
     "target_accuracy": (lambda v: _num(v) and 0 < v <= 1, "a number in (0, 1]"),
     "unknown_params": (lambda v: isinstance(v, dict), "an object"),
     "fitted_on": (lambda v: isinstance(v, dict), "an object"),
+    "scorers": (lambda v: isinstance(v, dict) and all(isinstance(p, dict)
+                                                       for p in v.values()),
+                "an object {method: options}"),
+    "thresholds": (lambda v: isinstance(v, dict) and all(_num(t) or t is None
+                                                          for t in v.values()),
+                   "an object {method: threshold}"),
 }
-_OPTIONAL = {"level", "target_accuracy", "unknown_params", "fitted_on"}
+_OPTIONAL = {"level", "target_accuracy", "unknown_params", "fitted_on", "scorers",
+             "thresholds"}
 
 
 def _num(v: Any) -> bool:
@@ -278,6 +290,9 @@ def _check_fields(path: Path, meta: Dict[str, Any]) -> Dict[str, Any]:
         out[name] = meta[name]
     if out["unknown_threshold"] is None:  # JSON has no infinity: nothing is flagged
         out["unknown_threshold"] = math.inf
+    if "thresholds" in out:
+        out["thresholds"] = {m: math.inf if t is None else t
+                             for m, t in out["thresholds"].items()}
     if out.get("level", "0.90") not in out["conformal"]:
         raise ValueError(f"{path}: field 'level' is {out.get('level', '0.90')!r}, not one of "
                          f"the fitted levels {sorted(out['conformal'])}")
