@@ -15,6 +15,17 @@ a laboratory lists the types it knows of), and ``knn+names``, the sum of the two
 standardised on the known validation cells. Writes ``trust_results.json`` / ``.md``,
 ``variants.md``, the reliability PNGs and ``timing.json``; with ``--save`` also writes the
 state into the model folder (as ``unihema trust fit`` does).
+
+    python experiments/bench_trust.py --oracle runs/trust/synth \
+        --config configs/trust/synthetic.yaml
+
+prints instead what a detector that reads every white cell's attributes perfectly could reach
+on the synthetic test split (no model runs). The generator draws a cell's look from its
+attributes alone (:mod:`unihema.synth.profiles`), so these are bounds for any scorer on the
+pixels: ``known only`` scores a cell by minus the log of its attributes' probability under the
+trained types' profiles (mixed by their share of the training cells), all an open-set method
+can know; ``ceiling`` by the likelihood ratio of the held-out types' profiles against the
+trained ones, which knows what the held-out types look like.
 """
 
 from __future__ import annotations
@@ -63,11 +74,60 @@ def _vocab_bank(classes: List[str]) -> List[str]:
     return [n for n in vocab.names(sorted(cats)) if n not in classes and n not in parents]
 
 
+def attribute_oracle(root: Path, known: List[str], white: List[str]) -> Dict[str, object]:
+    """AUROC (and per held-out type) of the two attribute oracles on ``root``'s test split."""
+    import math
+    from collections import Counter
+
+    import numpy as np
+
+    from unihema.synth.profiles import WHITE_PROFILES
+    from unihema.trust.metrics import open_set_metrics
+
+    def cells(split):
+        rows = [json.loads(line) for line in (root / split / "crops.jsonl").open()]
+        return [r for r in rows if r["label"] in white]
+
+    def log_p(attrs, cell_type):
+        total = 0.0
+        for key, dist in WHITE_PROFILES[cell_type].items():
+            value = ((attrs["granularity"], attrs["granule_type"], attrs["granule_colour"])
+                     if key == "granules" else attrs[key])
+            total += math.log(dist.get(value, 1e-9))
+        return total
+
+    share = Counter(r["label"] for r in cells("train") if r["label"] in known)
+    held_out = [t for t in white if t not in known]
+    n = sum(share.values())
+
+    def mix(attrs, types, weights):
+        return math.log(sum(w * math.exp(log_p(attrs, t)) for t, w in zip(types, weights)))
+
+    test = cells("test")
+    names = np.array([r["label"] for r in test])
+    km = np.isin(names, known)
+    scores = {
+        "known only": np.array([-mix(r["attributes"], known, [share[t] / n for t in known])
+                                for r in test]),
+        "ceiling": np.array([mix(r["attributes"], held_out, [1 / len(held_out)] * len(held_out))
+                             - mix(r["attributes"], known, [share[t] / n for t in known])
+                             for r in test]),
+    }
+    out: Dict[str, object] = {}
+    for name, s in scores.items():
+        row = open_set_metrics(s[km], s[~km])
+        row["per_type"] = {t: open_set_metrics(s[km], s[names == t])["auroc"]
+                           for t in held_out}
+        out[name] = row
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True)
+    p.add_argument("--model")
     p.add_argument("--config", required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out")
+    p.add_argument("--oracle", metavar="ROOT", help="the attribute oracles on a synthetic root")
     p.add_argument("--limit", type=int, default=None, help="cells per test entry")
     p.add_argument("--val-limit", type=int, default=None, help="cells per val entry")
     p.add_argument("--train-limit", type=int, default=3000, help="cells per train entry")
@@ -90,9 +150,16 @@ def main(argv=None) -> int:
     from unihema.trust.unknown import FitData, build_scorer
 
     torch.set_num_threads(1)
+    cfg = load_config(args.config, args.overrides)
+    if args.oracle:
+        white = [c for c in cfg.data.test[0].candidates["classify"] if not c.startswith("-")]
+        print(json.dumps(attribute_oracle(Path(args.oracle), known_classes(cfg.data.val),
+                                          white), indent=2))
+        return 0
+    if not (args.model and args.out):
+        p.error("--model and --out are required (or --oracle ROOT)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = load_config(args.config, args.overrides)
     timing: Dict[str, float] = {}
     t0 = time.time()
     loaded = load_model(args.model)
