@@ -11,10 +11,11 @@ scorer) and scores it on each test entry (:func:`unihema.trust.fitting.evaluate_
 also scores variants of the text-side scorer: ``names`` with the generic bank (the default),
 ``names:vocab`` whose bank is every other cell name of the project's vocabulary in the same
 category (it names the held-out types among many others: what an open vocabulary offers when
-a laboratory lists the types it knows of), and ``knn+names``, the sum of the two scores each
-standardised on the known validation cells. Writes ``trust_results.json`` / ``.md``,
-``variants.md``, the reliability PNGs and ``timing.json``; with ``--save`` also writes the
-state into the model folder (as ``unihema trust fit`` does).
+a laboratory lists the types it knows of), ``names:none`` with an empty bank (one minus the
+best trained-name similarity: the bank's part in the score), and ``knn+names``, the sum of
+the two scores each standardised on the known validation cells. Writes
+``trust_results.json`` / ``.md``, ``variants.md``, the reliability PNGs and ``timing.json``;
+with ``--save`` also writes the state into the model folder (as ``unihema trust fit`` does).
 
     python experiments/bench_trust.py --oracle runs/trust/synth \
         --config configs/trust/synthetic.yaml
@@ -208,6 +209,8 @@ def main(argv=None) -> int:
     vocab = _vocab_bank(classes)
     v_names = build_scorer("names", {"other": vocab})
     v_tensors = v_names.fit(FitData(train.embeddings, train.labels, classes, embed))
+    v_none = build_scorer("names", {"other": []})
+    n_tensors = v_none.fit(FitData(train.embeddings, train.labels, classes, embed))
 
     def standardised(method: str, cells) -> np.ndarray:
         ref = state.unknown_scores(known_val.logits, known_val.embeddings, method=method)
@@ -222,6 +225,7 @@ def main(argv=None) -> int:
             continue
         rows = {
             "names:vocab": v_names.score(cells.logits, cells.embeddings, v_tensors).numpy(),
+            "names:none": v_none.score(cells.logits, cells.embeddings, n_tensors).numpy(),
             "knn+names": standardised("knn", cells) + standardised("names", cells),
             "knn+msp": standardised("knn", cells) + standardised("msp", cells),
         }
