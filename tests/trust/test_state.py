@@ -26,7 +26,7 @@ def _state(method: str = "knn", **over) -> TrustState:
     kw = dict(classes=list(CLASSES), temperature=1.5, conformal={"0.90": 0.95, "0.95": 0.99},
               unknown_method=method, unknown_threshold=0.1, referral_threshold=0.8,
               unknown_params=scorer.params(), fitted_on={"split": "val", "items": 60},
-              scorers={method: scorer.params()}, thresholds={method: 0.1},
+              scorers={method: scorer.params()}, thresholds={method: 0.1}, conformal_u=1.0,
               tensors=tensors)
     kw.update(over)
     return TrustState(**kw)
@@ -99,7 +99,7 @@ def test_save_and_load_round_trip(tmp_path):
     assert back is not None
     for name in ("classes", "temperature", "conformal", "unknown_method", "unknown_threshold",
                  "referral_threshold", "level", "target_accuracy", "unknown_params",
-                 "fitted_on", "scorers", "thresholds"):
+                 "fitted_on", "scorers", "thresholds", "conformal_u"):
         assert getattr(back, name) == getattr(state, name), name
     assert set(back.tensors) == set(state.tensors)
     for k, v in state.tensors.items():

@@ -46,12 +46,14 @@ def entry_label(entry: DatasetEntry, entries: Sequence[DatasetEntry] = ()) -> st
 
 def known_classes(entries: Sequence[DatasetEntry]) -> List[str]:
     """The classify candidates of ``entries`` (the first entry that lists them; all that
-    list them must agree): the types a trust state is fitted over.
+    list them must agree), less the exclusions (``-name``): the types a trust state is fitted
+    over.
 
     Raises:
         ValueError: no entry lists ``candidates.classify``, or two lists differ.
     """
-    lists = [list(e.candidates["classify"]) for e in entries if e.candidates.get("classify")]
+    lists = [[c for c in e.candidates["classify"] if not c.startswith("-")]
+             for e in entries if e.candidates.get("classify")]
     if not lists:
         raise ValueError("no data entry lists candidates.classify: the trust state needs the "
                          "trained cell types (give data.val entries with "

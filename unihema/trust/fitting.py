@@ -26,7 +26,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
-from unihema.trust.conformal import LEVELS, aps_sets, fit_aps, set_metrics
+from unihema.trust.conformal import LEVELS, U, aps_sets, fit_aps, set_metrics
 from unihema.trust.metrics import (calibration_metrics, choose_referral_threshold,
                                    open_set_metrics, referral_metrics)
 from unihema.trust.state import TrustState
@@ -98,7 +98,7 @@ def fit_state(val: Cells, train: Optional[Cells] = None, *,
               embed_names: Optional[Callable[[Sequence[str]], torch.Tensor]] = None,
               logit_scale: Optional[float] = None,
               levels: Sequence[str] = LEVELS, level: str = "0.90", tpr: float = 0.95,
-              target_accuracy: float = 0.98,
+              target_accuracy: float = 0.98, conformal_u: float = U,
               fitted_on: Optional[Dict[str, Any]] = None) -> TrustState:
     """A :class:`TrustState` fitted on the known cells of ``val`` (see the module docstring).
 
@@ -123,7 +123,7 @@ def fit_state(val: Cells, train: Optional[Cells] = None, *,
 
     temperature = fit_temperature(known.logits, known.labels)
     probs = (known.logits.float() / temperature).softmax(-1)
-    conformal = {lv: fit_aps(probs, known.labels, float(lv)) for lv in levels}
+    conformal = {lv: fit_aps(probs, known.labels, float(lv), conformal_u) for lv in levels}
 
     data = FitData(train.embeddings, train.labels, classes, embed_names)
     tensors: Dict[str, torch.Tensor] = {}
@@ -145,7 +145,7 @@ def fit_state(val: Cells, train: Optional[Cells] = None, *,
                        unknown_method=method, unknown_threshold=thresholds[method],
                        referral_threshold=1.0, level=level, target_accuracy=target_accuracy,
                        unknown_params=scorers[method], scorers=scorers,
-                       thresholds=thresholds, tensors=tensors)
+                       thresholds=thresholds, conformal_u=conformal_u, tensors=tensors)
     # referral: among the validation cells not flagged unknown
     flagged = state.unknown_scores(known.logits, known.embeddings) > state.unknown_threshold
     conf, pred = probs.max(1)
@@ -183,7 +183,7 @@ def evaluate_state(state: TrustState, cells: Cells,
     out["uncalibrated"] = calibration_metrics(known.logits.float().softmax(-1), known.labels)
     out["conformal"] = {}
     for lv, qhat in state.conformal.items():
-        sets = aps_sets(probs_k, qhat)
+        sets = aps_sets(probs_k, qhat, state.conformal_u)
         out["conformal"][lv] = set_metrics(sets, known.labels.tolist())
 
     methods = list(methods or state.scorers or [state.unknown_method])

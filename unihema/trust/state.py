@@ -29,7 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
-from unihema.trust.conformal import aps_sets
+from unihema.trust.conformal import U, aps_sets
 from unihema.trust.unknown import build_scorer
 from unihema.utils import atomic_save, atomic_write_text, jsonable, sha256_file
 
@@ -92,6 +92,8 @@ class TrustState:
     scorers: Dict[str, Dict[str, Any]] = field(default_factory=dict)
     #: every fitted scorer's threshold at the same share of known validation cells
     thresholds: Dict[str, float] = field(default_factory=dict)
+    #: share of a type's own probability in its APS score (:mod:`unihema.trust.conformal`)
+    conformal_u: float = U
 
     # ------------------------------------------------------------------ scoring
     def calibrated(self, logits: torch.Tensor) -> torch.Tensor:
@@ -103,7 +105,8 @@ class TrustState:
         """Conformal sets (class names, most probable first) of calibrated ``probs [N, C]``
         at ``level`` (a key of :attr:`conformal`; default :attr:`level`)."""
         key = self._level_key(level)
-        return [[self.classes[i] for i in s] for s in aps_sets(probs, self.conformal[key])]
+        return [[self.classes[i] for i in s]
+                for s in aps_sets(probs, self.conformal[key], self.conformal_u)]
 
     def unknown_scores(self, logits: torch.Tensor,
                        embeddings: Optional[torch.Tensor] = None,
@@ -263,6 +266,7 @@ _FIELDS = {
     "target_accuracy": (lambda v: _num(v) and 0 < v <= 1, "a number in (0, 1]"),
     "unknown_params": (lambda v: isinstance(v, dict), "an object"),
     "fitted_on": (lambda v: isinstance(v, dict), "an object"),
+    "conformal_u": (lambda v: _num(v) and 0 <= v <= 1, "a number in [0, 1]"),
     "scorers": (lambda v: isinstance(v, dict) and all(isinstance(p, dict)
                                                        for p in v.values()),
                 "an object {method: options}"),
@@ -271,7 +275,7 @@ _FIELDS = {
                    "an object {method: threshold}"),
 }
 _OPTIONAL = {"level", "target_accuracy", "unknown_params", "fitted_on", "scorers",
-             "thresholds"}
+             "thresholds", "conformal_u"}
 
 
 def _num(v: Any) -> bool:
