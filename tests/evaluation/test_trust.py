@@ -44,7 +44,8 @@ def _batch(keys, logits, labels=None):
 def _preds(logits):
     return [{"logits": torch.tensor(lg, dtype=torch.float32),
              "probs": torch.tensor(lg, dtype=torch.float32).softmax(-1),
-             "embedding": torch.zeros(4)} for lg in logits]
+             "embedding": torch.nn.functional.normalize(torch.tensor(lg + [1.0]), dim=0)}
+            for lg in logits]
 
 
 def test_open_set_samples_prompt_every_cell_with_the_known_classes():
@@ -83,10 +84,14 @@ def test_open_set_ranks_unseen_types_by_each_score():
     # with a trust state over the known classes: its score, and the shares it flags
     ev = OpenSetEvaluator(known=KNOWN)
     ev.bind(_dataset(samples))
-    ev.state = _state()
+    bank = torch.nn.functional.normalize(torch.randn(5, 4, generator=torch.Generator()
+                                                     .manual_seed(0)), dim=-1)
+    ev.state = _state(scorers={"knn": {"k": 2}, "msp": {}}, tensors={"knn.bank": bank})
     ev.process(_batch([s.key for s in samples], None), _preds(confident + flat))
     m = ev.evaluate()
     assert m["auroc"] == m["auroc/trust"] == 1.0
+    # the state's other fitted scorers under their names (msp is reported once)
+    assert 0 <= m["auroc/knn"] <= 1 and set(ev.roc) == {"msp", "energy", "trust", "knn"}
     assert m["flagged_known"] == 0.0 and m["flagged_unknown"] == 1.0
 
 

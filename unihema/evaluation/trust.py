@@ -11,7 +11,8 @@ classes whatever its true type (:func:`open_set_samples`; in use an unseen cell 
 same prompt as any other), and each unknown-cell score ranks them (higher: more likely
 unknown). Scores: ``msp`` (minus the top softmax probability), ``energy`` (minus the
 log-sum-exp of the logits) and, with a trust state, ``trust`` (its own method and fitted
-statistics, e.g. Mahalanobis or kNN on the embeddings). Metrics per score ``s``:
+statistics, e.g. Mahalanobis or kNN on the embeddings) and every other scorer the state
+fitted (``TrustState.scorers``, under its own name). Metrics per score ``s``:
 ``auroc/<s>`` (probability that an unknown cell scores above a known one), ``fpr@95tpr/<s>``
 (share of unknown cells let through by the threshold that keeps 95 % of the known ones),
 ``aupr/<s>`` (average precision with unknown cells as positives); ``auroc``, ``fpr@95tpr``,
@@ -104,10 +105,14 @@ class _TrustMixin:
         return self.state is not None and set(classes) == set(self.state.classes) \
             and len(classes) == len(self.state.classes)
 
-    def _verdicts(self, classes: Sequence[str], pred: Mapping[str, Any]):
+    def _inputs(self, classes: Sequence[str], pred: Mapping[str, Any]):
+        """``(logits [1, C] over the state's classes, embedding [1, D] or None)``."""
         logits = self.state.align(pred["logits"].float().cpu()[None], list(classes))
         emb = pred.get("embedding")
-        return self.state.assess(logits, None if emb is None else emb.float().cpu()[None])[0]
+        return logits, None if emb is None else emb.float().cpu()[None]
+
+    def _verdicts(self, classes: Sequence[str], pred: Mapping[str, Any]):
+        return self.state.assess(*self._inputs(classes, pred))[0]
 
 
 @EVALUATORS.register("open_set")
@@ -170,9 +175,18 @@ class OpenSetEvaluator(_TrustMixin, Evaluator):
                 value = build_scorer(s).score(logits, None, {}, temperature)
                 self._scores.setdefault(s, []).append(float(value[0]))
             if self._covers(classes):
-                v = self._verdicts(classes, pred)
+                logits, emb = self._inputs(classes, pred)
+                v = self.state.assess(logits, emb)[0]
                 self._scores.setdefault("trust", []).append(float(v.unknown_score))
                 self._flagged.append(bool(v.unknown))
+                for m in self._other_methods():
+                    value = self.state.unknown_scores(logits, emb, m)
+                    self._scores.setdefault(m, []).append(float(value[0]))
+
+    def _other_methods(self) -> List[str]:
+        """The state's other fitted scorers (``scorers``), each reported under its name."""
+        fitted = getattr(self.state, "scorers", None) or {}
+        return [m for m in fitted if m != self.state.unknown_method and m not in self.scores]
 
     def evaluate(self) -> Dict[str, float]:
         from unihema.trust.metrics import open_set_metrics, roc_curve
