@@ -224,6 +224,8 @@ def review_rank(cell: CellRecord) -> tuple:
 def _review_html(s: Dict[str, Any]) -> str:
     """The smear-level review section (module docstring)."""
     review = s.get("review") or {}
+    if not review:
+        return ""
     flags = review.get("flags") or []
     checked = ", ".join(k.replace("_", " ") for k in review.get("checked") or [])
     if flags:
