@@ -93,7 +93,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def fit_state(val: Cells, train: Optional[Cells] = None, *,
-              method: str = "knn", methods: Optional[Sequence[str]] = None,
+              method: Optional[str] = None, methods: Optional[Sequence[str]] = None,
               params: Optional[Dict[str, Dict[str, Any]]] = None,
               embed_names: Optional[Callable[[Sequence[str]], torch.Tensor]] = None,
               logit_scale: Optional[float] = None,
@@ -102,11 +102,12 @@ def fit_state(val: Cells, train: Optional[Cells] = None, *,
               fitted_on: Optional[Dict[str, Any]] = None) -> TrustState:
     """A :class:`TrustState` fitted on the known cells of ``val`` (see the module docstring).
 
-    ``method``: the scorer whose flag the state gives; ``methods``: every scorer to fit and
-    save (default: each registered one whose inputs are at hand); ``params``: options per
-    scorer; ``train``: the training cells (default ``val``) for the embedding scorers;
-    ``embed_names``: the model's class-name embedder (the ``names`` scorer, and the state's
-    ``class_embeddings`` with ``logit_scale``).
+    ``method``: the scorer whose flag the state gives (default ``names`` when
+    ``embed_names`` is given, the best on the synthetic protocol, else ``knn``); ``methods``:
+    every scorer to fit and save (default: each registered one whose inputs are at hand);
+    ``params``: options per scorer; ``train``: the training cells (default ``val``) for the
+    embedding scorers; ``embed_names``: the model's class-name embedder (the ``names``
+    scorer, and the state's ``class_embeddings`` with ``logit_scale``).
     """
     classes = list(val.classes)
     known = val.select(val.known)
@@ -116,6 +117,7 @@ def fit_state(val: Cells, train: Optional[Cells] = None, *,
     train = (train or val)
     train = train.select(train.known)
     params = dict(params or {})
+    method = method or ("names" if embed_names is not None else "knn")
     if methods is None:
         methods = [m for m in UNKNOWN_SCORERS.names()
                    if m != "names" or embed_names is not None]
