@@ -169,7 +169,8 @@ def evaluate_state(state: TrustState, cells: Cells,
     Keys: ``cells`` / ``known`` / ``unknown`` counts; ``calibration`` (on the known cells, at
     the fitted temperature) and ``uncalibrated`` (at T = 1); ``conformal`` per level
     (coverage, mean set size, on the known cells); ``open_set`` per method (needs unknown
-    cells) with ``flagged_known`` / ``flagged_unknown`` at the state's thresholds;
+    cells) with ``flagged_known`` / ``flagged_unknown`` at the state's thresholds and the
+    AUROC ``per_type`` of unknown cell;
     ``referral``: on the known cells, and ``referral_all`` over every cell (a decided cell of
     an untrained type counts as an error).
     """
@@ -194,6 +195,9 @@ def evaluate_state(state: TrustState, cells: Cells,
         s = state.unknown_scores(cells.logits, cells.embeddings, method=m).numpy()
         s_known, s_unknown = s[known_mask.numpy()], s[~known_mask.numpy()]
         row = open_set_metrics(s_known, s_unknown)
+        names = np.array(cells.names)[~known_mask.numpy()]
+        row["per_type"] = {n: open_set_metrics(s_known, s_unknown[names == n])["auroc"]
+                           for n in sorted(set(names.tolist()))}
         t = state.thresholds.get(m)
         if t is not None:
             row["flagged_known"] = float(np.mean(s_known > t)) if len(s_known) else float("nan")
