@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     p.add_argument("--limit", type=int, default=None, help="cells per test entry")
     p.add_argument("--val-limit", type=int, default=None, help="cells per val entry")
     p.add_argument("--train-limit", type=int, default=3000, help="cells per train entry")
-    p.add_argument("--method", default="knn", help="the state's unknown scorer")
+    p.add_argument("--method", default="names", help="the state's unknown scorer")
     p.add_argument("--target-accuracy", type=float, default=0.98)
     p.add_argument("--reuse", action="store_true", help="read cached cells from --out")
     p.add_argument("--save", action="store_true", help="write the state into the model")

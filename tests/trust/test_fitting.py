@@ -56,6 +56,7 @@ def test_fitted_state_meets_its_targets_on_like_cells():
     for m in ("mahalanobis", "knn", "names"):
         assert r["open_set"][m]["auroc"] > 0.9, (m, r["open_set"][m])
         assert r["open_set"][m]["flagged_known"] == pytest.approx(0.05, abs=0.03)
+        assert list(r["open_set"][m]["per_type"]) == ["d"]
     assert r["referral"]["accuracy"] >= 0.96 and r["referral"]["coverage"] > 0.3
     assert r["referral_all"]["n"] == 1500
 

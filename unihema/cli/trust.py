@@ -1,6 +1,6 @@
 """``unihema trust``: fit and score per-cell trust (docs/trust.md).
 
-    unihema trust fit  --model DIR --config CFG [--split val] [--method knn]
+    unihema trust fit  --model DIR --config CFG [--split val] [--method names]
     unihema trust eval --model DIR --config CFG [--split test] [--out DIR]
     unihema trust show --model DIR
 
@@ -93,9 +93,10 @@ def add_trust_parser(subparsers: Any) -> argparse.ArgumentParser:
                        "candidates.classify are the trained types), the embedding scorers on "
                        "data.train; write trust.json + trust.safetensors into the model folder.")
     common(f, "val")
-    f.add_argument("--method", default="knn",
+    f.add_argument("--method", default="names",
                    help="unknown-cell scorer whose flag the state gives: msp, energy, "
-                   "mahalanobis, knn or names (default knn)")
+                   "mahalanobis, knn or names (default names, the best on the synthetic "
+                   "protocol: docs/trust.md)")
     f.add_argument("--params", default="", metavar="JSON",
                    help='scorer options, e.g. \'{"knn": {"k": 5}}\'')
     f.add_argument("--target-accuracy", type=float, default=0.98,

@@ -93,7 +93,7 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 
 def fit_state(val: Cells, train: Optional[Cells] = None, *,
-              method: str = "knn", methods: Optional[Sequence[str]] = None,
+              method: Optional[str] = None, methods: Optional[Sequence[str]] = None,
               params: Optional[Dict[str, Dict[str, Any]]] = None,
               embed_names: Optional[Callable[[Sequence[str]], torch.Tensor]] = None,
               logit_scale: Optional[float] = None,
@@ -102,11 +102,12 @@ def fit_state(val: Cells, train: Optional[Cells] = None, *,
               fitted_on: Optional[Dict[str, Any]] = None) -> TrustState:
     """A :class:`TrustState` fitted on the known cells of ``val`` (see the module docstring).
 
-    ``method``: the scorer whose flag the state gives; ``methods``: every scorer to fit and
-    save (default: each registered one whose inputs are at hand); ``params``: options per
-    scorer; ``train``: the training cells (default ``val``) for the embedding scorers;
-    ``embed_names``: the model's class-name embedder (the ``names`` scorer, and the state's
-    ``class_embeddings`` with ``logit_scale``).
+    ``method``: the scorer whose flag the state gives (default ``names`` when
+    ``embed_names`` is given, the best on the synthetic protocol, else ``knn``); ``methods``:
+    every scorer to fit and save (default: each registered one whose inputs are at hand);
+    ``params``: options per scorer; ``train``: the training cells (default ``val``) for the
+    embedding scorers; ``embed_names``: the model's class-name embedder (the ``names``
+    scorer, and the state's ``class_embeddings`` with ``logit_scale``).
     """
     classes = list(val.classes)
     known = val.select(val.known)
@@ -116,6 +117,7 @@ def fit_state(val: Cells, train: Optional[Cells] = None, *,
     train = (train or val)
     train = train.select(train.known)
     params = dict(params or {})
+    method = method or ("names" if embed_names is not None else "knn")
     if methods is None:
         methods = [m for m in UNKNOWN_SCORERS.names()
                    if m != "names" or embed_names is not None]
@@ -167,7 +169,8 @@ def evaluate_state(state: TrustState, cells: Cells,
     Keys: ``cells`` / ``known`` / ``unknown`` counts; ``calibration`` (on the known cells, at
     the fitted temperature) and ``uncalibrated`` (at T = 1); ``conformal`` per level
     (coverage, mean set size, on the known cells); ``open_set`` per method (needs unknown
-    cells) with ``flagged_known`` / ``flagged_unknown`` at the state's thresholds;
+    cells) with ``flagged_known`` / ``flagged_unknown`` at the state's thresholds and the
+    AUROC ``per_type`` of unknown cell;
     ``referral``: on the known cells, and ``referral_all`` over every cell (a decided cell of
     an untrained type counts as an error).
     """
@@ -192,6 +195,9 @@ def evaluate_state(state: TrustState, cells: Cells,
         s = state.unknown_scores(cells.logits, cells.embeddings, method=m).numpy()
         s_known, s_unknown = s[known_mask.numpy()], s[~known_mask.numpy()]
         row = open_set_metrics(s_known, s_unknown)
+        names = np.array(cells.names)[~known_mask.numpy()]
+        row["per_type"] = {n: open_set_metrics(s_known, s_unknown[names == n])["auroc"]
+                           for n in sorted(set(names.tolist()))}
         t = state.thresholds.get(m)
         if t is not None:
             row["flagged_known"] = float(np.mean(s_known > t)) if len(s_known) else float("nan")

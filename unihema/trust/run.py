@@ -74,7 +74,7 @@ def merge(cells: Sequence[Cells]) -> Cells:
 
 
 def fit_trust(model: Union[str, Path, Any], cfg: Config, *, split: str = "val",
-              method: str = "knn", params: Optional[Dict[str, Dict[str, Any]]] = None,
+              method: str = "names", params: Optional[Dict[str, Dict[str, Any]]] = None,
               target_accuracy: float = 0.98, limit: Optional[int] = None,
               train_limit: Optional[int] = 3000, save: bool = True,
               progress: bool = False) -> TrustState:
