@@ -36,7 +36,8 @@ def test_one_must_not_miss_cell_flags_the_smear(cell_type, kind):
     assert [f.kind for f in flags] == [kind]
     f = flags[0]
     assert f.count == 1 and f.threshold == {"min_count": 1, "min_share": None}
-    assert f.reason.startswith("1 ") and "flagged at 1 cell" in f.reason
+    assert f.reason.startswith(kind.replace("_", " ") + ": 1 cell (")
+    assert f.reason.endswith("; flagged from 1 cell")
     denominator = 201 if kind == "parasites" and cell_type != "ring form" else (
         200 if kind == "parasites" else 21)
     assert f.share == pytest.approx(100.0 / denominator, abs=1e-3)

@@ -266,9 +266,10 @@ def review_flags(cells: Sequence[CellRecord], policy: FlagPolicy = DEFAULT_POLIC
             at = (f"{rule.min_share:g} % of {_of_words(rule.of)}" if rule.min_count == 1
                   else f"{at} and {rule.min_share:g} % of {_of_words(rule.of)}")
         share_txt = "" if share is None else f" ({share:.1f} % of {_of_words(rule.of)})"
+        n_txt = f"{count} cell{'s' if count != 1 else ''}"
         out.append(ReviewFlag(rule.kind, count, None if share is None else round(share, 3),
                               rule.threshold,
-                              f"{count} {rule.words}{share_txt}; flagged at {at}"))
+                              f"{rule.words}: {n_txt}{share_txt}; flagged from {at}"))
     return out
 
 

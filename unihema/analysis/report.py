@@ -247,7 +247,8 @@ def _trust_html(trust: Optional[Dict[str, Any]]) -> str:
                 '0.6 or two types are within 0.15 of each other; no prediction set or unknown '
                 'score is given (<code>unihema trust fit</code> adds them).</p></section>')
     fitted = trust.get("fitted_on") or {}
-    on = ", ".join(f"{k} {v}" for k, v in fitted.items()
+    on = ", ".join(f"{k} {v if len(str(v)) <= 48 else str(v)[:12] + '...'}"
+                   for k, v in fitted.items()
                    if isinstance(v, (str, int, float)) and not isinstance(v, bool))
     level = float(trust["level"])
     return (f'<section id="trust" data-trust="1"><h2>Per-cell trust</h2><p>Cells typed among '
