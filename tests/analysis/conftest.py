@@ -59,3 +59,26 @@ def truth_detector(field, min_visible: float = 0.3):
         return Detections(c[keep], labels[keep], np.ones(int(keep.sum())))
 
     return detect
+
+
+def white_trust(unknown_threshold: float = float("inf"), referral_threshold: float = 0.5,
+                temperature: float = 1.0):
+    """A trust state over :data:`WHITE_TYPES` scoring unknown cells by maximum softmax
+    probability (no fitted tensors), with the given thresholds."""
+    from unihema.trust.state import TrustState
+
+    return TrustState(classes=list(WHITE_TYPES), temperature=temperature,
+                      conformal={"0.90": 0.9, "0.95": 0.95}, unknown_method="msp",
+                      unknown_threshold=unknown_threshold,
+                      referral_threshold=referral_threshold,
+                      fitted_on={"dataset": "synthetic_smear", "split": "val", "items": 30})
+
+
+@pytest.fixture
+def trusted_pipe(tiny_pipe):
+    """``tiny_pipe`` with :func:`white_trust` (put back afterwards)."""
+    tiny_pipe.trust = white_trust()
+    try:
+        yield tiny_pipe
+    finally:
+        tiny_pipe.trust = None

@@ -53,3 +53,27 @@ def test_errors_name_the_problem(model_dir, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "x.png"), "--model", model_dir, "--out",
                  str(tmp_path / "o"), "--um-per-px", "-1"]) == 2
     assert "--um-per-px" in capsys.readouterr().err
+
+
+def test_flags_file_sets_the_smear_rules(model_dir, small_field, tmp_path, capsys):
+    field = tmp_path / "field.png"
+    Image.fromarray(small_field.image[:200, :240]).save(field)
+    rules = tmp_path / "flags.yaml"
+    rules.write_text("rules:\n  - {kind: any_red_cell, types: [red blood cell]}\n")
+    out = tmp_path / "out"
+    assert main(["analyze", str(field), "--model", model_dir, "--out", str(out),
+                 "--um-per-px", "0.2", "--min-score", "0.3", "--no-progress",
+                 "--flags", str(rules)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    review = summary["review"]
+    assert review["checked"] == ["any_red_cell"]
+    reds = summary["lineages"].get("red blood cell", 0)
+    assert review["needs_review"] == (reds > 0)
+    if reds:
+        assert review["flags"][0]["count"] == reds
+        assert f"review: {review['flags'][0]['reason']}" in capsys.readouterr().out
+    rules.write_text("rules:\n  - {kind: x, types: [blastt]}\n")
+    assert main(["analyze", str(field), "--model", model_dir, "--out", str(out),
+                 "--flags", str(rules)]) == 2
+    err = capsys.readouterr().err
+    assert str(rules) in err and "'blastt' is not a canonical cell type" in err

@@ -69,3 +69,56 @@ def test_the_report_in_a_browser(tiny_pipe, small_field, tmp_path, capsys):
     assert sum(image.getpixel((640, 10))) < 200
     pixels = np.asarray(image.resize((64, 80))).reshape(-1, 3)
     assert len(np.unique(pixels, axis=0)) > 20
+
+
+def test_the_review_view_with_trust_and_smear_flags_in_a_browser(tiny_pipe, small_field,
+                                                                 tmp_path):
+    """Flags at the top, the trust section, and the review list in the order of
+    :func:`~unihema.analysis.report.review_rank`, with each tile's set and reason."""
+    from tests.analysis.conftest import truth_detector, white_trust
+    from unihema.analysis.flags import FlagPolicy, FlagRule
+    from unihema.analysis.outputs import write_analysis
+    from unihema.analysis.report import review_rank
+    from unihema.analysis.run import analyze
+
+    browser = _browser()
+    def run():
+        return analyze(tiny_pipe, small_field.image, progress=False, um_per_px=0.2,
+                       detections=truth_detector(small_field),
+                       flags=FlagPolicy((FlagRule("parasites", ("malaria parasite",)),)))
+
+    tiny_pipe.trust = white_trust(referral_threshold=0.4)
+    try:  # a third of the white cells unknown
+        scores = sorted(c.unknown_score for c in run().cells if c.unknown_score is not None)
+        tiny_pipe.trust = white_trust(scores[len(scores) * 2 // 3], referral_threshold=0.4)
+        a = run()
+    finally:
+        tiny_pipe.trust = None
+    out = tmp_path / "analysis"
+    write_analysis(a, out)
+    url = (out / "report.html").as_uri()
+    page = parse(_run(browser, "--dump-dom", url).stdout)
+    check_page(page, out)
+    dom = _run(browser, "--dump-dom", url).stdout
+    assert 'id="review-flags" class="flagged" data-needs-review="1"' in dom
+    assert 'data-flag="parasites"' in dom and 'id="trust" data-trust="1"' in dom
+    assert dom.index('id="review-flags"') < dom.index('id="counts"')  # flags at the top
+
+    # #review: the cells to review gathered in one list, most doubtful first
+    dom = _run(browser, "--dump-dom", url + "#review").stdout
+    figures = parse(dom).figures
+    assert len(figures) == len(a.cells)
+    listed = dom[dom.index('id="review-list"'):]
+    ids = [int(f["data-id"]) for f in parse(listed).figures]
+    expected = [c.id for c in sorted(a.cells, key=review_rank) if c.needs_review]
+    assert ids == expected and len(ids) > 1
+    unknown = [c for c in a.cells if c.unknown]
+    assert unknown and ids[:len(unknown)] == [c.id for c in sorted(unknown, key=review_rank)]
+    # each judged tile shows its set, and its reason when it has one
+    assert 'class="set">{' in listed and 'class="why">unknown type (score' in listed
+
+    shot = tmp_path / "review.png"
+    r = _run(browser, f"--screenshot={shot}", "--window-size=1280,1400", url + "#review")
+    assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]
+    assert len(np.unique(np.asarray(Image.open(shot).convert("RGB").resize((64, 70)))
+                         .reshape(-1, 3), axis=0)) > 20

@@ -78,3 +78,65 @@ def test_classify_describe_ask_fill(pipe):
 def test_bad_input_is_explained(pipe):
     with pytest.raises(ValueError, match="uint8"):
         pipe.ask(np.zeros((4, 4, 3), np.float32), "q?")
+
+
+TRUST_CLASSES = ["lymphocyte", "monocyte", "segmented neutrophil"]
+
+
+@pytest.fixture(scope="module")
+def trusted(pipe, tmp_path_factory):
+    """A model folder with a trust state over :data:`TRUST_CLASSES` (kNN unknown score on a
+    bank of random embeddings), loaded by ``from_pretrained``."""
+    from unihema.trust.state import TrustState
+    from unihema.trust.unknown import FitData, build_scorer
+
+    path = tmp_path_factory.mktemp("trusted") / "model"
+    pipe.model.save_pretrained(path, extra={"image_size": 128})
+    dim = pipe.model.heads["classify"].class_proj.out_features
+    g = torch.Generator().manual_seed(0)
+    bank = torch.nn.functional.normalize(torch.randn(30, dim, generator=g), dim=-1)
+    scorer = build_scorer("knn", {"k": 3})
+    tensors = {f"knn.{k}": v for k, v in
+               scorer.fit(FitData(bank, torch.arange(30) % 3, TRUST_CLASSES)).items()}
+    TrustState(classes=list(TRUST_CLASSES), temperature=0.7,
+               conformal={"0.90": 0.9, "0.95": 0.97}, unknown_method="knn",
+               unknown_threshold=0.5, referral_threshold=0.9, unknown_params=scorer.params(),
+               fitted_on={"split": "val"}, tensors=tensors).save(path)
+    return UniHemaPipeline.from_pretrained(path)
+
+
+def _cell():
+    return np.random.default_rng(1).integers(0, 255, (48, 48, 3), dtype=np.uint8)
+
+
+def test_classify_with_a_trust_state_gives_the_set_and_the_unknown_score(pipe, trusted):
+    assert pipe.trust is None and trusted.trust.classes == TRUST_CLASSES
+    assert "prediction_set" not in pipe.classify(_cell(), TRUST_CLASSES)
+    labels = ["segmented neutrophil", "lymphocyte", "monocyte"]  # the state's, another order
+    out = trusted.classify(_cell(), labels)
+    assert list(out["probs"]) == labels
+    assert sum(out["probs"].values()) == pytest.approx(1.0, abs=1e-3)
+    assert out["label"] == max(out["probs"], key=out["probs"].get) == out["prediction_set"][0]
+    assert set(out["prediction_set"]) <= set(labels) and out["prediction_set"]
+    assert out["unknown"] == (out["unknown_score"] > 0.5)
+    top = max(out["probs"].values())
+    assert out["needs_review"] == (out["unknown"] or top < 0.9)
+    assert (out["reason"] == "") == (not out["needs_review"])
+    # the state's temperature (0.7), not the head's (1.0): the same ranking, sharper
+    raw = pipe.classify(_cell(), labels)["probs"]
+    assert max(raw, key=raw.get) == out["label"] and top >= max(raw.values()) - 1e-3
+
+
+def test_classify_on_a_subset_or_other_labels_of_a_trust_state(trusted):
+    full = trusted.classify(_cell(), TRUST_CLASSES)
+    sub = ["lymphocyte", "monocyte"]
+    out = trusted.classify(_cell(), sub)
+    assert set(out["probs"]) == set(sub)  # read over the labels asked for
+    # the verdict of a reading over all the state's classes, the set kept to the labels
+    assert out["unknown_score"] == full["unknown_score"]
+    assert out["prediction_set"] == [c for c in full["prediction_set"] if c in sub]
+    codes = [w["code"] for w in out["warnings"]]
+    assert ("trust_set_outside_labels" in codes) == (not out["prediction_set"])
+    other = trusted.classify(_cell(), ["lymphocyte", "basophil"])
+    assert other["prediction_set"] is None and other["unknown_score"] is None
+    assert "trust_not_covered" in [w["code"] for w in other["warnings"]]

@@ -262,3 +262,47 @@ def test_unsupported_model_and_missing_root_fail_loudly(models, synth_root, tmp_
     missing = write(tmp_path / "m.yaml", {"entries": [entry("detect", tmp_path / "nowhere")]})
     with pytest.raises(FileNotFoundError, match=r"entries\[0\].*does not exist"):
         run_suite(missing, [models[1]], tmp_path / "o", progress=False)
+
+
+# ----------------------------------------------------------------------------- trust entries
+TRAINED = ["segmented neutrophil", "band neutrophil", "lymphocyte", "monocyte", "basophil"]
+WHITE = TRAINED + ["eosinophil", "myeloblast", "promyelocyte", "atypical lymphocyte"]
+
+
+def test_open_set_and_selective_entries_end_to_end(models, synth_root, tmp_path):
+    """Held-out eosinophils among the trained white cells, with the trust state of the model
+    folder: metrics of every score, the ROC, risk-coverage and coverage-vs-target plots."""
+    import shutil
+
+    from unihema.trust.state import TrustState
+
+    run = tmp_path / "runA"
+    shutil.copytree(models[0], run)
+    TrustState(classes=list(TRAINED), temperature=1.0, conformal={"0.90": 0.9, "0.95": 0.97},
+               unknown_method="msp", unknown_threshold=-0.5, referral_threshold=0.6,
+               fitted_on={"split": "val"}).save(run / "model")
+    suite = write(tmp_path / "suite.yaml", {"name": "trust", "batch_size": 2, "entries": [
+        # every white type listed: red cells left out, the held-out types kept
+        entry("classify", synth_root, candidates=WHITE, evaluator="open_set",
+              options={"known": TRAINED}),
+        entry("classify", synth_root, candidates=TRAINED, evaluator="selective",
+              options={"targets": [0.5, 0.9]}),
+    ]})
+    res = run_suite(suite, [run], tmp_path / "report", progress=False)
+    open_set = res["classify"]["synthetic_smear[open_set]"]
+    assert (open_set["n_known"], open_set["n_unknown"]) == (3, 2)  # 2 eosinophils held out
+    for score in ("msp", "energy", "trust"):
+        assert 0.0 <= open_set[f"auroc/{score}"] <= 1.0 and f"aupr/{score}" in open_set
+    assert open_set["auroc"] == open_set["auroc/trust"]
+    selective = res["classify"]["synthetic_smear[selective]"]
+    assert selective["n"] == 3 and {"coverage@acc50", "coverage@acc90", "referral_coverage",
+                                    "set_coverage@0.90", "set_size@0.95"} <= set(selective)
+    plots = res["meta"]["plots"]["runA"]["classify"]
+    assert set(plots["synthetic_smear[open_set]"]) == {"roc"}
+    assert set(plots["synthetic_smear[selective]"]) == {"risk_coverage", "coverage_target"}
+    md = (tmp_path / "report" / "results.md").read_text()
+    assert "## classify (open set) — synthetic_smear/test" in md
+    assert "[ROC (known vs unseen types)](" in md and "[coverage at a target accuracy](" in md
+    for rel in [p for d in plots.values() for p in d.values()]:
+        with Image.open(tmp_path / "report" / rel) as im:
+            im.verify()

@@ -1,8 +1,9 @@
 """Whole-smear analysis, the model-independent part: tiling an image of any size and reading
 it tile by tile (:mod:`.tiles`), merging detections across tile seams (:mod:`.merge`),
 estimating the scale from red-cell size (:mod:`.scale`), measuring cells from their masks
-(:mod:`.measure`), the cell record, its review and its files (:mod:`.records`) and the per-smear
-statistics with their JSON and CSV tables (:mod:`.summary`).
+(:mod:`.measure`), the cell record, its review and its files (:mod:`.records`), the per-smear
+statistics with their JSON and CSV tables (:mod:`.summary`) and the smear-level review flags
+(:mod:`.flags`).
 
 Coordinates are pixels of the original image, boxes ``(x0, y0, x1, y1)`` with exclusive ends;
 lengths in micrometres need the image's scale (um/px).

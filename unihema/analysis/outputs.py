@@ -2,8 +2,9 @@
 
 * ``cells.jsonl`` and ``cells.csv``: one record per cell (:mod:`unihema.analysis.records`);
 * ``summary.json``: :class:`~unihema.analysis.summary.SmearSummary` as a dict, plus
-  ``model_um_per_px``, ``fields`` (name, width, height, factor, tiles, cells) and ``timings``
-  (seconds per stage);
+  ``model_um_per_px``, ``fields`` (name, width, height, factor, tiles, cells), ``timings``
+  (seconds per stage) and ``trust`` (the trust state the cells were judged by, ``null``
+  without one: :func:`unihema.analysis.run.trust_info`);
 * ``summary.csv``: the summary as table rows (:meth:`SmearSummary.rows`);
 * ``overlays/<field>.png`` (:mod:`unihema.analysis.overlay`) and ``report.html``
   (:mod:`unihema.analysis.report`).
@@ -25,7 +26,7 @@ def summary_dict(analysis) -> Dict[str, Any]:
     """What ``summary.json`` holds (module docstring)."""
     d = analysis.to_dict()
     return {**d["summary"], "model_um_per_px": d["model_um_per_px"], "fields": d["fields"],
-            "timings": d["timings"]}
+            "timings": d["timings"], "trust": d.get("trust")}
 
 
 def write_analysis(analysis, out: Union[str, Path], gallery_limit: int = GALLERY_LIMIT

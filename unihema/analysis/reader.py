@@ -12,7 +12,11 @@
   typed by the classify head among its lineage's types (``model.reading.types``) with the
   probability of every candidate (softmax of the logits over the head's calibrated
   temperature, as ``classify`` reports them), and, for the ``model.reading.describe`` classes,
-  the morphology head's attribute values with their probabilities.
+  the morphology head's attribute values with their probabilities;
+* **trust** (with a trust state, :mod:`unihema.trust`): a cell whose candidate types are the
+  state's classes (as a set; the prompt lists them in the reader's order, the logits are put
+  in the state's) gets the state's verdict from its raw logits and its unit-norm embedding
+  (:attr:`CellReading.trust`); other cells get none (the state was not fitted on them).
 
 Images are ``float [3, h, w]`` tensors in ``[0, 1]``; boxes ``xyxy`` pixels of the tile they
 were found on. This is how :mod:`unihema.modeling.reading` reads a field, kept per cell.
@@ -21,7 +25,7 @@ were found on. This is how :mod:`unihema.modeling.reading` reads a field, kept p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -52,12 +56,14 @@ class TileReading:
 @dataclass
 class CellReading:
     """A cell's type, the probability of each candidate type, and its attributes with their
-    probabilities (empty for cells not described)."""
+    probabilities (empty for cells not described); ``trust``: the trust state's verdict
+    (``CellTrust``), ``None`` without a state or for a cell it does not cover."""
 
     type: str
     probabilities: Dict[str, float]
     attributes: Dict[str, str] = field(default_factory=dict)
     attribute_confidence: Dict[str, float] = field(default_factory=dict)
+    trust: Optional[Any] = None
 
 
 class TileReader:
@@ -69,10 +75,12 @@ class TileReader:
         segment_classes: segmentation classes, ``"background"`` first.
         score_threshold: the least detection score kept.
         batch_size: tiles per forward pass; crops go 64 at a time.
+        trust: a trust state (``pipe.trust``), or None.
     """
 
     def __init__(self, model, detect_classes: Sequence[str], segment_classes: Sequence[str],
-                 score_threshold: float, batch_size: int = 4) -> None:
+                 score_threshold: float, batch_size: int = 4, trust: Optional[Any] = None
+                 ) -> None:
         self.model = model
         self.cfg = model.config.reading
         self.detect_classes = list(self.cfg.detect or detect_classes)
@@ -82,12 +90,20 @@ class TileReader:
         self.crop_size = int(self.cfg.crop_size)
         self._reader = Reader(model)
         self.device = next(model.parameters()).device
+        #: the trust state (``unihema.trust.TrustState``) or None
+        self.trust = trust
 
     @classmethod
     def from_pipeline(cls, pipe, min_score: Optional[float] = None,
                       batch_size: int = 4) -> "TileReader":
         return cls(pipe.model, pipe.classes["detect"], pipe.classes["segment"],
-                   pipe.score_threshold if min_score is None else min_score, batch_size)
+                   pipe.score_threshold if min_score is None else min_score, batch_size,
+                   getattr(pipe, "trust", None))
+
+    def covered(self, candidates: Sequence[str]) -> bool:
+        """Whether the trust state judges cells typed among ``candidates``."""
+        return self.trust is not None and set(candidates) == set(self.trust.classes) \
+            and len(candidates) == len(self.trust.classes)
 
     def types_of(self, label: str) -> List[str]:
         """The types a detected ``label`` is chosen among (``[label]`` when none is set)."""
@@ -152,11 +168,12 @@ class TileReader:
                 images, mask = self._reader._stack([crops[i].to(self.device) for i in idx])
                 fused = self.model.encode(images, mask, [prompts.render("classify", classes=c)
                                                          for c in cands], dense=False)
-                logits = head(fused, {"classes": cands}).logits
-                for i, c, lg in zip(idx, cands, logits):
+                res = head(fused, {"classes": cands})
+                for i, c, lg in zip(idx, cands, res.logits):
                     p = (lg / head.temperature).softmax(-1).tolist()
                     probs = {name: round(float(v), 6) for name, v in zip(c, p)}
                     out[i] = CellReading(max(probs, key=probs.get), probs)
+                self._judge([out[i] for i in idx], cands, res.logits, res.embedding)
         described = [i for i, lab in enumerate(labels)
                      if any(vocab.is_a(lab, c) or lab == c for c in self.cfg.describe)]
         if described:
@@ -166,6 +183,23 @@ class TileReader:
                 out[i].attributes = dict(values)
                 out[i].attribute_confidence = {k: round(float(v), 4) for k, v in conf.items()}
         return out
+
+    def _judge(self, readings: Sequence[CellReading], cands: Sequence[Sequence[str]],
+               logits: Sequence[torch.Tensor], embedding: Optional[torch.Tensor]) -> None:
+        """The trust state's verdict on the covered cells (:meth:`covered`), in place: the
+        calibrated probabilities replace the head's, the type is the state's label."""
+        rows = [k for k, c in enumerate(cands) if self.covered(c)]
+        if not rows:
+            return
+        order = list(self.trust.classes)
+        lg = torch.stack([logits[k].float().cpu()[[list(cands[k]).index(n) for n in order]]
+                          for k in rows])
+        emb = None if embedding is None else embedding[rows].float().cpu()
+        for k, verdict in zip(rows, self.trust.assess(lg, emb)):
+            r = readings[k]
+            r.trust = verdict
+            r.probabilities = {n: round(float(verdict.probs[n]), 6) for n in order}
+            r.type = verdict.label
 
     def cell_mask(self, mask: Optional[np.ndarray], box: Sequence[float], lineage: str
                   ) -> Tuple[Optional[np.ndarray], Optional[np.ndarray]]:

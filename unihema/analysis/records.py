@@ -9,7 +9,15 @@ half-written file and an interrupted run leaves the previous file intact.
 
 ``cells.csv``: one row per cell, columns :data:`CSV_COLUMNS` then ``p:<type>`` for every type
 that has a probability in any record (sorted), then ``attr:<name>`` for every attribute
-(sorted); empty cells for what is unknown. Floats keep 6 significant digits.
+(sorted); empty cells for what is unknown. Floats keep 6 significant digits;
+``prediction_set`` is its types joined by ``|``, most probable first.
+
+Trust (when the model folder holds a trust state, :mod:`unihema.trust`): ``probabilities``
+are the state's calibrated ones, ``prediction_set`` the conformal set of types (never empty),
+``unknown_score`` how little the cell looks like any trained type (higher: less) and
+``unknown`` whether it passes the state's threshold; ``needs_review`` and ``reason`` then
+carry the state's referral (:func:`assess`). Without a state the three are ``null`` (empty in
+the CSV).
 """
 
 from __future__ import annotations
@@ -30,7 +38,10 @@ PathLike = Union[str, Path]
 
 #: the fixed leading columns of cells.csv
 CSV_COLUMNS = ("id", "field", "x0", "y0", "x1", "y1", "lineage", "type", "probability",
-               "score", "uncertainty", "needs_review", "reason") + MEASUREMENT_FIELDS
+               "score", "uncertainty", "needs_review", "reason", "prediction_set",
+               "unknown_score", "unknown") + MEASUREMENT_FIELDS
+#: separator of the types of a prediction set in cells.csv
+SET_SEPARATOR = "|"
 
 
 @dataclass
@@ -45,7 +56,8 @@ class CellRecord:
     (sums to 1 over them when given); ``score``: the detection confidence; ``attributes``:
     morphology attributes (``unihema.data.vocab.ATTRIBUTES``); ``measurements``: from the
     segmentation, or ``None``; ``uncertainty``: in ``[0, 1]``, higher is less sure;
-    ``needs_review`` and its ``reason``.
+    ``needs_review`` and its ``reason``; with a trust state, ``prediction_set``,
+    ``unknown_score`` and ``unknown`` (module docstring; ``None`` without one).
     """
 
     id: int
@@ -60,6 +72,9 @@ class CellRecord:
     uncertainty: float = 0.0
     needs_review: bool = False
     reason: str = ""
+    prediction_set: Optional[List[str]] = None
+    unknown_score: Optional[float] = None
+    unknown: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if len(self.box) != 4:
@@ -111,8 +126,8 @@ ALWAYS_REVIEW = ("blast", "myeloblast", "lymphoblast", "monoblast", "promyelocyt
 
 def assess(probabilities: Dict[str, float], cell_type: Optional[str] = None,
            min_probability: float = 0.6, min_margin: float = 0.15,
-           always: Sequence[str] = ALWAYS_REVIEW, cut: bool = False
-           ) -> Tuple[float, bool, str]:
+           always: Sequence[str] = ALWAYS_REVIEW, cut: bool = False,
+           trust: Optional[Any] = None) -> Tuple[float, bool, str]:
     """``(uncertainty, needs_review, reason)`` of a typed cell.
 
     ``uncertainty`` is ``1 - p`` of the most probable type (0 without probabilities). A cell
@@ -120,14 +135,22 @@ def assess(probabilities: Dict[str, float], cell_type: Optional[str] = None,
     types are within ``min_margin`` of each other, when its type (``cell_type``, default the
     most probable) is in ``always``, or when it was ``cut`` by a tile edge (its box is pieced
     together). ``reason`` lists every cause, ``"; "``-separated (empty when none).
+
+    ``trust``: the cell's verdict of a trust state (:class:`unihema.trust.CellTrust`:
+    ``refer``, ``reason``). It replaces the two fixed thresholds (``min_probability``,
+    ``min_margin``) by the state's referral, fitted for a target accuracy on held-out cells;
+    ``always`` and ``cut`` still apply.
     """
     ranked = sorted(probabilities.items(), key=lambda kv: -kv[1])
     top_type, top = ranked[0] if ranked else (cell_type, 1.0)
     cell_type = cell_type or top_type
     reasons = []
-    if ranked and top < min_probability:
+    if trust is not None:
+        if trust.refer:
+            reasons.append(trust.reason or "referred by the trust state")
+    elif ranked and top < min_probability:
         reasons.append(f"low confidence ({top_type} {top:.2f})")
-    if len(ranked) > 1 and top - ranked[1][1] < min_margin:
+    if trust is None and len(ranked) > 1 and top - ranked[1][1] < min_margin:
         reasons.append(f"close call ({top_type} {top:.2f} vs {ranked[1][0]} "
                        f"{ranked[1][1]:.2f})")
     if cell_type in always:
@@ -193,7 +216,10 @@ def write_cells_csv(path: PathLike, cells: Sequence[CellRecord]) -> Path:
         row = {"id": c.id, "field": c.field, "x0": c.box[0], "y0": c.box[1], "x1": c.box[2],
                "y1": c.box[3], "lineage": c.lineage, "type": c.type,
                "probability": c.probability, "score": c.score, "uncertainty": c.uncertainty,
-               "needs_review": c.needs_review, "reason": c.reason, **m}
+               "needs_review": c.needs_review, "reason": c.reason,
+               "prediction_set": None if c.prediction_set is None
+               else SET_SEPARATOR.join(c.prediction_set),
+               "unknown_score": c.unknown_score, "unknown": c.unknown, **m}
         row.update({f"p:{t}": p for t, p in c.probabilities.items()})
         row.update({f"attr:{a}": v for a, v in c.attributes.items()})
         writer.writerow([_fmt(row.get(col)) for col in columns])

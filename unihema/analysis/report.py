@@ -6,6 +6,10 @@ Sections, top to bottom:
 
 * the header: cells, fields, the scale (given or estimated, with its interval) and, for an
   image not taken for a smear, a banner saying why instead of any statistic;
+* the smear-level review (``#review-flags``, ``data-needs-review``): each flag that sends the
+  smear to a person with its reason (:mod:`unihema.analysis.flags`), or the rules checked;
+* per-cell trust (``#trust``): what the trust state the cells were judged by was fitted on,
+  or that the model folder has none (cells then go to review by fixed thresholds);
 * counts per lineage and per type (each count in an element ``data-count="<name>"``, lineage
   counts ``data-lineage="<name>"``, so tools can read them back), the white-cell differential
   as an inline SVG bar chart with its 95 % intervals and table, red-cell morphology with its
@@ -13,9 +17,12 @@ Sections, top to bottom:
 * each field's overlay;
 * the gallery: one ``<figure class="cell">`` per cell (``data-id``, ``data-type``,
   ``data-review``), grouped by type, most uncertain first; a "needs review only" filter (also
-  set by opening the page as ``report.html#review``) and a click that enlarges a cell with its
-  details. At most ``gallery_limit`` cells are shown (the
-  most uncertain of each type first); the page says when some are left out.
+  set by opening the page as ``report.html#review``) that gathers the cells to review in one
+  list, ``#review-list``, most doubtful first (:func:`review_rank`: unknown cells by
+  unknown score, then larger prediction sets, then less confident), and a click that
+  enlarges a cell with its details. A tile shows the cell's prediction set (``.set``) and
+  its reason for review (``.why``) when it has them. At most ``gallery_limit`` cells are
+  shown (the most uncertain of each type first); the page says when some are left out.
 """
 
 from __future__ import annotations
@@ -58,6 +65,13 @@ background:#f3f3f3;font-size:11px;text-align:center}
 figure.cell[data-review="1"]{border-color:#e53935}
 figure.cell img{width:96px;height:96px;display:block;margin:0 auto;image-rendering:auto}
 figure.cell figcaption{padding:1px 2px;white-space:nowrap;overflow:hidden;text-overflow:ellipsis}
+figure.cell .set,figure.cell .why{display:block;overflow:hidden;text-overflow:ellipsis;
+white-space:nowrap;font-size:10px;color:#555}
+figure.cell .why{color:#b71c1c}
+figure.cell[data-unknown="1"]{border-style:dashed}
+#review-flags.flagged{background:#fff4e5;border-color:#f0a030}
+#review-flags.flagged h2{color:#a65b00}
+#review-flags.clear h2{color:#2e7d32}
 .field img{max-width:100%;border:1px solid #ccc}
 .legend span{display:inline-block;margin-right:14px;font-size:13px}
 .legend i{display:inline-block;width:12px;height:12px;margin-right:4px;vertical-align:-1px}
@@ -71,11 +85,17 @@ justify-content:center;z-index:9}
 """
 
 _JS = """
-function setFilter(on){document.querySelectorAll('figure.cell').forEach(function(f){
-f.style.display=(on&&f.dataset.review!=='1')?'none':'';});
+function setFilter(on){var list=document.getElementById('review-list');
+var figs=Array.prototype.slice.call(document.querySelectorAll('figure.cell'));
+if(on){figs.filter(function(f){return f.dataset.review==='1';}).sort(function(a,b){
+return a.dataset.rank-b.dataset.rank;}).forEach(function(f){list.appendChild(f);});}
+else{figs.sort(function(a,b){return a.dataset.order-b.dataset.order;}).forEach(function(f){
+document.getElementById('g-'+f.dataset.group).appendChild(f);});}
+figs.forEach(function(f){f.style.display=(on&&f.dataset.review!=='1')?'none':'';});
+list.parentElement.style.display=on?'':'none';
 document.querySelectorAll('.gallery-group').forEach(function(g){
 var shown=g.querySelectorAll('figure.cell:not([style*="none"])').length;
-g.style.display=shown?'':'none';});}
+g.style.display=(shown&&!on)?'':'none';});}
 document.getElementById('review-only').addEventListener('change',function(e){
 setFilter(e.target.checked);});
 document.querySelectorAll('figure.cell').forEach(function(f){f.addEventListener('click',
@@ -193,6 +213,55 @@ def _summary_html(s: Dict[str, Any]) -> str:
     return "".join(out)
 
 
+def review_rank(cell: CellRecord) -> tuple:
+    """Sort key of the "needs review" list, most doubtful first: cells called unknown (by
+    their unknown score), then larger prediction sets, then lower confidence, then id."""
+    score = cell.unknown_score if cell.unknown_score is not None else float("-inf")
+    size = len(cell.prediction_set) if cell.prediction_set is not None else 0
+    return (not cell.unknown, -score, -size, -cell.uncertainty, cell.id)
+
+
+def _review_html(s: Dict[str, Any]) -> str:
+    """The smear-level review section (module docstring)."""
+    review = s.get("review") or {}
+    if not review:
+        return ""
+    flags = review.get("flags") or []
+    checked = ", ".join(k.replace("_", " ") for k in review.get("checked") or [])
+    if flags:
+        items = "".join(f'<li data-flag="{_e(f["kind"])}">{_e(f["reason"])}</li>'
+                        for f in flags)
+        return (f'<section id="review-flags" class="flagged" data-needs-review="1"><h2>'
+                f'Smear flagged for review</h2><ul>{items}</ul><p class="muted">rules '
+                f'checked: {_e(checked)}</p></section>')
+    return (f'<section id="review-flags" class="clear" data-needs-review="0"><h2>No '
+            f'smear-level flag</h2><p class="muted">none of these was found: {_e(checked)}'
+            f'</p></section>')
+
+
+def _trust_html(trust: Optional[Dict[str, Any]]) -> str:
+    """What the cells' doubt rests on: the trust state, or the fixed thresholds."""
+    if not trust:
+        return ('<section id="trust" data-trust="0"><h2>Per-cell trust</h2><p>No trust state '
+                'in the model folder: a cell goes to review when its top probability is below '
+                '0.6 or two types are within 0.15 of each other; no prediction set or unknown '
+                'score is given (<code>unihema trust fit</code> adds them).</p></section>')
+    fitted = trust.get("fitted_on") or {}
+    on = ", ".join(f"{k} {v if len(str(v)) <= 48 else str(v)[:12] + '...'}"
+                   for k, v in fitted.items()
+                   if isinstance(v, (str, int, float)) and not isinstance(v, bool))
+    level = float(trust["level"])
+    return (f'<section id="trust" data-trust="1"><h2>Per-cell trust</h2><p>Cells typed among '
+            f'{_e(", ".join(trust["classes"]))} carry calibrated probabilities (temperature '
+            f'{trust["temperature"]:.3g}), a prediction set that holds the true type '
+            f'{100 * level:.0f} % of the time on cells like the calibration cells, and an '
+            f'unknown score ({_e(trust["unknown_method"])}; above '
+            f'{trust["unknown_threshold"]:.3g}: a type the model was not trained on). A cell '
+            f'goes to review when it is unknown or less confident than needed for '
+            f'{100 * trust["target_accuracy"]:.0f} % accuracy on the cells decided alone.</p>'
+            f'<p class="muted">fitted on: {_e(on or "not recorded")}</p></section>')
+
+
 def _gallery_html(cells: List[CellRecord], thumbs: Dict[int, Any], limit: int) -> str:
     groups: Dict[str, List[CellRecord]] = defaultdict(list)
     for c in cells:
@@ -212,11 +281,13 @@ def _gallery_html(cells: List[CellRecord], thumbs: Dict[int, Any], limit: int) -
         if not moved:
             break
     parts = []
+    ranks = {c.id: r for r, c in enumerate(sorted(cells, key=review_rank))}
+    order = 0
     n_shown = sum(shown.values())
     if n_shown < len(cells):
         parts.append(f'<p class="muted">showing {n_shown} of {len(cells)} cells, the most '
                      f'uncertain of each type first</p>')
-    for t in sorted(groups, key=lambda t: (-len(groups[t]), t)):
+    for gi, t in enumerate(sorted(groups, key=lambda t: (-len(groups[t]), t))):
         g = groups[t][:shown[t]]
         if not g:
             continue
@@ -226,6 +297,8 @@ def _gallery_html(cells: List[CellRecord], thumbs: Dict[int, Any], limit: int) -
                     "type": c.type, "probabilities": c.probabilities,
                     "attributes": c.attributes, "uncertainty": c.uncertainty,
                     "needs_review": c.needs_review, "reason": c.reason,
+                    **({"prediction_set": c.prediction_set, "unknown_score": c.unknown_score,
+                        "unknown": c.unknown} if c.prediction_set is not None else {}),
                     "measurements": None if c.measurements is None else
                     {k: (round(v, 3) if isinstance(v, float) else v)
                      for k, v in c.measurements.to_dict().items() if v is not None}}
@@ -233,14 +306,26 @@ def _gallery_html(cells: List[CellRecord], thumbs: Dict[int, Any], limit: int) -
             src = thumbnail_uri(img) if img is not None else ""
             p = c.probability
             cap = f"#{c.id}" + (f" {p:.2f}" if p is not None else "")
+            extra = ""
+            if c.prediction_set is not None:
+                extra += (f'<span class="set">{{{_e(", ".join(c.prediction_set))}}}</span>')
+            if c.reason:
+                extra += f'<span class="why">{_e(c.reason)}</span>'
             figs.append(f'<figure class="cell" data-id="{c.id}" data-type="{_e(c.type)}" '
-                        f'data-review="{int(c.needs_review)}" title="{_e(c.reason)}" '
+                        f'data-review="{int(c.needs_review)}" data-rank="{ranks[c.id]}" '
+                        f'data-order="{order}" data-group="{gi}" '
+                        f'data-unknown="{int(bool(c.unknown))}" title="{_e(c.reason)}" '
                         f'data-info="{_e(json.dumps(info, indent=1))}"><img alt="cell {c.id}" '
-                        f'src="{src}"><figcaption>{_e(cap)}</figcaption></figure>')
+                        f'src="{src}"><figcaption>{_e(cap)}{extra}</figcaption></figure>')
+            order += 1
         review = sum(c.needs_review for c in groups[t])
         parts.append(f'<div class="gallery-group" data-type="{_e(t)}"><h3>{_e(t)} '
                      f'<span class="muted">({len(groups[t])} cells, {review} to review)</span>'
-                     f'</h3><div class="grid">{"".join(figs)}</div></div>')
+                     f'</h3><div class="grid" id="g-{gi}">{"".join(figs)}</div></div>')
+    parts.append('<div id="review-view" style="display:none"><h3>Cells to review, most '
+                 'doubtful first <span class="muted">(unknown cells by unknown score, then '
+                 'larger prediction sets, then lower confidence)</span></h3>'
+                 '<div class="grid" id="review-list"></div></div>')
     return "".join(parts)
 
 
@@ -262,11 +347,14 @@ def render_report(analysis, overlays: Dict[str, str], gallery_limit: int = GALLE
         banner = ('<div class="banner" id="not-a-smear">Not analysed as a smear: '
                   + _e("; ".join(s["messages"][:2])) + ". No statistics are given.</div>")
     flags = "".join(f"<li>{_e(m)}</li>" for m in s["messages"])
+    smear = ("flagged for review" if (s.get("review") or {}).get("needs_review")
+             else "not flagged")
     header = (f'<header><h1>{_e(title)}</h1><div><span id="n-cells">{s["n_cells"]}</span> '
               f'cells in <span id="n-fields">{s["n_fields"]}</span> field(s); '
-              f'<span id="n-review">{s["needs_review"]}</span> to review; scale '
+              f'<span id="n-review">{s["needs_review"]}</span> cells to review; smear '
+              f'<b id="smear-review">{smear}</b>; scale '
               f'{_e(scale_txt)}; model scale {analysis.model_um_per_px:.4g} um/px</div></header>')
-    body = [banner]
+    body = [_review_html(s), banner, _trust_html(getattr(analysis, "trust", None))]
     if flags:
         body.append(f'<section id="flags"><h2>Notes</h2><ul class="flags">{flags}</ul>'
                     f'</section>')

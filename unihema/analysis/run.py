@@ -52,6 +52,7 @@ from PIL import Image
 from unihema.analysis.measure import Measurements, measure_cell
 from unihema.analysis.merge import Detections, merge_tiles, owned
 from unihema.analysis.reader import TileReader
+from unihema.analysis.flags import FlagPolicy
 from unihema.analysis.records import CellRecord, assess
 from unihema.analysis.scale import ScaleEstimate, diameters_from_boxes, estimate_um_per_px
 from unihema.analysis.summary import SmearSummary, lineage_of, summarize
@@ -76,6 +77,31 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 Detector = Callable[[str, Box], Detections]
 
 
+def trust_fields(verdict: Optional[Any]) -> Tuple[Optional[List[str]], Optional[float],
+                                                   Optional[bool]]:
+    """``(prediction_set, unknown_score, unknown)`` of a cell's trust verdict (``None`` s
+    without one)."""
+    if verdict is None:
+        return None, None, None
+    score = float(verdict.unknown_score)
+    return (list(verdict.prediction_set), round(score, 4) if math.isfinite(score) else None,
+            bool(verdict.unknown))
+
+
+def trust_info(state: Optional[Any]) -> Optional[Dict[str, Any]]:
+    """What the page and ``summary.json`` say of the trust state (``None`` without one):
+    its classes, set level, unknown method and threshold, referral target and what it was
+    fitted on."""
+    if state is None:
+        return None
+    return {"classes": list(state.classes), "level": state.level,
+            "temperature": float(state.temperature),
+            "unknown_method": state.unknown_method,
+            "unknown_threshold": float(state.unknown_threshold),
+            "target_accuracy": float(state.target_accuracy),
+            "fitted_on": dict(state.fitted_on)}
+
+
 @dataclass
 class FieldResult:
     """One field (an image or a scan): ``name``, size in pixels, the scale factor applied
@@ -97,7 +123,8 @@ class SmearAnalysis:
     """The analysis of one smear: ``cells`` (:class:`CellRecord`), ``summary``
     (:class:`SmearSummary`), ``fields``, the ``scale`` used (given or estimated, with its
     interval), ``model_um_per_px``, ``timings`` per stage in seconds (``total`` included) and
-    ``thumbnails``: cell id -> its picture (:func:`cell_picture`) as JPEG bytes."""
+    ``thumbnails``: cell id -> its picture (:func:`cell_picture`) as JPEG bytes; ``trust``:
+    the trust state the cells were judged by (:func:`trust_info`), ``None`` without one."""
 
     cells: List[CellRecord]
     summary: SmearSummary
@@ -106,10 +133,12 @@ class SmearAnalysis:
     model_um_per_px: float
     timings: Dict[str, float]
     thumbnails: Dict[int, bytes] = field(default_factory=dict, repr=False)
+    trust: Optional[Dict[str, Any]] = None
 
     def to_dict(self) -> Dict[str, Any]:
         """JSON-ready: the summary with the scale, fields and timings (cells apart)."""
         return {"summary": self.summary.to_dict(), "scale": self.scale.to_dict(),
+                "trust": self.trust,
                 "model_um_per_px": self.model_um_per_px,
                 "fields": [{"name": f.name, "width": f.width, "height": f.height,
                             "factor": f.factor, "tiles": f.tiles, "cells": f.n_cells}
@@ -328,12 +357,13 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
         lineage = lineage_of(cell.type)
         if lineage == "other":
             lineage = lineage_of(str(merged.labels[k]))
-        unc, review, reason = assess(cell.probabilities, cell.type, cut=bool(merged.cut[k]))
+        unc, review, reason = assess(cell.probabilities, cell.type, cut=bool(merged.cut[k]),
+                                     trust=cell.trust)
         cid = first_id + k
         cells.append(CellRecord(
             cid, name, tuple(round(float(v), 2) for v in merged.boxes[k]), lineage, cell.type,
             cell.probabilities, round(float(merged.scores[k]), 4), cell.attributes, m,
-            round(unc, 4), review, reason))
+            round(unc, 4), review, reason, *trust_fields(cell.trust)))
         thumbs[cid] = thumb
     clock.add("merge", t0)
     return cells, FieldResult(name, src.width, src.height, factor, len(grid), len(cells),
@@ -342,15 +372,18 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
 
 def analyze(pipe, inputs, *, um_per_px: Optional[float] = None,
             tile: Optional[int] = None, progress: bool = True, batch_size: int = 4,
-            min_score: Optional[float] = None, detections: Optional[Detector] = None
-            ) -> SmearAnalysis:
+            min_score: Optional[float] = None, detections: Optional[Detector] = None,
+            flags: Optional[FlagPolicy] = None) -> SmearAnalysis:
     """Analyse one smear (module docstring) with ``pipe`` (a loaded
     :class:`unihema.api.UniHemaPipeline`; ``pipe.analyze(...)`` calls this): ``inputs``
     one image, a folder or a list of fields, or a tiled TIFF; ``um_per_px`` the image's
     scale (estimated when ``None``);
     ``tile`` the tile side at the model's scale (default the training ``image_size``);
     ``min_score`` the detection threshold (default the model's); ``detections`` an injected
-    detector. Every cell is counted once across tile seams.
+    detector; ``flags`` the smear-level review rules (default
+    :data:`unihema.analysis.flags.DEFAULT_POLICY`). Every cell is counted once across tile
+    seams. With a trust state (``pipe.trust``) the cells it covers carry its verdict
+    (:mod:`unihema.analysis.records`).
 
     Raises:
         ImageTooLargeError: a file too large to decode whole that is not a tiled TIFF.
@@ -398,12 +431,13 @@ def analyze(pipe, inputs, *, um_per_px: Optional[float] = None,
         for _, src in sources:
             src.close()
     t0 = time.perf_counter()
-    summary = summarize(cells, n_fields=len(fields), scale=scale)
+    summary = summarize(cells, n_fields=len(fields), scale=scale, policy=flags)
     if scale.um_per_px is None and not cells:
         summary.messages.append("the scale could not be estimated: no red cells were found")
     clock.add("summary", t0)
     clock.t["total"] = time.perf_counter() - start
-    return SmearAnalysis(cells, summary, fields, scale, model_um, clock.t, thumbs)
+    return SmearAnalysis(cells, summary, fields, scale, model_um, clock.t, thumbs,
+                         trust_info(reader.trust))
 
 
 def iter_field_cells(analysis: SmearAnalysis) -> Iterable[Tuple[FieldResult, List[CellRecord]]]:

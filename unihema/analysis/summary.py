@@ -20,7 +20,10 @@
   than 100), ``few_red_cells`` (grades on fewer than 1000 red cells, the count ICSH asks for
   schistocytes), ``platelet_clumps``. With ``no_cells`` or ``scale_implausible`` the image is
   not taken for a smear (``is_smear`` false): the counts of what was found are kept, the
-  statistics derived from them are left empty rather than invented.
+  statistics derived from them are left empty rather than invented;
+* **review**: whether the smear goes to a person because it holds cells that must not be
+  missed (blasts, promyelocytes, atypical lymphocytes, parasites, schistocytes above a
+  share, unknown cells): :mod:`unihema.analysis.flags`.
 
 Grading (:data:`GRADING`), after the ICSH 2015 recommendation (Palmer et al., Int J Lab
 Hematol 37:287), percent of red cells, ``p`` continuous::
@@ -47,6 +50,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+from unihema.analysis.flags import DEFAULT_POLICY, FlagPolicy, review
 from unihema.analysis.records import CellRecord, write_json, write_text_atomic
 from unihema.analysis.scale import ScaleEstimate
 
@@ -151,6 +155,9 @@ class SmearSummary:
     flags: List[str] = field(default_factory=list)
     messages: List[str] = field(default_factory=list)
     is_smear: bool = True
+    #: smear-level review (:func:`unihema.analysis.flags.review`): ``{"needs_review": bool,
+    #: "flags": [{kind, count, share, threshold, reason}], "checked": [kinds]}``
+    review: Dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -178,6 +185,9 @@ class SmearSummary:
             out.append(["platelets", name, "" if value is None else value, "", "", "", "",
                         ""])
         out += [["flag", f, "", "", "", "", "", ""] for f in self.flags]
+        out += [["review flag", f["kind"], f["count"], "",
+                 "" if f["share"] is None else round(f["share"], 3), "", "", ""]
+                for f in (self.review or {}).get("flags", [])]
         return out
 
     def write_csv(self, path: Union[str, Path]) -> Path:
@@ -213,10 +223,13 @@ def _infected(cells: Sequence[CellRecord]) -> List[bool]:
 
 def summarize(cells: Sequence[CellRecord], n_fields: Optional[int] = None,
               scale: Optional[ScaleEstimate] = None,
-              grading: Mapping[str, Tuple[Bound, Bound, Bound]] = GRADING) -> SmearSummary:
+              grading: Mapping[str, Tuple[Bound, Bound, Bound]] = GRADING,
+              policy: Optional[FlagPolicy] = None) -> SmearSummary:
     """The statistics of one smear's ``cells``. ``n_fields``: the fields imaged (default: the
     distinct ``field`` values; give it when a field may hold no cell); ``scale``: the scale
-    used, checked for plausibility."""
+    used, checked for plausibility; ``policy``: the smear-level review rules (default
+    :data:`unihema.analysis.flags.DEFAULT_POLICY`), applied to the cells found even when the
+    image is not taken for a smear."""
     cells = list(cells)
     fields = sorted({c.field for c in cells})
     n_fields = len(fields) if n_fields is None else int(n_fields)
@@ -239,7 +252,7 @@ def summarize(cells: Sequence[CellRecord], n_fields: Optional[int] = None,
         red_cells_n=lineages.get(RED, 0), platelets=None, nrbc_per_100_wbc=None,
         parasitaemia=None, needs_review=sum(c.needs_review for c in cells),
         scale=None if scale is None else scale.to_dict(), flags=flags, messages=messages,
-        is_smear=is_smear)
+        is_smear=is_smear, review=review(cells, policy or DEFAULT_POLICY))
     if not is_smear:
         return summary
 

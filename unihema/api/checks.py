@@ -46,6 +46,11 @@ WARNINGS: Dict[str, str] = {
     "description_rewritten": "the generated sentence contradicted the predicted attributes "
                              "or type, or was cut at the length limit; the sentence returned "
                              "is written from the predicted attributes instead",
+    "trust_not_covered": "the labels are not the classes the model's trust state was fitted on "
+                         "(nor a subset of them): no prediction set or unknown score is given",
+    "trust_set_outside_labels": "the trust state's prediction set, over all the classes it "
+                                "was fitted on, holds none of the labels asked for: the cell "
+                                "is likely none of them",
     "overlay_downscaled": "the overlay was drawn smaller than the input (longest side capped "
                           "at 4096 pixels, unihema.evaluation.visualize.OVERLAY_MAX_SIDE)",
 }

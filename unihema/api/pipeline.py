@@ -8,6 +8,11 @@ not to trust it as it stands (:data:`unihema.api.checks.WARNINGS`, docs/model.md
 Text answers carry ``"confidence"``: the probability the decoder gave the answer it wrote
 (the product of its token probabilities, in [0, 1]).
 
+A model folder holding a trust state (``trust.json`` + ``trust.safetensors``, written by
+``unihema trust fit``; :class:`unihema.trust.TrustState`) loads it as :attr:`UniHemaPipeline.
+trust`: :meth:`~UniHemaPipeline.classify` then gives the conformal prediction set and the
+unknown-cell score, and :meth:`~UniHemaPipeline.analyze` judges every cell it covers.
+
 Inputs are checked before the model runs: a file goes through :func:`unihema.data.io.read_image`
 (missing, empty, corrupt, too large: an ``ImageReadError`` naming it); an array must be
 ``uint8 [H, W]``, ``[H, W, 3]`` or ``[H, W, 4]`` with at least one pixel and within the pixel
@@ -34,6 +39,7 @@ from unihema.modeling.reading import ReadingCascade
 from unihema.pipeline.processing import (ImageLike, ProcessorConfig,  # noqa: F401
                                          UniHemaProcessor, nearest_resize, single_cell,
                                          to_rgb_array)
+from unihema.trust.state import TrustState
 
 #: Class lists used when a checkpoint does not record its own.
 DEFAULT_CLASSES = {
@@ -85,7 +91,8 @@ class UniHemaPipeline:
                  classes: Optional[Dict[str, List[str]]] = None, crop_size: int = 0,
                  meta: Optional[Dict[str, Any]] = None,
                  device: Union[str, torch.device] = "cpu",
-                 processor: Optional[UniHemaProcessor] = None) -> None:
+                 processor: Optional[UniHemaProcessor] = None,
+                 trust: Optional[TrustState] = None) -> None:
         #: where the model runs; inputs are moved there, results come back as CPU values
         self.device = resolve_device(device)
         self.model = model.eval().to(self.device)
@@ -97,6 +104,9 @@ class UniHemaPipeline:
         self.classes = {**DEFAULT_CLASSES, **(classes or {})}
         #: the checkpoint's metadata (``image_stats``: what the training images looked like)
         self.meta = dict(meta or {})
+        #: the trust state of the model folder (calibration, conformal sets, unknown score,
+        #: referral), or None
+        self.trust = trust
 
     @property
     def image_size(self) -> int:
@@ -116,13 +126,13 @@ class UniHemaPipeline:
                         device: Union[str, torch.device] = "cpu") -> "UniHemaPipeline":
         """Load a ``save_pretrained`` folder (weights and ``preprocessor_config.json``, or for
         an older folder the settings of its ``config.json``) to run on ``device`` (checked
-        before loading)."""
+        before loading), with the folder's trust state when it has one."""
         device = resolve_device(device)
         processor = UniHemaProcessor.from_pretrained(directory)
         model = UniHema.from_pretrained(directory)
         meta = getattr(model, "checkpoint_meta", {})
         return cls(model, classes=meta.get("classes"), meta=meta, device=device,
-                   processor=processor)
+                   processor=processor, trust=TrustState.load(directory))
 
     @property
     def score_threshold(self) -> float:
@@ -214,17 +224,75 @@ class UniHemaPipeline:
         return {"mask": original, "classes": names,
                 "warnings": image_warnings + warnings}
 
-    def classify(self, image: ImageLike, labels: Sequence[str]) -> Dict[str, Any]:
-        """``{"label": str, "probs": {label: p}, "warnings": [...]}`` over the candidate
-        ``labels`` (a list of distinct names; one label warns: it always scores 1)."""
-        names, warnings = checks.check_labels(labels, "labels", allow_single=False)
+    def _classify_pred(self, image: ImageLike, names: List[str]
+                       ) -> Tuple[Dict[str, Any], List[Dict[str, str]]]:
         batch, image_warnings = self._prepare(
             image, "classify", self.processor.prompt("classify", classes=names), classes=names,
             label=0)
-        pred = self._predict(batch)[0]
+        return self._predict(batch)[0], image_warnings
+
+    def classify(self, image: ImageLike, labels: Sequence[str]) -> Dict[str, Any]:
+        """``{"label": str, "probs": {label: p}, "warnings": [...]}`` over the candidate
+        ``labels`` (a list of distinct names; one label warns: it always scores 1).
+
+        With a trust state (:attr:`trust`) the result also holds ``"prediction_set"``
+        (types, most probable first), ``"unknown_score"`` (higher: less like any trained
+        type), ``"unknown"``, ``"needs_review"`` and ``"reason"`` (:class:`unihema.trust.
+        CellTrust`):
+
+        * ``labels`` are the state's classes (any order): ``probs`` are the state's
+          calibrated probabilities and ``label`` its most probable class;
+        * ``labels`` a proper subset of them: ``label`` and ``probs`` are read over
+          ``labels`` as without a state; the trust fields come from a second reading over
+          all the state's classes (what it was fitted on), the set kept to ``labels`` (its
+          coverage then holds for cells whose type is among ``labels``); a set holding none
+          of them is empty and warns ``trust_set_outside_labels``;
+        * other ``labels`` (a name the state does not know): the trust fields are ``None``
+          and ``trust_not_covered`` warns.
+        """
+        names, warnings = checks.check_labels(labels, "labels", allow_single=False)
+        pred, image_warnings = self._classify_pred(image, names)
         probs = {n: round(float(p), 4) for n, p in zip(names, pred["probs"])}
-        return {"label": names[pred["label"]], "probs": probs,
-                "warnings": image_warnings + warnings}
+        out = {"label": names[pred["label"]], "probs": probs,
+               "warnings": image_warnings + warnings}
+        if self.trust is not None:
+            out.update(self._trust_fields(image, names, pred, out))
+        return out
+
+    def _trust_fields(self, image: ImageLike, names: List[str], pred: Dict[str, Any],
+                      out: Dict[str, Any]) -> Dict[str, Any]:
+        """The trust state's verdict for :meth:`classify` (see there)."""
+        state = self.trust
+        none = {"prediction_set": None, "unknown_score": None, "unknown": None,
+                "needs_review": None, "reason": ""}
+        known = set(state.classes)
+        if not set(names) <= known:
+            out["warnings"].append(checks.warning(
+                "trust_not_covered", f"the trust state covers {state.classes}; "
+                f"{sorted(set(names) - known)} are not among them"))
+            return none
+        full = set(names) == known
+        if not full:
+            pred = self._classify_pred(image, list(state.classes))[0]
+        item_classes = names if full else list(state.classes)
+        logits = state.align(pred["logits"].float().cpu()[None], item_classes)
+        emb = pred.get("embedding")
+        verdict = state.assess(logits, None if emb is None else emb.float().cpu()[None])[0]
+        result = {"prediction_set": list(verdict.prediction_set),
+                  "unknown_score": round(float(verdict.unknown_score), 4),
+                  "unknown": verdict.unknown, "needs_review": verdict.refer,
+                  "reason": verdict.reason}
+        if full:
+            result.update(label=verdict.label,
+                          probs={n: round(float(verdict.probs[n]), 4) for n in names})
+        else:
+            kept = [c for c in verdict.prediction_set if c in names]
+            if not kept:
+                out["warnings"].append(checks.warning(
+                    "trust_set_outside_labels", f"the set over all the state's classes is "
+                    f"{verdict.prediction_set}, none of {names}"))
+            result["prediction_set"] = kept
+        return result
 
     def describe(self, image: ImageLike, labels: Optional[Sequence[str]] = None
                  ) -> Dict[str, Any]:

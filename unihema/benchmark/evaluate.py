@@ -34,7 +34,8 @@ def predictor_of(model: Any) -> Any:
 
 def entry_split(entry: Any, image_size: int, upscale: bool, crop_size: int = 0):
     """The evaluation task split of a suite entry (:class:`unihema.evaluation.suite.
-    SuiteEntry`) at the model's image size, upscaling and crop size."""
+    SuiteEntry`) at the model's image size, upscaling and crop size; with an ``evaluator``
+    that prepares samples (``prepare_samples``), its samples as that evaluator scores them."""
     from unihema.engine.data import build_task_splits
 
     cfg = Config()
@@ -48,7 +49,24 @@ def entry_split(entry: Any, image_size: int, upscale: bool, crop_size: int = 0):
     splits = build_task_splits([de], cfg, train=False, tasks=[entry.task])
     if len(splits) != 1:
         raise ValueError(f"{entry.label}: expected one task split, got {len(splits)}")
-    return splits[0]
+    return _prepared(splits[0], entry, cfg)
+
+
+def _prepared(split: Any, entry: Any, cfg: Config) -> Any:
+    """``split``, its samples re-prompted when the entry's evaluator prepares them (the
+    ``open_set`` evaluator prompts every cell with the trained classes)."""
+    from unihema.evaluation.suite import evaluator_class
+
+    cls = evaluator_class(entry.task, getattr(entry, "evaluator", ""))
+    if not hasattr(cls, "prepare_samples"):
+        return split
+    from unihema.engine.data import TaskSplit
+    from unihema.pipeline.mapper import DatasetMapper, TaskDataset
+
+    samples = cls(**entry.options).prepare_samples(split.samples)
+    dataset = TaskDataset(samples, split.task, DatasetMapper.from_config(cfg, train=False),
+                          train=False)
+    return TaskSplit(split.entry, split.task, samples, dataset)
 
 
 def evaluate_entries(

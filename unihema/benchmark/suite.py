@@ -98,7 +98,8 @@ def run_suite(
          **({"classes": e.classes} if e.classes else {}),
          **({"candidates": list(e.candidates)} if e.candidates else {}),
          **({"derive_text": True} if e.derive_text else {}),
-         **({"where": dict(e.where)} if e.where else {})}
+         **({"where": dict(e.where)} if e.where else {}),
+         **({"evaluator": e.evaluator} if e.evaluator else {})}
         for k, e in zip(keys, suite.entries)]
     per_model: Dict[str, Dict[str, Dict[str, Dict[str, float]]]] = {m.name: {} for m in models}
     skipped: List[Dict[str, str]] = []

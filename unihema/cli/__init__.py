@@ -76,9 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from unihema.cli.baseline import add_baseline_parser
     from unihema.cli.eval import add_eval_parser
+    from unihema.cli.trust import add_trust_parser
 
     add_eval_parser(sub)
     add_baseline_parser(sub)
+    add_trust_parser(sub)
     return p
 
 

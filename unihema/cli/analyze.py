@@ -19,7 +19,8 @@ EPILOG = """outputs (in --out; docs/analyze.md describes every field):
   cells.csv, cells.jsonl   one row / object per cell: box, lineage, type, probabilities,
                            attributes, measurements, uncertainty, needs_review and reason
   summary.json, .csv       counts, differential with 95 % intervals, red-cell grades,
-                           platelets, parasitaemia, flags, scale, timings
+                           platelets, parasitaemia, flags, review (smear flags),
+                           trust, scale, timings
   overlays/*.png           each field with its boxes (downscaled for large scans)
   report.html              one self-contained page: summary, chart, fields, cell gallery
 
@@ -53,6 +54,9 @@ def add_analyze_parser(sub) -> None:
     p.add_argument("--gallery-limit", type=int, default=5000,
                    help="most cells shown in report.html (the most uncertain of each type)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
+    p.add_argument("--flags", default=None, metavar="FILE",
+                   help="smear-level review rules, YAML or JSON (default: the built-in ones; "
+                        "docs/analyze.md, 'Smear flags')")
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_analyze)
@@ -66,9 +70,14 @@ def run_analyze(args: argparse.Namespace) -> int:
     if args.um_per_px is not None and not args.um_per_px > 0:
         raise ValueError(f"--um-per-px must be positive, got {args.um_per_px}")
     resolve_inputs(args.inputs)  # missing files and empty folders fail before the model loads
+    policy = None
+    if args.flags:
+        from unihema.analysis.flags import load_policy
+
+        policy = load_policy(args.flags)
     pipe = UniHemaPipeline.from_pretrained(args.model, device=args.device)
     result = analyze(pipe, args.inputs, um_per_px=args.um_per_px, tile=args.tile,
-                     batch_size=args.batch_size, min_score=args.min_score,
+                     batch_size=args.batch_size, min_score=args.min_score, flags=policy,
                      progress=not args.no_progress and not args.json)
     paths = write_analysis(result, args.out, args.gallery_limit)
     s = result.summary
@@ -81,6 +90,8 @@ def run_analyze(args: argparse.Namespace) -> int:
             print(f"  {name}: {k}")
         for m in s.messages:
             print(f"note: {m}")
+        for f in s.review.get("flags", []):
+            print(f"review: {f['reason']}")
         print(f"report: {paths['report.html']}")
     if not s.is_smear:
         print("warning: not analysed as a smear: " + "; ".join(s.messages), file=sys.stderr)

@@ -189,7 +189,8 @@ class DatasetEntry:
         help="per task (classify, detect), the only classes to prompt and score: a crop whose "
         "label is a kind of none of them is left out, and so is such a box (counted and "
         "logged); for comparing models on the classes they share, e.g. {classify: [neutrophil, "
-        "lymphocyte, monocyte, eosinophil, basophil]}",
+        "lymphocyte, monocyte, eosinophil, basophil]}; '-name' leaves out every label that is a "
+        "kind of name (e.g. [lymphocyte, -atypical lymphocyte])",
         factory=dict)
     where: Dict[str, str] = opt(
         help="keep only the samples whose metadata matches every key, e.g. {subset: Dataset 1} "

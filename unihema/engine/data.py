@@ -141,7 +141,9 @@ def restrict_to_candidates(samples: Sequence[UnifiedSample], task: str,
 
     A label that is a kind of a candidate (``vocab.is_a``) becomes that candidate; a classify
     sample whose label is under none of them is left out, and so is such a box of a detect
-    sample (the field itself is kept): the spec's :meth:`~unihema.tasks.Task.restrict`.
+    sample (the field itself is kept): the spec's :meth:`~unihema.tasks.Task.restrict`. A
+    candidate written ``-name`` is an exclusion: a label that is a kind of it is left out first
+    (``[lymphocyte, -atypical lymphocyte]`` keeps the plain lymphocytes only).
     Returns ``(samples, n_left_out)``: crops or boxes left out, which the caller reports.
 
     Raises:
@@ -151,7 +153,8 @@ def restrict_to_candidates(samples: Sequence[UnifiedSample], task: str,
     if task not in allowed:
         raise ValueError(f"{source}: candidates can be given for {list(allowed)}, not "
                          f"'{task}'")
-    names = [vocab.canonical(c) for c in candidates]
+    excluded = [vocab.canonical(c[1:].strip()) for c in candidates if c.startswith("-")]
+    names = [vocab.canonical(c) for c in candidates if not c.startswith("-")]
     if len(set(names)) != len(names) or not names:
         raise ValueError(f"{source}: candidates.{task} must list distinct class names, got "
                          f"{list(candidates)}")
@@ -160,7 +163,9 @@ def restrict_to_candidates(samples: Sequence[UnifiedSample], task: str,
     out, left_out = [], 0
     for s in samples:
         meta = dict(s.meta, **{f"classes_{task}": list(names)})
-        kept, left = spec.restrict(s, lambda label: kind_of(label, names), names, meta)
+        kept, left = spec.restrict(
+            s, lambda label: None if kind_of(label, excluded) else kind_of(label, names),
+            names, meta)
         left_out += left
         if kept is not None:
             out.append(kept)

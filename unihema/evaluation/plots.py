@@ -466,12 +466,17 @@ def evaluator_plots(task: str, evaluator: Any, metrics: Mapping[str, float], plo
     """Every plot of the task (``spec.plots``) that the state of ``evaluator`` (after
     ``evaluate()``) supports, as ``plot_dir/<stem>-<kind>.png``; returns ``{kind: path}``
     with kinds ``pr`` (detect), ``confusion`` (classify, segment), ``reliability`` and
-    ``risk_coverage`` (classify) and ``gallery`` (when ``best`` holds items and the task has
-    one; see :func:`plot_gallery`)."""
+    ``risk_coverage`` (classify), ``roc`` and ``coverage_target`` (the ``open_set`` and
+    ``selective`` evaluators, whose ``plots`` attribute replaces the task's) and
+    ``gallery`` (when ``best`` holds items and the task has one; see :func:`plot_gallery`)."""
+    from unihema.evaluation import trust_plots  # noqa: F401 - registers roc, coverage_target
+
     plot_dir = Path(plot_dir)
     out: Dict[str, Path] = {}
     spec = get_task(task) if task in TASKS else None
-    for key in spec.plots if spec else ():
+    # an evaluator other than the task's own (a suite entry's ``evaluator``) names its plots
+    keys = getattr(evaluator, "plots", None) or (spec.plots if spec else ())
+    for key in keys:
         plot = PLOTS.get(key)
         path = plot.draw(evaluator, metrics, plot_dir / f"{stem}-{plot.kind}.png", title)
         if path is not None:

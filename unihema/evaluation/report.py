@@ -57,6 +57,8 @@ MISSING = "—"
 #: Plot kinds, in link order, with their link text.
 PLOT_LABELS = {"pr": "precision-recall", "confusion": "confusion matrix",
                "reliability": "reliability", "risk_coverage": "risk-coverage",
+               "roc": "ROC (known vs unseen types)",
+               "coverage_target": "coverage at a target accuracy",
                "gallery": "best / worst items"}
 
 
@@ -124,7 +126,8 @@ def entry_tables(per_model: Mapping[str, Mapping[str, Mapping[str, Mapping[str, 
             rows.append([OVERLAP_ROW, *(format_overlap(e["train_overlap"].get(m))
                                         for m in models)])
         items = e.get("items")
-        title = f"{task} — {e['dataset']}/{e['split']}" + (
+        how = f" ({e['evaluator'].replace('_', ' ')})" if e.get("evaluator") else ""
+        title = f"{task}{how} — {e['dataset']}/{e['split']}" + (
             f" ({items} items)" if items is not None else "")
         tables.append({"task": task, "key": key, "title": title, "rows": rows})
     return tables

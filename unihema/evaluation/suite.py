@@ -23,8 +23,11 @@ on the classes they share), ``options`` (keyword arguments of the task's evaluat
 the images shuffled across questions and report ``<metric>_shuffled`` and ``grounding_gap`` =
 metric - shuffled, on ``exact_match`` for vqa and ``token_accuracy`` for mlm), ``limit`` (this
 entry's own cap), ``derive_text`` (vqa / mlm on a dataset without text: questions and reports
-derived from its annotations, as in training configs) and ``spec`` (the generic adapter's
-dataset spec).
+derived from its annotations, as in training configs), ``spec`` (the generic adapter's
+dataset spec) and ``evaluator`` (another registered evaluator of the task instead of its own:
+``open_set`` or ``selective`` for classify, :mod:`unihema.evaluation.trust`; an evaluator
+with ``prepare_samples`` re-prompts the entry's samples, one with ``bind`` is told the
+dataset and the model before the first batch).
 
 This module reads and validates suite files (:func:`load_suite`) and scores one model on one
 entry's task split (:func:`score_entry`, through
@@ -84,6 +87,8 @@ ENTRY_KEYS = {
     "spec": "dataset spec YAML of the generic adapter",
     "where": "keep only the items whose metadata matches, e.g. {subset: Dataset 2} (one "
              "acquisition of a dataset that holds several)",
+    "evaluator": "another evaluator of the task than its own: open_set or selective "
+                 "(classify; docs/evaluation.md)",
 }
 DEFAULT_IMAGE_SIZE = 256
 DEFAULT_BATCH_SIZE = 16
@@ -92,11 +97,15 @@ GALLERY_SIZE = 4
 
 
 # ----------------------------------------------------------------------------- suite file
-def evaluator_class(task: str) -> type:
-    """The registered evaluator of ``task`` (importing the evaluators registers them)."""
+def evaluator_class(task: str, evaluator: str = "") -> type:
+    """The registered evaluator of ``task``, or the one named ``evaluator`` (it must score
+    ``task``; importing the evaluators registers them)."""
     from unihema.evaluation import tasks  # noqa: F401
 
-    return EVALUATORS.get(task)
+    cls = EVALUATORS.get(evaluator or task)
+    if evaluator and getattr(cls, "task", task) != task:
+        raise ValueError(f"evaluator '{evaluator}' scores {cls.task} items, not {task}")
+    return cls
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,7 @@ class SuiteEntry:
     limit: Optional[int] = None
     spec: str = ""
     where: Tuple[Tuple[str, str], ...] = ()
+    evaluator: str = ""
 
     @property
     def selection(self) -> str:
@@ -123,7 +133,8 @@ class SuiteEntry:
 
     @property
     def label(self) -> str:
-        return f"{self.dataset}/{self.split}{self.selection}:{self.task}"
+        how = f"[{self.evaluator}]" if self.evaluator else ""
+        return f"{self.dataset}/{self.split}{self.selection}:{self.task}{how}"
 
 
 @dataclass(frozen=True)
@@ -136,6 +147,12 @@ class Suite:
     image_size: Optional[int] = None
     batch_size: int = DEFAULT_BATCH_SIZE
     limit: Optional[int] = None
+
+
+def _evaluator_names() -> List[str]:
+    from unihema.evaluation import tasks  # noqa: F401 - registers the evaluators
+
+    return EVALUATORS.names()
 
 
 def _unknown(where: str, key: str, valid: Dict[str, str]) -> str:
@@ -193,11 +210,20 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
         problems.append(f"{where}: 'options' must be a mapping of evaluator options, got "
                         f"{options!r}")
         options = {}
-    elif task in TASKS:
+    evaluator = raw.get("evaluator", "")
+    if not isinstance(evaluator, str):
+        problems.append(f"{where}: 'evaluator' must be an evaluator name, got {evaluator!r}")
+        evaluator = ""
+    elif evaluator and evaluator not in _evaluator_names():
+        problems.append(f"{where}: unknown evaluator '{evaluator}'; registered: "
+                        f"{', '.join(_evaluator_names())}")
+        evaluator = ""
+    if isinstance(options, dict) and task in TASKS:
         try:  # the evaluator itself checks its options: unknown names, bad values
-            evaluator_class(task)(**options)
+            evaluator_class(task, evaluator)(**options)
         except (TypeError, ValueError) as exc:
-            problems.append(f"{where}: bad options for the {task} evaluator {options}: {exc}")
+            problems.append(f"{where}: bad options for the {evaluator or task} evaluator "
+                            f"{options}: {exc}")
     shuffled = raw.get("shuffled", False)
     if not isinstance(shuffled, bool):
         problems.append(f"{where}: 'shuffled' must be true or false, got {shuffled!r}")
@@ -219,7 +245,8 @@ def _entry(raw: Any, where: str, problems: List[str]) -> Optional[SuiteEntry]:
                       candidates=tuple(candidates), derive_text=derive_text is True,
                       options=dict(options), shuffled=shuffled,
                       limit=limit, spec=raw.get("spec", ""),
-                      where=tuple((k, str(v)) for k, v in select.items()))
+                      where=tuple((k, str(v)) for k, v in select.items()),
+                      evaluator=evaluator)
 
 
 def load_suite(path: Union[str, Path]) -> Suite:
@@ -265,11 +292,12 @@ def entry_keys(entries: Sequence[SuiteEntry]) -> List[str]:
             out[(e.task, key_of(e))] = out.get((e.task, key_of(e)), 0) + 1
         return out
 
-    def name(e: SuiteEntry) -> str:  # an entry's metadata selection is part of its name
-        return e.dataset + e.selection
+    def name(e: SuiteEntry) -> str:  # its metadata selection and evaluator are in its name
+        return e.dataset + e.selection + (f"[{e.evaluator}]" if e.evaluator else "")
 
     by_name = count(name)
-    keys = [name(e) if by_name[(e.task, name(e))] == 1 else f"{e.dataset}/{e.split}{e.selection}"
+    keys = [name(e) if by_name[(e.task, name(e))] == 1 else
+            f"{e.dataset}/{e.split}{e.selection}" + (f"[{e.evaluator}]" if e.evaluator else "")
             for e in entries]
     seen: Dict[Tuple[str, str], int] = {}
     out = []
@@ -306,9 +334,12 @@ def score_entry(model: Any, split: Any, entry: SuiteEntry, *, batch_size: int,
     from unihema.evaluation.runner import evaluate_split, limited, run_evaluation
 
     ds = limited(split.dataset, limit)
-    evaluator = evaluator_class(entry.task)(**entry.options)
+    evaluator = evaluator_class(entry.task, entry.evaluator)(**entry.options)
+    if hasattr(evaluator, "bind"):
+        evaluator.bind(ds, model)
+    # no gallery for another evaluator: open_set items carry a stand-in label
     picker = (plots.GalleryPicker(gallery) if gallery and entry.task in plots.GALLERY_TASKS
-              else None)
+              and not entry.evaluator else None)
     restrict = (set(entry.options.get("restrict_to") or []) if get_task(entry.task).restricts
                 else None)
     scored = [0]

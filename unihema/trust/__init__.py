@@ -1,0 +1,15 @@
+"""Trust per cell: calibrated probabilities, conformal prediction sets, unknown-cell scores and
+a referral threshold, fitted on held-out cells and saved beside the model.
+
+The core (:mod:`~unihema.trust.state`, :mod:`~unihema.trust.conformal`,
+:mod:`~unihema.trust.unknown`, :mod:`~unihema.trust.metrics`) works on tensors of logits and
+embeddings and imports nothing above :mod:`unihema.registry` and :mod:`unihema.utils`, so any
+layer may use it. :mod:`unihema.trust.collect` and :mod:`unihema.trust.fit` run a loaded model
+over configured data (they sit beside :mod:`unihema.benchmark`); docs/trust.md explains the
+numbers.
+"""
+
+from unihema.trust.state import TRUST_JSON, TRUST_TENSORS, CellTrust, TrustState
+from unihema.trust.unknown import UNKNOWN_SCORERS
+
+__all__ = ["CellTrust", "TRUST_JSON", "TRUST_TENSORS", "TrustState", "UNKNOWN_SCORERS"]
