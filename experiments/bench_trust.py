@@ -86,7 +86,8 @@ def attribute_oracle(root: Path, known: List[str], white: List[str]) -> Dict[str
     from unihema.trust.metrics import open_set_metrics
 
     def cells(split):
-        rows = [json.loads(line) for line in (root / split / "crops.jsonl").open()]
+        path = root / split / "crops.jsonl"
+        rows = [json.loads(line) for line in path.open()] if path.is_file() else []
         return [r for r in rows if r["label"] in white]
 
     def log_p(attrs, cell_type):
@@ -97,7 +98,8 @@ def attribute_oracle(root: Path, known: List[str], white: List[str]) -> Dict[str
             total += math.log(dist.get(value, 1e-9))
         return total
 
-    share = Counter(r["label"] for r in cells("train") if r["label"] in known)
+    # the trained types' shares: of the root's training split, else of its validation split
+    share = Counter(r["label"] for r in cells("train") or cells("val") if r["label"] in known)
     held_out = [t for t in white if t not in known]
     n = sum(share.values())
 

@@ -12,6 +12,7 @@
     unihema data example KEY --out DIR           a tiny dataset in KEY's native layout
     unihema data download KEY --to DIR           fetch and safely extract a dataset
     unihema data export KEY --root DIR --to coco|hf --out DIR
+    unihema trust fit|eval --model DIR --config CFG   per-cell trust (docs/trust.md)
     unihema config show [FILE] [key=value ...]   the resolved config
     unihema config schema                        every config key, type, default and meaning
 
