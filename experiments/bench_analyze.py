@@ -42,6 +42,36 @@ def _pipeline(model_dir, image_size):
     return UniHemaPipeline(UniHema.from_config(cfg), image_size=image_size)
 
 
+def time_field(pipe, path, runs: int = 3, um_per_px=None, detector=None):
+    """Analyse the image at ``path`` ``runs`` times after one unrecorded warm-up, decode to
+    report (:func:`unihema.analysis.run.analyze` + :func:`unihema.analysis.outputs.write_analysis`):
+    ``{"stages_s": median seconds per stage, "write_s", "end_to_end_s", "cells",
+    "cells_per_s", "scale"}`` (``um_per_px`` given, else estimated)."""
+    from unihema.analysis.outputs import write_analysis
+    from unihema.analysis.run import analyze
+
+    stages, totals, writes, n, a = {}, [], [], 0, None
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in range(runs + 1):
+            t0 = time.perf_counter()
+            a = analyze(pipe, path, progress=False, um_per_px=um_per_px, detections=detector)
+            t1 = time.perf_counter()
+            write_analysis(a, Path(tmp) / "out")
+            t2 = time.perf_counter()
+            if run == 0:
+                continue  # warm-up
+            for k, v in a.timings.items():
+                stages.setdefault(k, []).append(v)
+            totals.append(t2 - t0)
+            writes.append(t2 - t1)
+            n = len(a.cells)
+    total = statistics.median(totals)
+    return {"stages_s": {k: round(statistics.median(v), 3) for k, v in stages.items()},
+            "write_s": round(statistics.median(writes), 3), "end_to_end_s": round(total, 3),
+            "cells": n, "cells_per_s": round(n / total, 1) if total else None,
+            "scale": round(float(a.scale.um_per_px or 0), 4)}
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", default="", help="a save_pretrained folder (default: random "
@@ -56,53 +86,30 @@ def main(argv=None) -> int:
     p.add_argument("--given-scale", action="store_true")
     args = p.parse_args(argv)
 
-    import numpy as np
     import torch
     from PIL import Image
 
-    from unihema.analysis.outputs import write_analysis
-    from unihema.analysis.run import analyze
     from unihema.synth.layout import SmearSpec
     from unihema.synth.smear import make_field
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    sys.path.insert(0, str(REPO))
     from tests.analysis.conftest import truth_detector
 
     field = make_field(args.width, args.height, args.um_per_px, seed=0,
                        spec=SmearSpec(white_per_100_red=3.0, parasitaemia=0.02))
     pipe = _pipeline(args.model, args.image_size)
-    stages, totals, writes, n = {}, [], [], 0
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "field.png"
         Image.fromarray(field.image).save(path)
-        for run in range(args.runs + 1):
-            t0 = time.perf_counter()
-            a = analyze(pipe, path, progress=False,
-                        um_per_px=args.um_per_px if args.given_scale else None,
-                        detections=truth_detector(field) if args.truth_boxes else None)
-            t1 = time.perf_counter()
-            write_analysis(a, Path(tmp) / "out")
-            t2 = time.perf_counter()
-            if run == 0:
-                continue  # warm-up
-            for k, v in a.timings.items():
-                stages.setdefault(k, []).append(v)
-            totals.append(t2 - t0)
-            writes.append(t2 - t1)
-            n = len(a.cells)
-    total = statistics.median(totals)
+        out = time_field(pipe, path, args.runs,
+                         args.um_per_px if args.given_scale else None,
+                         truth_detector(field) if args.truth_boxes else None)
     print(json.dumps({
         "field": f"{args.width}x{args.height} at {args.um_per_px} um/px",
         "model": args.model or "random demo-size", "threads": torch.get_num_threads(),
-        "truth_boxes": args.truth_boxes, "given_scale": args.given_scale,
-        "stages_s": {k: round(statistics.median(v), 3) for k, v in stages.items()},
-        "write_s": round(statistics.median(writes), 3),
-        "end_to_end_s": round(total, 3), "cells": n,
-        "cells_per_s": round(n / total, 1) if total else None,
-        "truth_cells": len(field.cells), "runs": args.runs,
-        "scale": float(np.round(a.scale.um_per_px or 0, 4))}, indent=1))
+        "truth_boxes": args.truth_boxes, "given_scale": args.given_scale, **out,
+        "truth_cells": len(field.cells), "runs": args.runs}, indent=1))
     return 0
 
 

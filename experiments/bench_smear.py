@@ -1,0 +1,602 @@
+"""The whole-smear benchmark: ``unihema analyze`` against exact truth, at scale, on real fields.
+
+    python experiments/bench_smear.py --model runs/demo/model --only accuracy,scale --out r.json
+    python experiments/bench_smear.py --model runs/real/bccd/model --only real \\
+        --specialist runs/real/spec_cmp/detector
+    python experiments/bench_smear.py --model runs/demo/model --only speed,scan10k
+    python experiments/bench_smear.py --only gpu --device cuda      # the base model, random
+    python experiments/bench_smear.py --only gpu --dry-run           # the same on a CPU, tiny
+
+Sub-benchmarks (``--only``, comma-separated; each writes its part of ``--out``, a JSON file,
+and prints a markdown table):
+
+* ``accuracy`` -- ``--fields`` synthetic 1920x1440 fields at 0.12 um/px (white cells and
+  ring forms in :data:`SPEC`) analysed as one smear with ``--um-per-px`` given, and one
+  stitched scan (``--scan-size``) whose cells on the analysis grid's seams are matched to the
+  cells found: count error per lineage (%), white-cell differential (half the L1 distance,
+  points), parasitaemia error (points), seam cells found once / missed / doubled
+  (:mod:`unihema.analysis.truth`).
+* ``scale`` -- one field's layout rendered at 0.5x, 1x and 2x magnification, analysed with and
+  without the scale: counts per lineage, their spread (max - min over the mean, %), the scale
+  estimate against the truth.
+* ``real`` -- BCCD test fields (``--bccd``): count error per class and image (MAE, bias and
+  relative error) of the model, and of an FCOS specialist (``--specialist``) injected as the
+  detector of the same analysis. ``chula`` -- Chula RBC-12 test fields (``--chula``): red-cell
+  morphology percentages of the analysis against the labels, over the labelled cells.
+* ``speed`` -- a 1920x1440 field end to end (decode to report.html), per stage, cells per
+  second (``experiments/bench_analyze.py``). ``scan10k`` -- a ``--scan10k`` px square tiled TIFF
+  (``unihema data scan``) analysed by ``unihema analyze`` in a child process: wall time and the
+  child's peak resident memory.
+* ``gpu`` -- fields per second of the base model (random weights, ``--truth-boxes`` style
+  boxes so the typing sees every cell) on ``--device``; ``--dry-run``: the tiny model on one
+  small field, to check the script on a CPU.
+
+Without ``--model`` the demo-size model with random weights is used (``--truth-boxes`` then
+gives the analysis the truth boxes, so typing, measuring and merging see every cell).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+FIELD = (1920, 1440)
+UM_PER_PX = 0.12
+#: composition of the accuracy fields: enough white cells for a differential over 5 fields
+#: (~20 a field) and ring forms in 2 % of the red cells
+SPEC = dict(white_per_100_red=5.0, parasitaemia=0.02)
+#: the base model's size (configs/_base_/models/base.yaml) over the demo preset's reading
+BASE_MODEL = ["model.d_model=256", "model.backbone={depth: 50, width: 64, norm: frozen_batch}",
+              "model.encoder={layers: 6, heads: 8, ffn: 1024, levels: [C4, C5]}",
+              "model.text={d_model: 768, d_kv: 64, d_ff: 2048, num_layers: 12, "
+              "num_decoder_layers: 12, num_heads: 12, max_prompt_tokens: 160, copy: true}",
+              "model.fusion={layers: 2, heads: 8, levels: [C3, C4, C5], queries: 32, "
+              "query_layers: 2}", "model.heads.dense_dim=128", "model.heads.embed_dim=128"]
+SUBS = ("accuracy", "scale", "real", "chula", "speed", "scan10k", "gpu")
+
+
+# ----------------------------------------------------------------------------- helpers
+def load_pipeline(model_dir: str = "", image_size: int = 256, preset: str = "demo",
+                  overrides: Sequence[str] = (), device: str = "cpu"):
+    """A saved pipeline, or a random model of ``preset`` (``unihema/presets``)."""
+    import torch
+
+    from unihema.api import UniHemaPipeline
+    from unihema.config import load_config
+    from unihema.modeling.model import UniHema
+
+    if model_dir:
+        pipe = UniHemaPipeline.from_pretrained(model_dir)
+    else:
+        torch.manual_seed(0)
+        cfg = load_config(str(REPO / "unihema" / "presets" / f"{preset}.yaml"), list(overrides))
+        pipe = UniHemaPipeline(UniHema.from_config(cfg), image_size=image_size)
+    pipe.model.to(device).eval()
+    return pipe
+
+
+def truth_detector(cells: Sequence[Dict[str, Any]], min_visible: float = 0.3):
+    """``(name, window) -> Detections``: the truth boxes of ``cells`` clipped to the window."""
+    from unihema.analysis.merge import Detections
+
+    boxes = np.array([c["box"] for c in cells], float).reshape(-1, 4)
+    labels = np.array([c["lineage"] for c in cells], object)
+
+    def detect(name, window):
+        x0, y0, x1, y1 = window
+        c = np.stack([np.maximum(boxes[:, 0], x0), np.maximum(boxes[:, 1], y0),
+                      np.minimum(boxes[:, 2], x1), np.minimum(boxes[:, 3], y1)], 1)
+        area = np.clip(c[:, 2] - c[:, 0], 0, None) * np.clip(c[:, 3] - c[:, 1], 0, None)
+        full = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        keep = (area > 0) & (area >= min_visible * full)
+        return Detections(c[keep], labels[keep], np.ones(int(keep.sum())))
+
+    return detect
+
+
+def by_field(detectors: Dict[str, Any]):
+    """One injected detector from one per field name."""
+    return lambda name, window: detectors[name](name, window)
+
+
+def analysis_grid(pipe, width: int, height: int, um_per_px: float):
+    """The tile grid :func:`unihema.analysis.run.analyze` lays over a field at ``um_per_px``."""
+    from unihema.analysis.run import LARGEST_CELL_UM, model_um_per_px
+    from unihema.analysis.tiles import grid_for_model
+
+    model_um = model_um_per_px(pipe)
+    tile = int(pipe.image_size)
+    overlap = min(tile // 2, int(math.ceil(LARGEST_CELL_UM / model_um)))
+    return grid_for_model(width, height, tile, overlap, um_per_px / model_um)
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(v):
+        if v is None:
+            return "—"
+        return f"{v:.2f}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(cell(v) for v in r) + " |" for r in rows])
+
+
+def lineage_rows(scored: Dict[str, Any], name: str) -> List[List[Any]]:
+    return [[name, lin, v["truth"], v["found"], v["error_pct"], v["found_once"], v["missed"],
+             v["doubled"], v["extra"]] for lin, v in scored["lineages"].items()]
+
+
+LINEAGE_HEADER = ("smear", "lineage", "truth", "found", "count error %", "found once",
+                  "missed", "doubled", "extra")
+
+
+# ----------------------------------------------------------------------------- accuracy
+def bench_accuracy(pipe, n_fields: int = 5, size=FIELD, scan_size=(3000, 2000),
+                   truth_boxes: bool = False, seed: int = 0) -> Dict[str, Any]:
+    """Fields and a scan against their truth (module docstring)."""
+    from unihema.analysis.run import analyze
+    from unihema.analysis.truth import hits, once_missed_doubled, score_smear, seam_cells
+    from unihema.synth.layout import SmearSpec
+    from unihema.synth.scan import CELLS, SCAN, write_scan
+    from unihema.synth.smear import make_field
+
+    t0 = time.perf_counter()
+    fields = [make_field(size[0], size[1], UM_PER_PX, seed=seed + k, spec=SmearSpec(**SPEC))
+              for k in range(n_fields)]
+    names = [f"field-{k + 1}" for k in range(n_fields)]
+    truth = {n: f.cells for n, f in zip(names, fields)}
+    det = by_field({n: truth_detector(c) for n, c in truth.items()}) if truth_boxes else None
+    t1 = time.perf_counter()
+    a = analyze(pipe, [f.image for f in fields], um_per_px=UM_PER_PX, progress=False,
+                detections=det)
+    out: Dict[str, Any] = {"fields": {"n": n_fields, "size": list(size), "um_per_px": UM_PER_PX,
+                                      "spec": SPEC, "analyse_s": round(time.perf_counter() - t1,
+                                                                       1),
+                                      "render_s": round(t1 - t0, 1),
+                                      **score_smear(a, truth)}}
+    w, h = scan_size
+    grid = analysis_grid(pipe, w, h, UM_PER_PX)
+    step = grid.xs[1] - grid.xs[0] if len(grid.xs) > 1 else grid.tile
+    with tempfile.TemporaryDirectory() as tmp:
+        meta = write_scan(tmp, (h, w), um_per_px=UM_PER_PX, seed=seed + 100,
+                          spec=SmearSpec(**SPEC), seam=int(step), seam_cells=40,
+                          instances=False)
+        cells = [json.loads(line) for line in (Path(tmp) / CELLS).read_text().splitlines()]
+        t1 = time.perf_counter()
+        det = truth_detector(cells) if truth_boxes else None
+        s = analyze(pipe, Path(tmp) / SCAN, um_per_px=UM_PER_PX, progress=False,
+                    detections=det)
+        scan_s = time.perf_counter() - t1
+    counted = [c for c in cells if c.get("inside", 1.0) >= 0.5]
+    tb = np.array([c["box"] for c in counted], float).reshape(-1, 4)
+    on = seam_cells(tb, grid)
+    n = hits(np.array([c.box for c in s.cells], float).reshape(-1, 4), tb)
+    seams = {lin: once_missed_doubled(n[on & np.array([c["lineage"] == lin for c in counted])])
+             for lin in sorted({c["lineage"] for c in counted})}
+    seams["all"] = once_missed_doubled(n[on])
+    out["scan"] = {"size": [w, h], "um_per_px": UM_PER_PX, "tiles": len(grid),
+                   "tile_px": grid.tile, "overlap_px": grid.overlap,
+                   "seam_placed_cells": meta["seam_cells"], "analyse_s": round(scan_s, 1),
+                   **score_smear(s, {SCAN: cells}), "seam_cells": seams}
+    return out
+
+
+def report_accuracy(r: Dict[str, Any]) -> str:
+    f, s = r["fields"], r["scan"]
+    rows = lineage_rows(f, f"{f['n']} fields") + lineage_rows(s, "scan")
+    smear = [[f"{f['n']} fields", f["differential"]["l1_half"], f["differential"]["white_cells"],
+              f["parasitaemia"]["truth"], f["parasitaemia"]["found"]],
+             ["scan", s["differential"]["l1_half"], s["differential"]["white_cells"],
+              s["parasitaemia"]["truth"], s["parasitaemia"]["found"]]]
+    seam = [[k, v["cells"], v["found_once"], v["missed"], v["doubled"]]
+            for k, v in s["seam_cells"].items()]
+    return "\n\n".join([
+        table(LINEAGE_HEADER, rows),
+        table(("smear", "differential L1/2 (pts)", "white cells typed", "parasitaemia truth %",
+               "found %"), smear),
+        table(("scan seam cells", "cells", "found once", "missed", "doubled"), seam)])
+
+
+# ----------------------------------------------------------------------------- scale
+def bench_scale(pipe, size=FIELD, factors=(0.5, 1.0, 2.0), truth_boxes: bool = False,
+                seed: int = 7) -> Dict[str, Any]:
+    """One layout at several magnifications, with and without the scale given."""
+    from unihema.analysis.run import analyze
+    from unihema.synth.layout import LINEAGES, SmearSpec, plan_smear
+    from unihema.synth.smear import render_magnifications
+
+    layout = plan_smear(size[0] * UM_PER_PX, size[1] * UM_PER_PX, seed, SmearSpec(**SPEC))
+    rendered = render_magnifications(layout, UM_PER_PX, factors)
+    runs = []
+    for given in (True, False):
+        for f, ff in rendered.items():
+            det = truth_detector(ff.cells) if truth_boxes else None
+            t0 = time.perf_counter()
+            a = analyze(pipe, ff.image, um_per_px=ff.um_per_px if given else None,
+                        progress=False, detections=det)
+            truth = ff.summary()["lineages"]
+            runs.append({"magnification": f, "um_per_px": round(ff.um_per_px, 4),
+                         "size": [ff.image.shape[1], ff.image.shape[0]], "scale_given": given,
+                         "scale_used": a.scale.to_dict(), "seconds": round(time.perf_counter()
+                                                                           - t0, 1),
+                         "counts": {k: int(a.summary.lineages.get(k, 0)) for k in LINEAGES},
+                         "truth": {k: int(truth[k]) for k in LINEAGES}})
+    spread = {}
+    for lin in LINEAGES:
+        for label, sel in (("given", [r for r in runs if r["scale_given"]]),
+                           ("estimated", [r for r in runs if not r["scale_given"]]),
+                           ("all", runs)):
+            v = [r["counts"][lin] for r in sel]
+            mean = statistics.mean(v)
+            spread.setdefault(lin, {})[label] = round(100 * (max(v) - min(v)) / mean, 2) \
+                if mean else None
+    return {"runs": runs, "spread_pct": spread}
+
+
+def report_scale(r: Dict[str, Any]) -> str:
+    from unihema.synth.layout import LINEAGES
+
+    rows = []
+    for x in r["runs"]:
+        sc = x["scale_used"]
+        est = "given" if x["scale_given"] else (
+            f"{sc.get('um_per_px') or 0:.4f} ({sc.get('low') or 0:.4f}-{sc.get('high') or 0:.4f})")
+        rows.append([f"{x['magnification']}x", x["um_per_px"], est]
+                    + [f"{x['counts'][k]} / {x['truth'][k]}" for k in LINEAGES])
+    spread = [[lin, v["given"], v["estimated"], v["all"]] for lin, v in r["spread_pct"].items()]
+    return "\n\n".join([
+        table(["magnification", "truth um/px", "scale used (95 % interval)"]
+              + [f"{k} found / truth" for k in LINEAGES], rows),
+        table(("lineage", "spread % (scale given)", "spread % (estimated)", "spread % (all 6)"),
+              spread)])
+
+
+# ----------------------------------------------------------------------------- real fields
+def red_cell_um_per_px(samples) -> float:
+    """A set's scale from its labelled red cells: 7.5 um over their median box side."""
+    from unihema.synth.layout import RED_CELL_UM
+
+    sides = [math.sqrt(max(1.0, (b[2] - b[0]) * (b[3] - b[1])))
+             for s in samples for b, lab in zip(np.asarray(s.boxes).reshape(-1, 4),
+                                                s.box_labels or []) if lab == "red blood cell"]
+    return RED_CELL_UM / float(np.median(sides))
+
+
+def specialist_detector(path: str, images: Dict[str, np.ndarray], classes: Sequence[str],
+                        factor: float, threshold: float):
+    """An FCOS (or other) specialist as the analysis's detector: each window of a field read
+    at ``factor`` (the size it was trained at), boxes back in the field's pixels."""
+    import torch
+
+    from unihema.analysis.merge import Detections
+    from unihema.analysis.tiles import rescale_tile
+    from unihema.baselines import load_baseline
+
+    model = load_baseline(path)
+
+    def detect(name, window):
+        x0, y0, x1, y1 = window
+        im, (fx, fy) = rescale_tile(images[name][y0:y1, x0:x1], factor)
+        x = torch.from_numpy(np.array(im)).permute(2, 0, 1).float()[None] / 255.0
+        batch = {"images": x, "pixel_mask": torch.ones(1, *x.shape[-2:], dtype=torch.bool),
+                 "classes": [list(classes)], "task": "detect"}
+        det = model.predict(batch)[0]
+        keep = det["scores"].numpy() >= threshold
+        boxes = det["boxes"].numpy()[keep].reshape(-1, 4).astype(float)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]] / fx + x0
+        boxes[:, [1, 3]] = boxes[:, [1, 3]] / fy + y0
+        labels = np.array([classes[int(c)] for c in det["classes"].numpy()[keep]], object)
+        return Detections(boxes, labels, det["scores"].numpy()[keep])
+
+    return detect
+
+
+def count_errors(per_image: List[Dict[str, Dict[str, int]]], classes: Sequence[str]
+                 ) -> Dict[str, Dict[str, float]]:
+    """Per class over images: MAE, mean signed error (bias) and sum |error| / sum truth (%)."""
+    out = {}
+    for c in classes:
+        err = [r["found"].get(c, 0) - r["truth"].get(c, 0) for r in per_image]
+        tot = sum(r["truth"].get(c, 0) for r in per_image)
+        out[c] = {"mae": round(statistics.mean(abs(e) for e in err), 3),
+                  "bias": round(statistics.mean(err), 3),
+                  "relative_pct": round(100 * sum(abs(e) for e in err) / tot, 1) if tot else None,
+                  "truth_mean": round(tot / len(per_image), 2)}
+    return out
+
+
+def bench_real(pipe, root: str, specialist: str = "", limit: Optional[int] = None,
+               spec_threshold: float = 0.5) -> Dict[str, Any]:
+    """BCCD test fields: count error per class and image, the model and the specialist."""
+    from PIL import Image
+
+    from unihema.analysis.run import analyze
+    from unihema.data.catalog import load_dataset
+
+    samples = load_dataset("bccd", root, "test")[:limit]
+    train = load_dataset("bccd", root, "train")
+    um = red_cell_um_per_px(train)
+    side = max(int(samples[0].width), int(samples[0].height))
+    factor = min(1.0, int(pipe.image_size) / side)  # the model saw fields at image_size
+    meta = dict(getattr(pipe, "meta", None) or {})
+    pipe.meta = {**meta, "um_per_px": um / factor}
+    classes = ["red blood cell", "white blood cell", "platelet"]
+    images = {Path(s.image_path).name: np.asarray(Image.open(s.image_path).convert("RGB"))
+              for s in samples}
+    truth = [{"truth": {c: sum(1 for lab in (s.box_labels or []) if lab == c) for c in classes}}
+             for s in samples]
+    out: Dict[str, Any] = {"images": len(samples), "um_per_px": round(um, 4),
+                           "model_factor": factor, "models": {}}
+    runs = [("unified", None, pipe.score_threshold)]
+    if specialist:
+        runs.append(("specialist", specialist_detector(specialist, images, classes, factor,
+                                                       spec_threshold), spec_threshold))
+    try:
+        for name, det, thr in runs:
+            t0 = time.perf_counter()
+            per = []
+            for s, t in zip(samples, truth):
+                key = Path(s.image_path).name
+                a = analyze(pipe, [images[key]], um_per_px=um, progress=False, detections=(
+                    None if det is None else (lambda n, w, _k=key: det(_k, w))))
+                per.append({**t, "found": {c: int(a.summary.lineages.get(c, 0))
+                                           for c in classes}})
+            out["models"][name] = {"threshold": thr, "seconds": round(time.perf_counter() - t0,
+                                                                      1),
+                                   "per_class": count_errors(per, classes)}
+    finally:
+        pipe.meta = meta
+    return out
+
+
+def report_real(r: Dict[str, Any]) -> str:
+    rows = [[m, f"{v['threshold']:.2f}", c, e["truth_mean"], e["mae"], e["bias"], e["relative_pct"]]
+            for m, v in r["models"].items() for c, e in v["per_class"].items()]
+    return table(("detector", "score threshold", "class", "truth per image", "MAE per image",
+                  "bias", "sum |error| / truth %"), rows)
+
+
+def bench_chula(pipe, root: str, limit: Optional[int] = None) -> Dict[str, Any]:
+    """Chula RBC-12 test fields: each labelled cell (a point) is matched to the analysed red
+    cell whose box holds it (the nearest centre); red-cell morphology percentages over the
+    matched cells, by the labels and by the analysis."""
+    from collections import Counter
+
+    from unihema.analysis.run import analyze
+    from unihema.data.catalog import load_dataset
+
+    fields = [s for s in load_dataset("chula_rbc12", root, "test")
+              if (s.meta or {}).get("kind") == "field"][:limit]
+    um = None  # estimated from the red cells of each field
+    labels, found, unmatched, n_cells = Counter(), Counter(), 0, 0
+    t0 = time.perf_counter()
+    for s in fields:
+        a = analyze(pipe, s.image_path, um_per_px=um, progress=False)
+        red = [c for c in a.cells if c.lineage == "red blood cell"]
+        n_cells += len(red)
+        centres = np.array([[(c.box[0] + c.box[2]) / 2, (c.box[1] + c.box[3]) / 2]
+                            for c in red]).reshape(-1, 2)
+        for (x, y), lab in zip((s.meta or {}).get("points", []), s.box_labels or []):
+            inside = [i for i, c in enumerate(red)
+                      if c.box[0] <= x < c.box[2] and c.box[1] <= y < c.box[3]]
+            if not inside:
+                unmatched += 1
+                continue
+            i = min(inside, key=lambda j: float(np.hypot(*(centres[j] - (x, y)))))
+            labels[lab] += 1
+            found[red[i].type] += 1
+    n = sum(labels.values())
+    types = sorted(set(labels) | set(found))
+    return {"fields": len(fields), "labelled_matched": n, "labelled_unmatched": unmatched,
+            "red_cells_found": n_cells, "seconds": round(time.perf_counter() - t0, 1),
+            "percent": {t: {"labels": round(100 * labels[t] / n, 2) if n else None,
+                            "analysis": round(100 * found[t] / n, 2) if n else None}
+                        for t in types}}
+
+
+def report_chula(r: Dict[str, Any]) -> str:
+    return table(("red-cell type", "labels %", "analysis %"),
+                 [[t, v["labels"], v["analysis"]] for t, v in r["percent"].items()])
+
+
+# ----------------------------------------------------------------------------- speed
+def bench_speed(pipe, runs: int = 3, truth_boxes: bool = False) -> Dict[str, Any]:
+    """A 1920x1440 field end to end, per stage (``bench_analyze.time_field``)."""
+    import torch
+    from PIL import Image
+
+    from experiments.bench_analyze import time_field
+    from unihema.synth.layout import SmearSpec
+    from unihema.synth.smear import make_field
+
+    field = make_field(*FIELD, UM_PER_PX, seed=0, spec=SmearSpec(**SPEC))
+    out = {"threads": torch.get_num_threads(), "truth_cells": len(field.cells)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "field.png"
+        Image.fromarray(field.image).save(path)
+        for given in (True, False):
+            out["scale_given" if given else "scale_estimated"] = time_field(
+                pipe, path, runs, UM_PER_PX if given else None,
+                truth_detector(field.cells) if truth_boxes else None)
+    return out
+
+
+def bench_scan10k(model_dir: str, side: int = 10000, workdir: str = "",
+                  threads: int = 0) -> Dict[str, Any]:
+    """Write a ``side`` px square scan, analyse it with ``unihema analyze`` in a child process:
+    its wall time and peak resident memory (``getrusage`` of the children)."""
+    from unihema.synth.scan import SCAN, write_scan
+
+    work = Path(workdir or tempfile.mkdtemp(prefix="scan10k-"))
+    t0 = time.perf_counter()
+    if not (work / "scan" / SCAN).is_file():
+        write_scan(work / "scan", side, um_per_px=UM_PER_PX, seed=11, spec=None,
+                   seam=None, seam_cells=0, instances=False)
+    written = time.perf_counter() - t0
+    cmd = [sys.executable, "-m", "unihema", "analyze", str(work / "scan" / SCAN), "--model",
+           model_dir, "--out", str(work / "out"), "--um-per-px", str(UM_PER_PX), "--json"]
+    env = None
+    if threads:
+        import os
+
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, env=env)
+    wall = time.perf_counter() - t0
+    peak_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if done.returncode:
+        raise RuntimeError(f"unihema analyze failed ({done.returncode}): {done.stderr[-2000:]}")
+    summary = json.loads((work / "out" / "summary.json").read_text())
+    return {"side": side, "um_per_px": UM_PER_PX, "write_s": round(written, 1),
+            "analyse_wall_s": round(wall, 1), "peak_rss_gb": round(peak_kb / 2 ** 20, 3),
+            "cells": summary.get("n_cells"), "lineages": summary.get("lineages"),
+            "command": " ".join(cmd[1:])}
+
+
+# ----------------------------------------------------------------------------- gpu
+def bench_gpu(device: str = "cuda", dry_run: bool = False, n_fields: int = 8,
+              batch_size: int = 16) -> Dict[str, Any]:
+    """Fields per second of the base model (random weights, truth boxes) on ``device``;
+    ``dry_run``: the tiny model, two small fields, on the CPU."""
+    import torch
+
+    from unihema.analysis.run import analyze
+    from unihema.synth.layout import SmearSpec
+    from unihema.synth.smear import make_field
+
+    if dry_run:
+        device, size, n_fields, batch_size = "cpu", (480, 360), 2, 4
+        pipe = load_pipeline(preset="tiny_model", image_size=128, overrides=[
+            "model.reading.detect=[red blood cell, white blood cell, platelet]"])
+    else:
+        size = FIELD
+        pipe = load_pipeline(overrides=BASE_MODEL, device=device)
+    fields = [make_field(*size, UM_PER_PX, seed=k, spec=SmearSpec(**SPEC)) for k in range(2)]
+    det = by_field({f"field-{k + 1}": truth_detector(f.cells) for k, f in enumerate(fields)})
+
+    def once():
+        return analyze(pipe, [f.image for f in fields], um_per_px=UM_PER_PX, progress=False,
+                       detections=det, batch_size=batch_size)
+
+    once()  # warm-up
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    reps = max(1, n_fields // len(fields))
+    for _ in range(reps):
+        a = once()
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    return {"device": device if not device.startswith("cuda") else torch.cuda.get_device_name(),
+            "model": "tiny (dry run)" if dry_run else "base (random weights)",
+            "parameters": pipe.model.num_parameters()["total"], "field": list(size),
+            "fields": reps * len(fields), "seconds": round(dt, 2),
+            "fields_per_s": round(reps * len(fields) / dt, 3), "cells_per_field": round(
+                len(a.cells) / len(fields), 1), "batch_size": batch_size}
+
+
+# ----------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="", help="a save_pretrained folder (default: random "
+                   "weights of the demo model)")
+    p.add_argument("--only", default="accuracy,scale,speed", help=f"any of {','.join(SUBS)}")
+    p.add_argument("--out", default="", help="JSON file of the results (merged into it)")
+    p.add_argument("--truth-boxes", action="store_true", help="inject the truth boxes")
+    p.add_argument("--fields", type=int, default=5)
+    p.add_argument("--field-size", default="1920x1440")
+    p.add_argument("--scan-size", default="3000x2000")
+    p.add_argument("--image-size", type=int, default=256, help="tile side of a random model")
+    p.add_argument("--bccd", default="../shared/datasets/BCCD")
+    p.add_argument("--chula", default="../shared/datasets/Chula-RBC-12")
+    p.add_argument("--specialist", default="", help="a specialist detector folder (real)")
+    p.add_argument("--limit", type=int, default=None, help="real/chula: first N test fields")
+    p.add_argument("--runs", type=int, default=3, help="speed: timed runs")
+    p.add_argument("--scan10k", type=int, default=10000, help="scan10k: side in pixels")
+    p.add_argument("--workdir", default="", help="scan10k: where the scan is written (kept)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--device", default="cuda", help="gpu: the device")
+    p.add_argument("--dry-run", action="store_true", help="gpu: tiny model on the CPU")
+    args = p.parse_args(argv)
+    only = [s.strip() for s in args.only.split(",") if s.strip()]
+    bad = [s for s in only if s not in SUBS]
+    if bad:
+        p.error(f"--only: unknown {bad}; choose from {', '.join(SUBS)}")
+
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    size = tuple(int(v) for v in args.field_size.split("x"))
+    scan = tuple(int(v) for v in args.scan_size.split("x"))
+    results: Dict[str, Any] = {}
+    if args.out and Path(args.out).is_file():
+        results = json.loads(Path(args.out).read_text())
+    pipe = None
+    if set(only) - {"gpu", "scan10k"}:
+        pipe = load_pipeline(args.model, args.image_size)
+    meta = {"model": args.model or "random demo-size", "truth_boxes": args.truth_boxes,
+            "threads": torch.get_num_threads()}
+    for sub in only:
+        t0 = time.perf_counter()
+        if sub == "accuracy":
+            r = bench_accuracy(pipe, args.fields, size, scan, args.truth_boxes)
+            text = report_accuracy(r)
+        elif sub == "scale":
+            r = bench_scale(pipe, size, truth_boxes=args.truth_boxes)
+            text = report_scale(r)
+        elif sub == "real":
+            r = bench_real(pipe, args.bccd, args.specialist, args.limit)
+            text = report_real(r)
+        elif sub == "chula":
+            r = bench_chula(pipe, args.chula, args.limit)
+            text = report_chula(r)
+        elif sub == "speed":
+            r = bench_speed(pipe, args.runs, args.truth_boxes)
+            text = table(("scale", "stages (s)", "write s", "end to end s", "cells",
+                          "cells/s"), [[k, ", ".join(f"{a} {b:.2f}" for a, b in
+                                                     v["stages_s"].items()),
+                                        v["write_s"], v["end_to_end_s"], v["cells"],
+                                        v["cells_per_s"]]
+                                       for k, v in r.items() if isinstance(v, dict)])
+        elif sub == "scan10k":
+            model_dir = args.model
+            if not model_dir:
+                model_dir = tempfile.mkdtemp(prefix="bench-model-")
+                load_pipeline(image_size=args.image_size).model.save_pretrained(
+                    model_dir, extra={"image_size": args.image_size})
+            r = bench_scan10k(model_dir, args.scan10k, args.workdir, args.threads)
+            text = table(("side", "cells", "write s", "analyse wall s", "peak RSS GB"),
+                         [[r["side"], r["cells"], r["write_s"], r["analyse_wall_s"],
+                           r["peak_rss_gb"]]])
+        else:
+            r = bench_gpu(args.device, args.dry_run)
+            text = table(("device", "model", "fields", "fields/s", "cells/field"),
+                         [[r["device"], r["model"], r["fields"], r["fields_per_s"],
+                           r["cells_per_field"]]])
+        r["wall_s"] = round(time.perf_counter() - t0, 1)
+        results[sub] = {**meta, **r}
+        print(f"## {sub} ({r['wall_s']} s)\n\n{text}\n", flush=True)
+        if args.out:
+            from unihema.utils import atomic_write_text
+
+            atomic_write_text(args.out, json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
