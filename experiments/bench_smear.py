@@ -66,7 +66,9 @@ BASE_MODEL = ["model.d_model=256", "model.backbone={depth: 50, width: 64, norm: 
               "num_decoder_layers: 12, num_heads: 12, max_prompt_tokens: 160, copy: true}",
               "model.fusion={layers: 2, heads: 8, levels: [C3, C4, C5], queries: 32, "
               "query_layers: 2}", "model.heads.dense_dim=128", "model.heads.embed_dim=128"]
-SUBS = ("accuracy", "scale", "real", "chula", "speed", "scan10k", "gpu")
+SUBS = ("accuracy", "scale", "threshold", "real", "chula", "speed", "scan10k", "gpu")
+#: detection scores at which ``threshold`` reports what is found
+THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -263,6 +265,60 @@ def report_scale(r: Dict[str, Any]) -> str:
               spread)])
 
 
+# ----------------------------------------------------------------------------- threshold
+def bench_threshold(pipe, n_fields: int = 2, size=FIELD, scales=(UM_PER_PX, None),
+                    thresholds=THRESHOLDS, seed: int = 20) -> Dict[str, Any]:
+    """What the detector finds per lineage at each score threshold, on fields at
+    ``UM_PER_PX`` (rescaled to the model's scale) and, for ``None`` in ``scales``, the same
+    area rendered at the model's own scale (no rescaling): per threshold and lineage the truth
+    cells found (recall, %) and the found cells matching no truth cell (extra)."""
+    from unihema.analysis.run import analyze, model_um_per_px
+    from unihema.analysis.truth import assign
+    from unihema.synth.layout import LINEAGES, SmearSpec, plan_smear
+    from unihema.synth.smear import render_layout
+
+    model_um = model_um_per_px(pipe)
+    out: Dict[str, Any] = {"model_um_per_px": model_um, "rows": []}
+    layouts = [plan_smear(size[0] * UM_PER_PX, size[1] * UM_PER_PX, seed + k, SmearSpec(**SPEC))
+               for k in range(n_fields)]
+    for um in scales:
+        um = float(um or model_um)
+        ffs = [render_layout(lay, um) for lay in layouts]
+        a = analyze(pipe, [f.image for f in ffs], um_per_px=um, progress=False,
+                    min_score=min(thresholds))
+        for thr in thresholds:
+            found = {k: 0 for k in LINEAGES}
+            truth = {k: 0 for k in LINEAGES}
+            extra = {k: 0 for k in LINEAGES}
+            for k, ff in enumerate(ffs):
+                t = [c for c in ff.cells if c.get("inside", 1.0) >= 0.5]
+                mine = [c for c in a.cells if c.field == f"field-{k + 1}" and c.score >= thr]
+                got = assign(np.array([c.box for c in mine], float).reshape(-1, 4),
+                             np.array([c["box"] for c in t], float).reshape(-1, 4))
+                hit = set(int(i) for i in got if i >= 0)
+                for i, c in enumerate(t):
+                    truth[c["lineage"]] += 1
+                    found[c["lineage"]] += int(i in hit)
+                for c, i in zip(mine, got):
+                    if i < 0 and c.lineage in extra:
+                        extra[c.lineage] += 1
+            out["rows"].append({"um_per_px": round(um, 4), "threshold": thr, "truth": truth,
+                                "recall_pct": {k: round(100 * found[k] / truth[k], 1)
+                                               if truth[k] else None for k in LINEAGES},
+                                "extra": extra})
+    return out
+
+
+def report_threshold(r: Dict[str, Any]) -> str:
+    from unihema.synth.layout import LINEAGES
+
+    rows = [[x["um_per_px"], x["threshold"]]
+            + [f"{x['recall_pct'][k]} / {x['extra'][k]}" for k in LINEAGES]
+            for x in r["rows"]]
+    return table(["field um/px", "score threshold"]
+                 + [f"{k}: recall % / extra" for k in LINEAGES], rows)
+
+
 # ----------------------------------------------------------------------------- real fields
 def red_cell_um_per_px(samples) -> float:
     """A set's scale from its labelled red cells: 7.5 um over their median box side."""
@@ -303,12 +359,16 @@ def specialist_detector(path: str, images: Dict[str, np.ndarray], classes: Seque
     return detect
 
 
-def count_errors(per_image: List[Dict[str, Dict[str, int]]], classes: Sequence[str]
+def count_errors(per_image: List[Dict[str, Any]], classes: Sequence[str], threshold: Any
                  ) -> Dict[str, Dict[str, float]]:
-    """Per class over images: MAE, mean signed error (bias) and sum |error| / sum truth (%)."""
+    """Per class over images, counting found cells scoring at least ``threshold`` (one for
+    all, or class -> threshold): MAE, mean signed error (bias) and sum |error| / sum truth
+    (%)."""
     out = {}
     for c in classes:
-        err = [r["found"].get(c, 0) - r["truth"].get(c, 0) for r in per_image]
+        t = threshold[c] if isinstance(threshold, dict) else threshold
+        err = [sum(1 for v in r["scores"].get(c, []) if v >= t) - r["truth"].get(c, 0)
+               for r in per_image]
         tot = sum(r["truth"].get(c, 0) for r in per_image)
         out[c] = {"mae": round(statistics.mean(abs(e) for e in err), 3),
                   "bias": round(statistics.mean(err), 3),
@@ -317,55 +377,73 @@ def count_errors(per_image: List[Dict[str, Dict[str, int]]], classes: Sequence[s
     return out
 
 
+def _score_lists(pipe, samples, images, classes, um, detector, floor):
+    """Per image: the truth count per class and the scores of the cells found per class."""
+    from unihema.analysis.run import analyze
+
+    out = []
+    for s in samples:
+        key = Path(s.image_path).name
+        a = analyze(pipe, [images[key]], um_per_px=um, progress=False, min_score=floor,
+                    detections=None if detector is None else (
+                        lambda n, w, _k=key: detector(_k, w)))
+        out.append({"truth": {c: sum(1 for lab in (s.box_labels or []) if lab == c)
+                              for c in classes},
+                    "scores": {c: [x.score for x in a.cells if x.lineage == c] for c in classes}})
+    return out
+
+
 def bench_real(pipe, root: str, specialist: str = "", limit: Optional[int] = None,
-               spec_threshold: float = 0.5) -> Dict[str, Any]:
-    """BCCD test fields: count error per class and image, the model and the specialist."""
+               val_limit: Optional[int] = 30, floor: float = 0.05) -> Dict[str, Any]:
+    """BCCD test fields: count error per class and image, the model and the specialist, each
+    counting a class at the score threshold that minimises its count MAE on ``val_limit``
+    validation fields (from ``floor`` up in steps of 0.05)."""
     from PIL import Image
 
-    from unihema.analysis.run import analyze
     from unihema.data.catalog import load_dataset
 
-    samples = load_dataset("bccd", root, "test")[:limit]
-    train = load_dataset("bccd", root, "train")
-    um = red_cell_um_per_px(train)
-    side = max(int(samples[0].width), int(samples[0].height))
+    test = load_dataset("bccd", root, "test")[:limit]
+    val = load_dataset("bccd", root, "val")[:val_limit]
+    um = red_cell_um_per_px(load_dataset("bccd", root, "train"))
+    side = max(int(test[0].width), int(test[0].height))
     factor = min(1.0, int(pipe.image_size) / side)  # the model saw fields at image_size
     meta = dict(getattr(pipe, "meta", None) or {})
     pipe.meta = {**meta, "um_per_px": um / factor}
     classes = ["red blood cell", "white blood cell", "platelet"]
     images = {Path(s.image_path).name: np.asarray(Image.open(s.image_path).convert("RGB"))
-              for s in samples}
-    truth = [{"truth": {c: sum(1 for lab in (s.box_labels or []) if lab == c) for c in classes}}
-             for s in samples]
-    out: Dict[str, Any] = {"images": len(samples), "um_per_px": round(um, 4),
-                           "model_factor": factor, "models": {}}
-    runs = [("unified", None, pipe.score_threshold)]
+              for s in test + val}
+    out: Dict[str, Any] = {"images": len(test), "val_images": len(val),
+                           "um_per_px": round(um, 4), "model_factor": factor, "models": {}}
+    runs = [("unified", None)]
     if specialist:
         runs.append(("specialist", specialist_detector(specialist, images, classes, factor,
-                                                       spec_threshold), spec_threshold))
+                                                       floor)))
+    grid = [round(floor + 0.05 * k, 2) for k in range(int((0.9 - floor) / 0.05) + 1)]
     try:
-        for name, det, thr in runs:
+        for name, det in runs:
             t0 = time.perf_counter()
-            per = []
-            for s, t in zip(samples, truth):
-                key = Path(s.image_path).name
-                a = analyze(pipe, [images[key]], um_per_px=um, progress=False, detections=(
-                    None if det is None else (lambda n, w, _k=key: det(_k, w))))
-                per.append({**t, "found": {c: int(a.summary.lineages.get(c, 0))
-                                           for c in classes}})
+            v = _score_lists(pipe, val, images, classes, um, det, floor)
+            thr = {c: min(grid, key=lambda t, c=c: count_errors(v, [c], t)[c]["mae"])
+                   for c in classes}
+            per = _score_lists(pipe, test, images, classes, um, det, floor)
             out["models"][name] = {"threshold": thr, "seconds": round(time.perf_counter() - t0,
                                                                       1),
-                                   "per_class": count_errors(per, classes)}
+                                   "per_class": count_errors(per, classes, thr),
+                                   "default_threshold": count_errors(
+                                       per, classes, pipe.score_threshold if det is None
+                                       else 0.5)}
     finally:
         pipe.meta = meta
     return out
 
 
 def report_real(r: Dict[str, Any]) -> str:
-    rows = [[m, f"{v['threshold']:.2f}", c, e["truth_mean"], e["mae"], e["bias"], e["relative_pct"]]
+    rows = [[m, f"{v['threshold'][c]:.2f}", c, e["truth_mean"], e["mae"], e["bias"],
+             e["relative_pct"], v["default_threshold"][c]["mae"]]
             for m, v in r["models"].items() for c, e in v["per_class"].items()]
-    return table(("detector", "score threshold", "class", "truth per image", "MAE per image",
-                  "bias", "sum |error| / truth %"), rows)
+    return table(("detector", "score threshold (from val)", "class", "truth per image",
+                  "MAE per image", "bias", "sum |error| / truth %",
+                  "MAE at the default threshold"), rows)
 
 
 def bench_chula(pipe, root: str, limit: Optional[int] = None) -> Dict[str, Any]:
@@ -559,6 +637,9 @@ def main(argv=None) -> int:
         elif sub == "scale":
             r = bench_scale(pipe, size, truth_boxes=args.truth_boxes)
             text = report_scale(r)
+        elif sub == "threshold":
+            r = bench_threshold(pipe, 2, size)
+            text = report_threshold(r)
         elif sub == "real":
             r = bench_real(pipe, args.bccd, args.specialist, args.limit)
             text = report_real(r)
