@@ -146,7 +146,7 @@ LINEAGE_HEADER = ("smear", "lineage", "truth", "found", "count error %", "found 
 
 # ----------------------------------------------------------------------------- accuracy
 def bench_accuracy(pipe, n_fields: int = 5, size=FIELD, scan_size=(3000, 2000),
-                   truth_boxes: bool = False, seed: int = 0) -> Dict[str, Any]:
+                   truth_boxes: bool = False, seed: int = 0, min_score=None) -> Dict[str, Any]:
     """Fields and a scan against their truth (module docstring)."""
     from unihema.analysis.run import analyze
     from unihema.analysis.truth import hits, once_missed_doubled, score_smear, seam_cells
@@ -162,12 +162,11 @@ def bench_accuracy(pipe, n_fields: int = 5, size=FIELD, scan_size=(3000, 2000),
     det = by_field({n: truth_detector(c) for n, c in truth.items()}) if truth_boxes else None
     t1 = time.perf_counter()
     a = analyze(pipe, [f.image for f in fields], um_per_px=UM_PER_PX, progress=False,
-                detections=det)
-    out: Dict[str, Any] = {"fields": {"n": n_fields, "size": list(size), "um_per_px": UM_PER_PX,
-                                      "spec": SPEC, "analyse_s": round(time.perf_counter() - t1,
-                                                                       1),
-                                      "render_s": round(t1 - t0, 1),
-                                      **score_smear(a, truth)}}
+                detections=det, min_score=min_score)
+    fields_out = {"n": n_fields, "size": list(size), "um_per_px": UM_PER_PX, "spec": SPEC,
+                  "analyse_s": round(time.perf_counter() - t1, 1),
+                  "render_s": round(t1 - t0, 1), **score_smear(a, truth)}
+    out: Dict[str, Any] = {"min_score": min_score, "fields": fields_out}
     w, h = scan_size
     grid = analysis_grid(pipe, w, h, UM_PER_PX)
     step = grid.xs[1] - grid.xs[0] if len(grid.xs) > 1 else grid.tile
@@ -179,7 +178,7 @@ def bench_accuracy(pipe, n_fields: int = 5, size=FIELD, scan_size=(3000, 2000),
         t1 = time.perf_counter()
         det = truth_detector(cells) if truth_boxes else None
         s = analyze(pipe, Path(tmp) / SCAN, um_per_px=UM_PER_PX, progress=False,
-                    detections=det)
+                    detections=det, min_score=min_score)
         scan_s = time.perf_counter() - t1
     counted = [c for c in cells if c.get("inside", 1.0) >= 0.5]
     tb = np.array([c["box"] for c in counted], float).reshape(-1, 4)
@@ -213,7 +212,7 @@ def report_accuracy(r: Dict[str, Any]) -> str:
 
 # ----------------------------------------------------------------------------- scale
 def bench_scale(pipe, size=FIELD, factors=(0.5, 1.0, 2.0), truth_boxes: bool = False,
-                seed: int = 7) -> Dict[str, Any]:
+                seed: int = 7, min_score=None) -> Dict[str, Any]:
     """One layout at several magnifications, with and without the scale given."""
     from unihema.analysis.run import analyze
     from unihema.synth.layout import LINEAGES, SmearSpec, plan_smear
@@ -227,7 +226,7 @@ def bench_scale(pipe, size=FIELD, factors=(0.5, 1.0, 2.0), truth_boxes: bool = F
             det = truth_detector(ff.cells) if truth_boxes else None
             t0 = time.perf_counter()
             a = analyze(pipe, ff.image, um_per_px=ff.um_per_px if given else None,
-                        progress=False, detections=det)
+                        progress=False, detections=det, min_score=min_score)
             truth = ff.summary()["lineages"]
             runs.append({"magnification": f, "um_per_px": round(ff.um_per_px, 4),
                          "size": [ff.image.shape[1], ff.image.shape[0]], "scale_given": given,
@@ -244,7 +243,7 @@ def bench_scale(pipe, size=FIELD, factors=(0.5, 1.0, 2.0), truth_boxes: bool = F
             mean = statistics.mean(v)
             spread.setdefault(lin, {})[label] = round(100 * (max(v) - min(v)) / mean, 2) \
                 if mean else None
-    return {"runs": runs, "spread_pct": spread}
+    return {"min_score": min_score, "runs": runs, "spread_pct": spread}
 
 
 def report_scale(r: Dict[str, Any]) -> str:
@@ -303,9 +302,18 @@ def bench_threshold(pipe, n_fields: int = 2, size=FIELD, scales=(UM_PER_PX, None
                     if i < 0 and c.lineage in extra:
                         extra[c.lineage] += 1
             out["rows"].append({"um_per_px": round(um, 4), "threshold": thr, "truth": truth,
+                                "found": found,
                                 "recall_pct": {k: round(100 * found[k] / truth[k], 1)
                                                if truth[k] else None for k in LINEAGES},
-                                "extra": extra})
+                                "extra": extra,
+                                "f1": {k: round(2 * found[k] / (truth[k] + found[k] + extra[k]),
+                                                3) if truth[k] else None for k in LINEAGES}})
+    # per lineage the threshold of the best F1 (found truth cells against misses and extras)
+    # on the fields at UM_PER_PX: ``--min-score`` for the other parts
+    first = [x for x in out["rows"] if x["um_per_px"] == round(float(scales[0] or model_um), 4)]
+    out["chosen"] = {k: max(first, key=lambda x, k=k: (x["f1"][k] or 0, x["threshold"]))
+                     ["threshold"] for k in LINEAGES if any(x["f1"][k] for x in first)}
+    out["min_score"] = ",".join(f"{k}={v}" for k, v in out["chosen"].items())
     return out
 
 
@@ -316,7 +324,8 @@ def report_threshold(r: Dict[str, Any]) -> str:
             + [f"{x['recall_pct'][k]} / {x['extra'][k]}" for k in LINEAGES]
             for x in r["rows"]]
     return table(["field um/px", "score threshold"]
-                 + [f"{k}: recall % / extra" for k in LINEAGES], rows)
+                 + [f"{k}: recall % / extra" for k in LINEAGES], rows) + (
+        f"\n\nbest F1 per lineage: --min-score '{r['min_score']}'")
 
 
 # ----------------------------------------------------------------------------- real fields
@@ -607,6 +616,9 @@ def main(argv=None) -> int:
     p.add_argument("--scan10k", type=int, default=10000, help="scan10k: side in pixels")
     p.add_argument("--workdir", default="", help="scan10k: where the scan is written (kept)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--min-score", default="", help="accuracy, scale: detection threshold, "
+                   "one or per class ('platelet=0.3,white blood cell=0.2'; default the "
+                   "model's); 'chosen': what the threshold part picked (run it first)")
     p.add_argument("--device", default="cuda", help="gpu: the device")
     p.add_argument("--dry-run", action="store_true", help="gpu: tiny model on the CPU")
     args = p.parse_args(argv)
@@ -627,19 +639,27 @@ def main(argv=None) -> int:
     pipe = None
     if set(only) - {"gpu", "scan10k"}:
         pipe = load_pipeline(args.model, args.image_size)
+    min_score = None
+    if args.min_score:
+        from unihema.analysis.reader import parse_min_score
+
+        min_score = None if args.min_score == "chosen" else parse_min_score(args.min_score)
     meta = {"model": args.model or "random demo-size", "truth_boxes": args.truth_boxes,
             "threads": torch.get_num_threads()}
     for sub in only:
         t0 = time.perf_counter()
         if sub == "accuracy":
-            r = bench_accuracy(pipe, args.fields, size, scan, args.truth_boxes)
+            r = bench_accuracy(pipe, args.fields, size, scan, args.truth_boxes,
+                               min_score=min_score)
             text = report_accuracy(r)
         elif sub == "scale":
-            r = bench_scale(pipe, size, truth_boxes=args.truth_boxes)
+            r = bench_scale(pipe, size, truth_boxes=args.truth_boxes, min_score=min_score)
             text = report_scale(r)
         elif sub == "threshold":
             r = bench_threshold(pipe, 2, size)
             text = report_threshold(r)
+            if args.min_score == "chosen":
+                min_score = r["chosen"]
         elif sub == "real":
             r = bench_real(pipe, args.bccd, args.specialist, args.limit)
             text = report_real(r)
