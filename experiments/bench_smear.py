@@ -149,7 +149,7 @@ def bench_accuracy(pipe, n_fields: int = 5, size=FIELD, scan_size=(3000, 2000),
                    truth_boxes: bool = False, seed: int = 0, min_score=None) -> Dict[str, Any]:
     """Fields and a scan against their truth (module docstring)."""
     from unihema.analysis.run import analyze
-    from unihema.analysis.truth import hits, once_missed_doubled, score_smear, seam_cells
+    from unihema.analysis.truth import MIN_IOU, hits, once_missed_doubled, score_smear, seam_cells
     from unihema.synth.layout import SmearSpec
     from unihema.synth.scan import CELLS, SCAN, write_scan
     from unihema.synth.smear import make_field
@@ -183,7 +183,8 @@ def bench_accuracy(pipe, n_fields: int = 5, size=FIELD, scan_size=(3000, 2000),
     counted = [c for c in cells if c.get("inside", 1.0) >= 0.5]
     tb = np.array([c["box"] for c in counted], float).reshape(-1, 4)
     on = seam_cells(tb, grid)
-    n = hits(np.array([c.box for c in s.cells], float).reshape(-1, 4), tb)
+    n = hits(np.array([c.box for c in s.cells], float).reshape(-1, 4), tb, MIN_IOU,
+             [c.lineage for c in s.cells], [c["lineage"] for c in counted])
     seams = {lin: once_missed_doubled(n[on & np.array([c["lineage"] == lin for c in counted])])
              for lin in sorted({c["lineage"] for c in counted})}
     seams["all"] = once_missed_doubled(n[on])
@@ -272,7 +273,7 @@ def bench_threshold(pipe, n_fields: int = 2, size=FIELD, scales=(UM_PER_PX, None
     area rendered at the model's own scale (no rescaling): per threshold and lineage the truth
     cells found (recall, %) and the found cells matching no truth cell (extra)."""
     from unihema.analysis.run import analyze, model_um_per_px
-    from unihema.analysis.truth import assign
+    from unihema.analysis.truth import MIN_IOU, hits
     from unihema.synth.layout import LINEAGES, SmearSpec, plan_smear
     from unihema.synth.smear import render_layout
 
@@ -292,15 +293,15 @@ def bench_threshold(pipe, n_fields: int = 2, size=FIELD, scales=(UM_PER_PX, None
             for k, ff in enumerate(ffs):
                 t = [c for c in ff.cells if c.get("inside", 1.0) >= 0.5]
                 mine = [c for c in a.cells if c.field == f"field-{k + 1}" and c.score >= thr]
-                got = assign(np.array([c.box for c in mine], float).reshape(-1, 4),
-                             np.array([c["box"] for c in t], float).reshape(-1, 4))
-                hit = set(int(i) for i in got if i >= 0)
-                for i, c in enumerate(t):
+                n = hits(np.array([c.box for c in mine], float).reshape(-1, 4),
+                         np.array([c["box"] for c in t], float).reshape(-1, 4), MIN_IOU,
+                         [c.lineage for c in mine], [c["lineage"] for c in t])
+                for c, h in zip(t, n):
                     truth[c["lineage"]] += 1
-                    found[c["lineage"]] += int(i in hit)
-                for c, i in zip(mine, got):
-                    if i < 0 and c.lineage in extra:
-                        extra[c.lineage] += 1
+                    found[c["lineage"]] += int(h > 0)
+                for lin in LINEAGES:  # duplicates and cells that are not there
+                    extra[lin] += sum(c.lineage == lin for c in mine) - sum(
+                        int(h > 0) for c, h in zip(t, n) if c["lineage"] == lin)
             out["rows"].append({"um_per_px": round(um, 4), "threshold": thr, "truth": truth,
                                 "found": found,
                                 "recall_pct": {k: round(100 * found[k] / truth[k], 1)

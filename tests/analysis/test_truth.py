@@ -21,6 +21,11 @@ def test_each_found_cell_goes_to_its_best_truth_cell():
     n = hits(found, truth)
     assert n.tolist() == [2, 1, 0]
     assert once_missed_doubled(n) == {"cells": 3, "found_once": 1, "missed": 1, "doubled": 1}
+    # lineage by lineage: a box on a red cell that calls it a parasite matches nothing
+    labels = ["red blood cell"] * 3
+    assert assign(found, truth, found_labels=["red blood cell", "malaria parasite",
+                                              "red blood cell", "red blood cell"],
+                  truth_labels=labels).tolist() == [0, -1, 1, -1]
     assert assign(np.zeros((0, 4)), truth).shape == (0,)
     assert assign(found, np.zeros((0, 4))).tolist() == [-1] * 4
 

@@ -6,9 +6,9 @@ of dicts with ``box`` and ``lineage`` (real annotations). Found cells are the
 :class:`~unihema.analysis.records.CellRecord` list of a
 :class:`~unihema.analysis.run.SmearAnalysis`.
 
-* :func:`assign` -- each found cell goes to the truth cell of its field it overlaps most
-  (IoU at least ``min_iou``); a truth cell then holds 0 (missed), 1 (found once) or 2+
-  (doubled) found cells; found cells assigned to none are extra.
+* :func:`assign` -- each found cell goes to the truth cell of its field and lineage it
+  overlaps most (IoU at least ``min_iou``); a truth cell then holds 0 (missed), 1 (found
+  once) or 2+ (doubled) found cells; found cells assigned to none are extra.
 * :func:`seam_cells` -- which truth cells an analysis grid cuts: their box crosses a core cut
   (where two tiles' responsibilities meet) or an inner tile edge.
 * :func:`score_smear` -- counts per lineage against truth (error in percent), the white-cell
@@ -35,23 +35,30 @@ from unihema.synth.smear import truth_summary
 MIN_IOU = 0.3
 
 
-def assign(found_boxes: np.ndarray, truth_boxes: np.ndarray, min_iou: float = MIN_IOU
-           ) -> np.ndarray:
+def assign(found_boxes: np.ndarray, truth_boxes: np.ndarray, min_iou: float = MIN_IOU,
+           found_labels: Optional[Sequence[str]] = None,
+           truth_labels: Optional[Sequence[str]] = None) -> np.ndarray:
     """``[N]`` index into ``truth_boxes [M, 4]`` of each of ``found_boxes [N, 4]``'s best
-    overlap, or -1 when that IoU is below ``min_iou``."""
+    overlap, or -1 when that IoU is below ``min_iou``. With both label lists (lineages) a
+    found cell only matches truth cells of its own label: a red cell also boxed as a parasite
+    is then one red cell found and one parasite that is not there."""
     f = np.asarray(found_boxes, np.float64).reshape(-1, 4)
     t = np.asarray(truth_boxes, np.float64).reshape(-1, 4)
     if not len(f) or not len(t):
         return np.full(len(f), -1, np.int64)
     iou = overlaps(f, t)
+    if found_labels is not None and truth_labels is not None:
+        iou = np.where(np.asarray(found_labels, object)[:, None]
+                       == np.asarray(truth_labels, object)[None, :], iou, 0.0)
     best = iou.argmax(1)
     return np.where(iou[np.arange(len(f)), best] >= min_iou, best, -1)
 
 
-def hits(found_boxes: np.ndarray, truth_boxes: np.ndarray, min_iou: float = MIN_IOU
-         ) -> np.ndarray:
+def hits(found_boxes: np.ndarray, truth_boxes: np.ndarray, min_iou: float = MIN_IOU,
+         found_labels: Optional[Sequence[str]] = None,
+         truth_labels: Optional[Sequence[str]] = None) -> np.ndarray:
     """``[M]`` number of found cells :func:`assign` gives each truth cell."""
-    a = assign(found_boxes, truth_boxes, min_iou)
+    a = assign(found_boxes, truth_boxes, min_iou, found_labels, truth_labels)
     return np.bincount(a[a >= 0], minlength=len(np.asarray(truth_boxes).reshape(-1, 4)))
 
 
@@ -108,7 +115,7 @@ def score_smear(analysis, truth: Mapping[str, Sequence[Dict[str, Any]]],
         mine = [c for c in analysis.cells if c.field == f.name]
         tb = np.array([c["box"] for c in t], np.float64).reshape(-1, 4)
         fb = np.array([c.box for c in mine], np.float64).reshape(-1, 4)
-        a = assign(fb, tb, min_iou)
+        a = assign(fb, tb, min_iou, [c.lineage for c in mine], [c["lineage"] for c in t])
         n = np.bincount(a[a >= 0], minlength=len(t))
         for lin in lineages:
             sel = np.array([c["lineage"] == lin for c in t], bool)
