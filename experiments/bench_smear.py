@@ -69,6 +69,8 @@ BASE_MODEL = ["model.d_model=256", "model.backbone={depth: 50, width: 64, norm: 
 SUBS = ("accuracy", "scale", "threshold", "real", "chula", "speed", "scan10k", "gpu")
 #: detection scores at which ``threshold`` reports what is found
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+#: the least F1 at which ``threshold`` sets a lineage's threshold
+MIN_F1 = 0.5
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -310,10 +312,12 @@ def bench_threshold(pipe, n_fields: int = 2, size=FIELD, scales=(UM_PER_PX, None
                                 "f1": {k: round(2 * found[k] / (truth[k] + found[k] + extra[k]),
                                                 3) if truth[k] else None for k in LINEAGES}})
     # per lineage the threshold of the best F1 (found truth cells against misses and extras)
-    # on the fields at UM_PER_PX: ``--min-score`` for the other parts
+    # on the fields at UM_PER_PX: ``--min-score`` for the other parts; a lineage the detector
+    # does not find at any threshold (best F1 under MIN_F1) keeps the model's threshold
     first = [x for x in out["rows"] if x["um_per_px"] == round(float(scales[0] or model_um), 4)]
-    out["chosen"] = {k: max(first, key=lambda x, k=k: (x["f1"][k] or 0, x["threshold"]))
-                     ["threshold"] for k in LINEAGES if any(x["f1"][k] for x in first)}
+    best = {k: max(first, key=lambda x, k=k: (x["f1"][k] or 0, x["threshold"]))
+            for k in LINEAGES}
+    out["chosen"] = {k: x["threshold"] for k, x in best.items() if (x["f1"][k] or 0) >= MIN_F1}
     out["min_score"] = ",".join(f"{k}={v}" for k, v in out["chosen"].items())
     return out
 
