@@ -26,6 +26,11 @@ def test_each_found_cell_goes_to_its_best_truth_cell():
     assert assign(found, truth, found_labels=["red blood cell", "malaria parasite",
                                               "red blood cell", "red blood cell"],
                   truth_labels=labels).tolist() == [0, -1, 1, -1]
+    # a tight box of a small cell: IoU 0.25 but each box holds the other's centre
+    assert assign(np.array([[5, 5, 15, 15]], float), np.array([[0, 0, 20, 20]], float)
+                  ).tolist() == [0]
+    assert assign(np.array([[0, 0, 9, 9]], float), np.array([[0, 0, 20, 20]], float)
+                  ).tolist() == [-1]  # the truth centre (10, 10) lies outside
     assert assign(np.zeros((0, 4)), truth).shape == (0,)
     assert assign(found, np.zeros((0, 4))).tolist() == [-1] * 4
 
