@@ -190,6 +190,7 @@ def bench_accuracy(pipe, n_fields: int = 5, size=FIELD, scan_size=(3000, 2000),
     seams = {lin: once_missed_doubled(n[on & np.array([c["lineage"] == lin for c in counted])])
              for lin in sorted({c["lineage"] for c in counted})}
     seams["all"] = once_missed_doubled(n[on])
+    seams["all, off the seams"] = once_missed_doubled(n[~on])  # the detector's own misses
     out["scan"] = {"size": [w, h], "um_per_px": UM_PER_PX, "tiles": len(grid),
                    "tile_px": grid.tile, "overlap_px": grid.overlap,
                    "seam_placed_cells": meta["seam_cells"], "analyse_s": round(scan_s, 1),
