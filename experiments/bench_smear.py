@@ -66,7 +66,7 @@ BASE_MODEL = ["model.d_model=256", "model.backbone={depth: 50, width: 64, norm: 
               "num_decoder_layers: 12, num_heads: 12, max_prompt_tokens: 160, copy: true}",
               "model.fusion={layers: 2, heads: 8, levels: [C3, C4, C5], queries: 32, "
               "query_layers: 2}", "model.heads.dense_dim=128", "model.heads.embed_dim=128"]
-SUBS = ("accuracy", "scale", "threshold", "real", "chula", "speed", "scan10k", "gpu")
+SUBS = ("accuracy", "scale", "threshold", "typing", "real", "chula", "speed", "scan10k", "gpu")
 #: detection scores at which ``threshold`` reports what is found
 THRESHOLDS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
 #: the least F1 at which ``threshold`` sets a lineage's threshold
@@ -332,6 +332,49 @@ def report_threshold(r: Dict[str, Any]) -> str:
     return table(["field um/px", "score threshold"]
                  + [f"{k}: recall % / extra" for k in LINEAGES], rows) + (
         f"\n\nbest F1 per lineage: --min-score '{r['min_score']}'")
+
+
+# ----------------------------------------------------------------------------- typing
+def bench_typing(pipe, n_fields: int = 3, size=FIELD, seed: int = 30, shift: int = 2,
+                 min_score=None) -> Dict[str, Any]:
+    """White cells typed right, over the found white cells matched to a truth white cell, on
+    ``n_fields`` fields painted at the model's scale: with the model's own boxes, with the
+    truth boxes, and with the truth boxes moved by up to ``shift`` px at random (how much the
+    typing depends on where a crop is cut)."""
+    from unihema.analysis.run import analyze, model_um_per_px
+    from unihema.analysis.truth import assign
+    from unihema.synth.layout import SmearSpec, plan_smear
+    from unihema.synth.smear import render_layout
+
+    um = model_um_per_px(pipe)
+    ffs = [render_layout(plan_smear(size[0] * UM_PER_PX, size[1] * UM_PER_PX, seed + k,
+                                    SmearSpec(white_per_100_red=SPEC["white_per_100_red"])), um)
+           for k in range(n_fields)]
+    rng = np.random.default_rng(0)
+    out: Dict[str, Any] = {"fields": n_fields, "um_per_px": um, "shift_px": shift}
+    for name in ("model boxes", "truth boxes", f"truth boxes moved <= {shift} px"):
+        right = n = 0
+        for ff in ffs:
+            cells = [dict(c) for c in ff.cells]
+            if name.startswith("truth boxes moved"):
+                for c in cells:
+                    dx, dy = rng.integers(-shift, shift + 1, 2)
+                    c["box"] = [c["box"][0] + dx, c["box"][1] + dy, c["box"][2] + dx,
+                                c["box"][3] + dy]
+            det = None if name == "model boxes" else truth_detector(cells)
+            a = analyze(pipe, ff.image, um_per_px=um, progress=False, detections=det,
+                        min_score=min_score)
+            t = [c for c in ff.cells if c["lineage"] == "white blood cell"
+                 and c.get("inside", 1.0) >= 0.5]
+            f = [c for c in a.cells if c.lineage == "white blood cell"]
+            got = assign(np.array([c.box for c in f], float).reshape(-1, 4),
+                         np.array([c["box"] for c in t], float).reshape(-1, 4))
+            for c, i in zip(f, got):
+                if i >= 0:
+                    n += 1
+                    right += c.type == t[i]["type"]
+        out[name] = {"typed_right": right, "matched": n}
+    return out
 
 
 # ----------------------------------------------------------------------------- real fields
@@ -666,6 +709,11 @@ def main(argv=None) -> int:
             text = report_threshold(r)
             if args.min_score == "chosen":
                 min_score = r["chosen"]
+        elif sub == "typing":
+            r = bench_typing(pipe, 3, size, min_score=min_score)
+            text = table(("white cells cut from", "typed right", "of matched"),
+                         [[k, v["typed_right"], v["matched"]] for k, v in r.items()
+                          if isinstance(v, dict)])
         elif sub == "real":
             r = bench_real(pipe, args.bccd, args.specialist, args.limit)
             text = report_real(r)
