@@ -19,6 +19,11 @@ and prints a markdown table):
 * ``scale`` -- one field's layout rendered at 0.5x, 1x and 2x magnification, analysed with and
   without the scale: counts per lineage, their spread (max - min over the mean, %), the scale
   estimate against the truth.
+* ``threshold`` -- per lineage, the share of truth cells found and the extras at each score
+  threshold, on fields at 0.12 um/px and painted at the model's own scale; picks per lineage
+  the threshold of the best F1 (``--min-score chosen`` hands it to the later parts).
+* ``typing`` -- white cells typed right when cut from the model's boxes, the truth boxes and
+  truth boxes moved by up to 2 px.
 * ``real`` -- BCCD test fields (``--bccd``): count error per class and image (MAE, bias and
   relative error) of the model, and of an FCOS specialist (``--specialist``) injected as the
   detector of the same analysis. ``chula`` -- Chula RBC-12 test fields (``--chula``): red-cell
