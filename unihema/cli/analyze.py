@@ -63,7 +63,10 @@ def add_analyze_parser(sub) -> None:
 def _min_score(text: str):
     from unihema.analysis.reader import parse_min_score
 
-    return parse_min_score(text)
+    try:
+        return parse_min_score(text)
+    except ValueError as exc:  # argparse shows this message, not the function's name
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--min-score: ")) from None
 
 
 def run_analyze(args: argparse.Namespace) -> int:
