@@ -42,6 +42,21 @@ def test_a_folder_is_one_smear(model_dir, small_field, tmp_path, capsys):
     assert sorted(p.name for p in (out / "overlays").iterdir()) == ["one.png", "two.png"]
 
 
+def test_min_score_per_class(model_dir, small_field, tmp_path, capsys):
+    path = tmp_path / "f.png"
+    Image.fromarray(small_field.image).save(path)
+    assert main(["analyze", str(path), "--model", model_dir, "--out", str(tmp_path / "o"),
+                 "--um-per-px", "0.2", "--min-score",
+                 "platelet=1.01,red blood cell=0,white blood cell=0", "--no-progress"]) == 0
+    lineages = json.loads((tmp_path / "o" / "summary.json").read_text())["lineages"]
+    assert "platelet" not in lineages and lineages.get("red blood cell", 0) > 0
+    with pytest.raises(SystemExit) as exit_:
+        main(["analyze", str(path), "--model", model_dir, "--out", str(tmp_path / "p"),
+              "--min-score", "platelet=high"])
+    assert exit_.value.code == 2
+    assert "'platelet=high' is not CLASS=SCORE" in capsys.readouterr().err
+
+
 def test_errors_name_the_problem(model_dir, tmp_path, capsys):
     assert main(["analyze", str(tmp_path / "missing.png"), "--model", model_dir,
                  "--out", str(tmp_path / "o")]) == 2

@@ -24,7 +24,7 @@ per cell (:func:`measure_instances`). Lengths are in pixels and, given the image
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Dict, Optional, Sequence
 
 import numpy as np
@@ -46,7 +46,9 @@ class Measurements:
     nucleus_fraction: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+        # flat floats: a field-by-field copy, ~10x faster than asdict's deep copy (a scan
+        # writes one per cell)
+        return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
 #: the measurement names, in the order of the CSV columns

@@ -64,6 +64,6 @@ def write_overlays(analysis, out: Union[str, Path]) -> Dict[str, str]:
             stem += "_"
         used.add(stem)
         rel = f"overlays/{stem}.png"
-        draw_overlay(f.preview, f.preview_scale, cells).save(out / rel)
+        draw_overlay(f.preview, f.preview_scale, cells).save(out / rel, compress_level=1)
         paths[f.name] = rel
     return paths

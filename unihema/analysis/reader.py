@@ -25,7 +25,7 @@ were found on. This is how :mod:`unihema.modeling.reading` reads a field, kept p
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -39,6 +39,28 @@ from unihema.modeling.reading import Reader, crop_cell, median_colour
 CELL_PIXELS = {"red blood cell": ("red blood cell", "malaria parasite"),
                "white blood cell": ("nucleus", "cytoplasm"),
                "platelet": ("platelet",), "malaria parasite": ("malaria parasite",)}
+
+
+#: a detection threshold: one for every class, or class -> threshold
+Threshold = Union[float, Mapping[str, float]]
+
+
+def parse_min_score(text: str) -> Threshold:
+    """``"0.3"`` -> 0.3; ``"white blood cell=0.2,platelet=0.3"`` -> a threshold per detected
+    class (the others keep the model's); a ``ValueError`` naming the bad part otherwise."""
+    text = str(text).strip()
+    if "=" not in text:
+        return float(text)
+    out: Dict[str, float] = {}
+    for part in text.split(","):
+        name, eq, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"--min-score: {part.strip()!r} is not CLASS=SCORE") from None
+        if not eq or not name.strip():
+            raise ValueError(f"--min-score: {part.strip()!r} is not CLASS=SCORE")
+    return out
 
 
 @dataclass
@@ -73,19 +95,34 @@ class TileReader:
         model: the model (in eval mode, on ``device``).
         detect_classes: classes to detect; default ``model.reading.detect``.
         segment_classes: segmentation classes, ``"background"`` first.
-        score_threshold: the least detection score kept.
+        score_threshold: the least detection score kept: one for all classes, or a mapping
+            class -> threshold (classes it leaves out keep ``default_threshold``).
         batch_size: tiles per forward pass; crops go 64 at a time.
+        default_threshold: the threshold of classes a mapping leaves out (default the
+            model's ``reading.score_threshold``).
         trust: a trust state (``pipe.trust``), or None.
     """
 
     def __init__(self, model, detect_classes: Sequence[str], segment_classes: Sequence[str],
-                 score_threshold: float, batch_size: int = 4, trust: Optional[Any] = None
+                 score_threshold: Threshold, batch_size: int = 4,
+                 default_threshold: Optional[float] = None, trust: Optional[Any] = None
                  ) -> None:
         self.model = model
         self.cfg = model.config.reading
         self.detect_classes = list(self.cfg.detect or detect_classes)
         self.segment_classes = list(segment_classes)
-        self.score_threshold = float(score_threshold)
+        if isinstance(score_threshold, Mapping):
+            unknown = sorted(set(score_threshold) - set(self.detect_classes))
+            if unknown:
+                raise ValueError(f"score thresholds for {unknown}: the model detects "
+                                 f"{self.detect_classes}")
+            base = float(self.cfg.score_threshold if default_threshold is None
+                         else default_threshold)
+            self.thresholds = {c: float(score_threshold.get(c, base))
+                               for c in self.detect_classes}
+        else:
+            self.thresholds = {c: float(score_threshold) for c in self.detect_classes}
+        self.score_threshold = min(self.thresholds.values(), default=0.0)
         self.batch_size = max(1, int(batch_size))
         self.crop_size = int(self.cfg.crop_size)
         self._reader = Reader(model)
@@ -94,11 +131,11 @@ class TileReader:
         self.trust = trust
 
     @classmethod
-    def from_pipeline(cls, pipe, min_score: Optional[float] = None,
+    def from_pipeline(cls, pipe, min_score: Optional[Threshold] = None,
                       batch_size: int = 4) -> "TileReader":
         return cls(pipe.model, pipe.classes["detect"], pipe.classes["segment"],
                    pipe.score_threshold if min_score is None else min_score, batch_size,
-                   getattr(pipe, "trust", None))
+                   default_threshold=pipe.score_threshold, trust=getattr(pipe, "trust", None))
 
     def covered(self, candidates: Sequence[str]) -> bool:
         """Whether the trust state judges cells typed among ``candidates``."""
@@ -129,8 +166,9 @@ class TileReader:
                 fused = self.model.fuse(visual, mask, [prompts.render(
                     "detect", classes=self.detect_classes)] * n)
                 dets = []
+                least = torch.tensor([self.thresholds[c] for c in self.detect_classes])
                 for det in head.postprocess(head(fused, batch), batch):
-                    keep = det["scores"] >= self.score_threshold
+                    keep = det["scores"] >= least.to(det["scores"].device)[det["classes"]]
                     dets.append(([self.detect_classes[int(c)] for c in det["classes"][keep]],
                                  det["boxes"][keep].cpu().numpy().reshape(-1, 4),
                                  det["scores"][keep].cpu().numpy()))

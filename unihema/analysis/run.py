@@ -51,8 +51,8 @@ from PIL import Image
 
 from unihema.analysis.measure import Measurements, measure_cell
 from unihema.analysis.merge import Detections, merge_tiles, owned
-from unihema.analysis.reader import TileReader
 from unihema.analysis.flags import FlagPolicy
+from unihema.analysis.reader import Threshold, TileReader
 from unihema.analysis.records import CellRecord, assess
 from unihema.analysis.scale import ScaleEstimate, diameters_from_boxes, estimate_um_per_px
 from unihema.analysis.summary import SmearSummary, lineage_of, summarize
@@ -372,17 +372,18 @@ def _field(name: str, src, reader: TileReader, detector: Optional[Detector], fac
 
 def analyze(pipe, inputs, *, um_per_px: Optional[float] = None,
             tile: Optional[int] = None, progress: bool = True, batch_size: int = 4,
-            min_score: Optional[float] = None, detections: Optional[Detector] = None,
+            min_score: Optional[Threshold] = None, detections: Optional[Detector] = None,
             flags: Optional[FlagPolicy] = None) -> SmearAnalysis:
     """Analyse one smear (module docstring) with ``pipe`` (a loaded
     :class:`unihema.api.UniHemaPipeline`; ``pipe.analyze(...)`` calls this): ``inputs``
     one image, a folder or a list of fields, or a tiled TIFF; ``um_per_px`` the image's
     scale (estimated when ``None``);
     ``tile`` the tile side at the model's scale (default the training ``image_size``);
-    ``min_score`` the detection threshold (default the model's); ``detections`` an injected
-    detector; ``flags`` the smear-level review rules (default
-    :data:`unihema.analysis.flags.DEFAULT_POLICY`). Every cell is counted once across tile
-    seams. With a trust state (``pipe.trust``) the cells it covers carry its verdict
+    ``min_score`` the detection threshold (default the model's ``reading.score_threshold``),
+    one for all classes or per detected class (``{"platelet": 0.3}``, the others keeping the
+    default); ``detections`` an injected detector; ``flags`` the smear-level review rules
+    (default :data:`unihema.analysis.flags.DEFAULT_POLICY`). Every cell is counted once across
+    tile seams. With a trust state (``pipe.trust``) the cells it covers carry its verdict
     (:mod:`unihema.analysis.records`).
 
     Raises:

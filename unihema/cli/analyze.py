@@ -49,8 +49,10 @@ def add_analyze_parser(sub) -> None:
                    help="tile side in pixels at the model's scale (default: its training "
                    "image size)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass")
-    p.add_argument("--min-score", type=float, default=None,
-                   help="least detection score kept (default: the model's reading threshold)")
+    p.add_argument("--min-score", type=_min_score, default=None,
+                   help="least detection score kept, one (0.4) or per detected class "
+                   "('white blood cell=0.2,platelet=0.3'; default: the model's reading "
+                   "threshold)")
     p.add_argument("--gallery-limit", type=int, default=5000,
                    help="most cells shown in report.html (the most uncertain of each type)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
@@ -60,6 +62,15 @@ def add_analyze_parser(sub) -> None:
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=run_analyze)
+
+
+def _min_score(text: str):
+    from unihema.analysis.reader import parse_min_score
+
+    try:
+        return parse_min_score(text)
+    except ValueError as exc:  # argparse shows this message, not the function's name
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--min-score: ")) from None
 
 
 def run_analyze(args: argparse.Namespace) -> int:

@@ -28,8 +28,9 @@ import logging
 import os
 import shutil
 import tempfile
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn.functional as F
@@ -57,6 +58,8 @@ WEIGHTS_NAME = "model.safetensors"
 #: JSON files of the tokenizer that save_pretrained writes beside the weights
 _TOKENIZER_JSON = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                    "added_tokens.json")
+#: prompt sets whose T5 encoding :meth:`UniHema.encode_prompts` keeps at inference
+PROMPT_CACHE_SIZE = 8
 
 
 def scalars_to_vectors(module: nn.Module, state_dict: Dict[str, torch.Tensor], prefix: str,
@@ -70,6 +73,10 @@ def scalars_to_vectors(module: nn.Module, state_dict: Dict[str, torch.Tensor], p
             state_dict[key] = value.reshape(1)
 
 
+def _clear_prompt_cache(module: "UniHema", _incompatible_keys) -> None:
+    module.clear_prompt_cache()  # new weights make cached prompt encodings stale
+
+
 class UniHema(nn.Module):
     """One model, six tasks. Build with :meth:`from_config` or :meth:`from_pretrained`."""
 
@@ -79,6 +86,10 @@ class UniHema(nn.Module):
         self.config = config
         self.tokenizer = tokenizer
         self.register_load_state_dict_pre_hook(scalars_to_vectors)
+        self.register_load_state_dict_post_hook(_clear_prompt_cache)
+        # sorted distinct prompts -> (encoder weight versions, ids, mask, states); see
+        # encode_prompts
+        self._prompt_cache: "OrderedDict[Tuple[str, ...], Tuple[Any, ...]]" = OrderedDict()
         bad = [t for t in config.reading.tasks if t not in ("vqa", "mlm")]
         if bad:
             raise ValueError(f"model.reading.tasks: {bad} are not text tasks; the reading goes "
@@ -168,11 +179,11 @@ class UniHema(nn.Module):
         pyramid = {k: v for k, v in visual.items() if k.startswith("P")}
         offsets = None
         if readings is None:
-            ids, am = self.text.tokenize(prompts, self.config.text.max_prompt_tokens)
+            ids, am, t_raw = self.encode_prompts(prompts)
         else:
             ids, am, offsets = self.text.tokenize_pairs(
                 [f"{p} reading:" for p in prompts], readings, self.config.text.max_prompt_tokens)
-        t_raw = self.text.encode(ids, am)
+            t_raw = self.text.encode(ids, am)
         fused = self.fusion(pyramid, pixel_mask, self.text_in(t_raw), am.bool())
         maps = {k: v for k, v in fused.items() if k.startswith("P")}
         if "P2" in visual:
@@ -204,6 +215,53 @@ class UniHema(nn.Module):
             num_beams=self.config.heads.num_beams)
         return Fused(joint=joint, text_model=self.text, maps=maps, queries=fused["queries"],
                      text=fused["text"], decoder=decoder)
+
+    # ------------------------------------------------------------------ prompt encodings
+    def encode_prompts(self, prompts: Sequence[str]
+                       ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``B`` prompt strings -> ``(ids [B, T], mask [B, T], states [B, T, d_text])``: the
+        tokens and the T5 encoder's last hidden state, padded to the longest prompt.
+
+        In training, or whenever gradients are on, every call encodes its prompts. At
+        inference (eval mode under ``torch.no_grad``) each distinct prompt is encoded once per
+        set of distinct prompts and the set's encoding is kept (an LRU of
+        :data:`PROMPT_CACHE_SIZE` sets): the batches of a whole-smear analysis ask the same few
+        prompts thousands of times. The set is padded as the full list would be (to its
+        longest prompt), so rows equal those of an uncached call. Any in-place change of the
+        encoder's weights (optimizer step, ``load_state_dict``), ``train()`` and a move to
+        another device or dtype invalidate it."""
+        max_len = self.config.text.max_prompt_tokens
+        if self.training or torch.is_grad_enabled():
+            ids, am = self.text.tokenize(list(prompts), max_len)
+            return ids, am, self.text.encode(ids, am)
+        key = tuple(sorted(set(prompts)))
+        version = self.text._weights_version()
+        hit = self._prompt_cache.get(key)
+        if hit is None or hit[0] != version:
+            ids, am = self.text.tokenize(list(key), max_len)
+            hit = (version, ids, am, self.text.encode(ids, am))
+            self._prompt_cache[key] = hit
+        self._prompt_cache.move_to_end(key)
+        while len(self._prompt_cache) > PROMPT_CACHE_SIZE:
+            self._prompt_cache.popitem(last=False)
+        row = {p: i for i, p in enumerate(key)}
+        index = torch.tensor([row[p] for p in prompts], device=hit[1].device)
+        return hit[1][index], hit[2][index], hit[3][index]
+
+    def clear_prompt_cache(self) -> None:
+        """Forget the prompt encodings :meth:`encode_prompts` keeps."""
+        self._prompt_cache.clear()
+
+    def train(self, mode: bool = True) -> "UniHema":
+        # entering training invalidates; eval() after eval() (predict loops) keeps the cache
+        if mode:
+            self.clear_prompt_cache()
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to(device / dtype) would leave cached encodings on the old device
+        self.clear_prompt_cache()
+        return super()._apply(fn, *args, **kwargs)
 
     def head(self, task: str) -> TaskHead:
         """The head of ``task``; a ``KeyError`` naming the model's heads when it has none."""
