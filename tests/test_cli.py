@@ -142,6 +142,10 @@ def test_demo_quick_trains_evaluates_and_reports(quick_demo):
     assert metrics["detect"]["n_scored"] == fields and 0 < white <= metrics["classify"]["n_scored"]
     assert f"scored on: detect {fields} fields, classify " in report
     assert f"({white} white cells)" in report
+    # the per-cell trust state, fitted on the validation white cells, lies beside the model
+    trust = json.loads((out_dir / "model" / "trust.json").read_text())
+    assert trust["fitted_on"]["split"] == "val" and trust["fitted_on"]["val_cells"] > 0
+    assert f"fitted on {trust['fitted_on']['val_cells']} validation white cells" in report
 
 
 def test_inference_commands(quick_demo, capsys, tmp_path):

@@ -3,7 +3,9 @@
 1. data: generate train/val/test fields (reused when the folder holds the same generation),
    check them, draw a preview grid;
 2. model: train the tiny unified model on all six tasks in one run (``presets/demo.yaml``),
-   fit the classifier's temperature on the validation split;
+   fit the classifier's temperature on the validation split, then the per-cell trust state
+   (``presets/demo_trust.yaml``: conformal sets, unknown-cell score, referral; docs/trust.md)
+   on its white cells, saved beside the model;
 3. evaluation on the held-out test split (its own seed), with VQA and MLM also scored with
    the images shuffled across questions (the grounding gap);
 4. report: one table of metrics per task with the target bars, ``report.md``, overlay PNGs of
@@ -83,6 +85,27 @@ def demo_config(out: Path, quick: bool, config: Optional[str], overrides: Sequen
     data = out / "data"
     entries = [f"data.{s}.0.root={data}" for s in ("train", "val", "test")]
     return load_config(preset, entries + [f"train.output_dir={out}"] + list(overrides))
+
+
+def _fit_trust(model_dir: Path, data_dir: Path) -> Optional[Any]:
+    """Fit the per-cell trust state (``unihema/presets/demo_trust.yaml``: temperature,
+    conformal sets, unknown-cell score and referral over the nine white-cell types) on the
+    validation white cells and save it beside the model, so that ``unihema analyze`` and
+    ``pipe.classify`` give each cell its set and unknown score (docs/trust.md). ``None``
+    when the split holds no white cell."""
+    from unihema.trust.run import fit_trust
+
+    cfg = load_config(str(PRESETS / "demo_trust.yaml"),
+                      [f"data.{s}.0.root={data_dir}" for s in ("train", "val", "test")])
+    try:
+        state = fit_trust(model_dir, cfg, train_limit=1000)
+    except ValueError as e:  # e.g. a --quick run whose validation split has no white cell
+        logger.warning("no trust state fitted: %s", e)
+        return None
+    logger.info("trust state fitted on %d validation white cells: unknown score '%s', "
+                "referral below probability %.3f", state.fitted_on.get("val_cells", 0),
+                state.unknown_method, state.referral_threshold)
+    return state
 
 
 def _evaluate(model, cfg) -> Dict[str, Dict[str, float]]:
@@ -244,6 +267,7 @@ def run_demo(
     show: Dict[str, Any] = {"files": [], "qa": [], "api": {}}
     train_s = eval_s = 0.0
     trained = "not trained"
+    trust = None
     smear: Dict[str, Any] = {}
     if train:
         t0 = time.perf_counter()
@@ -256,6 +280,7 @@ def run_demo(
             t = fit_temperature(trainer.model, val[0])
             logger.info("classifier temperature fitted on val: %.3f", t)
         model_dir = trainer.save(out / "model")
+        trust = _fit_trust(model_dir, data_dir)
         train_s = time.perf_counter() - t0
         t0 = time.perf_counter()
         metrics = _evaluate(trainer.model, cfg)
@@ -290,11 +315,17 @@ def run_demo(
     if len(show["qa"]) > 1:
         md += ["## Sample questions", "", markdown_table(show["qa"]), ""]
     if smear:
+        if trust is not None:
+            smear["trust"] = (f"Each white cell carries a prediction set, an unknown-cell "
+                              f"score and a referral from the trust state fitted on "
+                              f"{trust.fitted_on.get('val_cells', 0)} validation white cells "
+                              f"(`model/trust.json`; docs/trust.md).")
         md += ["## A whole smear field", "",
                f"`unihema analyze` on a synthetic {smear['size']} field at 0.12 um/px "
                f"({smear['cells']} cells found, {smear['review']} to review, "
                f"{smear['seconds']:.1f} s); the field's exact truth beside it:", "",
-               markdown_table(smear["rows"]), "",
+               markdown_table(smear["rows"]), "", *([smear["trust"], ""] if "trust" in smear
+                                                     else []),
                f"The page a person reviews: `{smear['report']}`.", ""]
     if show["api"]:
         md += ["## Python API", "", "```python", "from unihema.api import UniHemaPipeline",
