@@ -12,6 +12,7 @@
     unihema data example KEY --out DIR           a tiny dataset in KEY's native layout
     unihema data download KEY --to DIR           fetch and safely extract a dataset
     unihema data export KEY --root DIR --to coco|hf --out DIR
+    unihema patient eval|train|retrieve          patient level (docs/patient.md)
     unihema config show [FILE] [key=value ...]   the resolved config
     unihema config schema                        every config key, type, default and meaning
 
@@ -76,9 +77,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     from unihema.cli.baseline import add_baseline_parser
     from unihema.cli.eval import add_eval_parser
+    from unihema.cli.patient import add_patient_parser
 
     add_eval_parser(sub)
     add_baseline_parser(sub)
+    add_patient_parser(sub)
     return p
 
 

@@ -52,6 +52,9 @@ def add_analyze_parser(sub) -> None:
                    help="least detection score kept (default: the model's reading threshold)")
     p.add_argument("--gallery-limit", type=int, default=5000,
                    help="most cells shown in report.html (the most uncertain of each type)")
+    p.add_argument("--patient-encoder", default=None, metavar="DIR",
+                   help="a patient encoder (unihema patient train): adds the patient-level "
+                   "prediction and its evidence cells (patient.json, report.html)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     p.add_argument("--json", action="store_true", help="print summary.json on stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -70,6 +73,11 @@ def run_analyze(args: argparse.Namespace) -> int:
     result = analyze(pipe, args.inputs, um_per_px=args.um_per_px, tile=args.tile,
                      batch_size=args.batch_size, min_score=args.min_score,
                      progress=not args.no_progress and not args.json)
+    if args.patient_encoder:
+        from unihema.patient.verdict import attach_verdict
+
+        attach_verdict(pipe, result, args.patient_encoder, args.inputs, args.out,
+                       quiet=args.json)
     paths = write_analysis(result, args.out, args.gallery_limit)
     s = result.summary
     if args.json:
