@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 from dataset_adapters._classification import PatientTable, classes_of, write_crops
+from dataset_adapters._patients import PatientBags
 from dataset_adapters._splits import assign_splits, count_splits
 from dataset_adapters._examples import write_csv
 from unihema.data.catalog import register_adapter
@@ -24,10 +25,14 @@ LABEL_MAP: Dict[str, str] = {
     "control": "healthy",
 }
 TABLE_NAMES = ("metadata.csv", "patients.csv")
+#: the genetic class is the diagnosis: each implies its alteration (controls: none of them)
+DIAGNOSIS_FINDINGS: Dict[str, Tuple[str, ...]] = {
+    "pml::rara": ("PML::RARA",), "npm1": ("NPM1",), "cbfb::myh11": ("CBFB::MYH11",),
+    "runx1::runx1t1": ("RUNX1::RUNX1T1",), "healthy": ()}
 
 
 @register_adapter("aml_hehr")
-class AmlHehr(PatientTable):
+class AmlHehr(PatientBags, PatientTable):
     """AML-Cytomorphology_MLL_Helmholtz: single white-cell TIFF crops, a folder per patient.
 
     <root>/
@@ -43,10 +48,14 @@ class AmlHehr(PatientTable):
     The cells carry no cell-type labels: each cell's ``label`` is its patient's diagnosis (a
     weak, patient-level label; the task is multiple-instance in nature), also kept in
     ``meta["patient_label"]``, and ``patient_id`` is set. The sample contract has no
-    patient-level task, so patient-level prediction aggregates cell outputs by ``patient_id``.
-    Folders not in the table, and listed patients without a folder, are reported. No official
-    split: ``unihema.data.splits.seeded_split`` (70/10/20, seed 0) grouped by patient (no
-    patient in two splits). The layout (table name and columns in particular) is taken from
+    patient-level task, so patient-level prediction aggregates cell outputs by ``patient_id``;
+    ``bags()`` gives one :class:`~unihema.data.patients.PatientBag` per patient (all splits):
+    label the diagnosis, findings the alteration that defines it (``["NPM1"]``; none for a
+    control) plus those of an optional findings column of the table (``findings`` /
+    ``genetics`` / ``mutations``: ``"NPM1; FLT3-ITD"``). Folders not in the table, and
+    listed patients without a folder, are reported. No official split:
+    ``unihema.data.splits.seeded_split`` (70/10/20, seed 0) grouped by patient (no patient in
+    two splits). The layout (table name and columns in particular) is taken from
     the TCIA description and the catalogue only; it was not seen.
     """
 
@@ -56,6 +65,7 @@ class AmlHehr(PatientTable):
     table_names = TABLE_NAMES
     patient_columns = ("patient_id", "patient", "id", "patient id")
     diagnosis_columns = ("diagnosis", "diagnose", "label", "subtype", "class")
+    diagnosis_findings = DIAGNOSIS_FINDINGS
     classes = {"classify": classes_of(LABEL_MAP)}
     license = "CC BY 4.0"
     citation = ("Hehr M, Sadafi A, Matek C, Lienemann P, Pohlkamp C, Haferlach T, Spiekermann "

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Tuple
 
 from dataset_adapters._classification import PatientTable, classes_of, write_crops
+from dataset_adapters._patients import PatientBags
 from dataset_adapters._splits import assign_splits, count_splits
 from dataset_adapters._examples import write_csv
 from unihema.data.catalog import register_adapter
@@ -52,10 +53,12 @@ LABEL_MAP: Dict[str, str] = {
 DIAGNOSIS_MAP: Dict[str, str] = {"APL": "acute promyelocytic leukemia",
                                  "AML": "acute myeloid leukemia"}
 TABLE_NAMES = ("master.csv",)
+#: APL is diagnosed by its PML::RARA fusion; a non-APL AML implies no named alteration
+DIAGNOSIS_FINDINGS: Dict[str, Tuple[str, ...]] = {"acute promyelocytic leukemia": ("PML::RARA",)}
 
 
 @register_adapter("apl_aml")
-class AplAml(PatientTable):
+class AplAml(PatientBags, PatientTable):
     """APL vs AML: JPEG cell crops from CellaVision, per patient and per cell type.
 
     <root>/
@@ -71,6 +74,11 @@ class AplAml(PatientTable):
     the patient's diagnosis (acute promyelocytic / acute myeloid leukemia) is in
     ``meta["patient_label"]``. The sample contract has no patient-level task, so the diagnosis
     is not a training target here; patient-level prediction groups cells by ``patient_id``.
+    ``bags()`` gives one :class:`~unihema.data.patients.PatientBag` per patient (all splits):
+    label the diagnosis, the cells with their types, findings PML::RARA for APL (the fusion
+    that defines it) plus those of an optional findings column (``findings`` / ``genetics`` /
+    ``mutations``); without that column a non-APL patient's findings are unknown
+    (``meta["findings_known"]`` is false).
     Unknown cell-type folders and images outside a cell-type folder are reported, as are
     folders not in the table and listed patients without a folder. No official split is read:
     ``unihema.data.splits.seeded_split`` (70/10/20, seed 0) grouped by patient. The layout is
@@ -83,6 +91,7 @@ class AplAml(PatientTable):
     table_names = TABLE_NAMES
     patient_columns = ("Patient_ID", "patient", "patient id", "id")
     diagnosis_columns = ("Diagnosis", "label", "class")
+    diagnosis_findings = DIAGNOSIS_FINDINGS
     classes = {"classify": classes_of(LABEL_MAP)}
     license = "see source (Kaggle dataset terms; cite the paper)"
     citation = ("Sidhom J-W, Siddarthan IJ, Lai B-S, Luo A, Hambley BC, Bynum J, Duffield AS, "

@@ -199,3 +199,35 @@ def test_yolo_names_files_beside_the_labels(tmp_path):
     with pytest.raises(DataError, match=r"spec.yaml: lists \['RBC', 'WBC', 'PLT'\] but "
                                         r"data.yaml lists"):
         GenericAdapter(tmp_path, spec=sp).load("train")
+
+
+def test_patient_bags_from_a_path_pattern_and_from_csv_columns(tmp_path):
+    from unihema.data.patients import adapter_bags, dataset_bags
+
+    for i in range(6):  # <diagnosis>/<patient>/<cell type>_<i>.png
+        diag, pid = ("APL", "p1") if i < 2 else ("AML", f"p{2 + i % 2}")
+        ex.write_crop(tmp_path / "cohort" / diag / pid / f"{'neu' if i % 2 else 'lym'}_{i}.png")
+    sp = spec(tmp_path, "format: csv\ntable: cells.csv\n"
+                        "columns: {image: file, label: type, patient: donor, diagnosis: dx, "
+                        "findings: genetics}\n")
+    files = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.png"))
+    ex.write_csv(tmp_path / "cells.csv", ["file", "type", "donor", "dx", "genetics"],
+                 [[f, "neutrophil" if "/neu_" in f else "lymphocyte", f.split("/")[2],
+                   "apl" if "/APL/" in f else "aml", "PML::RARA" if "/APL/" in f else ""]
+                  for f in files])
+    bags = {b.patient_id: b for b in dataset_bags("generic", tmp_path, spec=sp)}
+    assert sorted(bags) == ["p1", "p2", "p3"]
+    assert bags["p1"].labels == ["acute promyelocytic leukemia"]
+    assert bags["p1"].findings == ["PML::RARA"] and bags["p2"].findings == []
+    assert sorted(bags["p1"].cell_types) == ["lymphocyte", "neutrophil"]
+    assert sum(len(b.cells) for b in bags.values()) == 6
+
+    other = tmp_path / "b"  # folder format: cells/<class>/<diagnosis>/<patient>/<i>.png
+    for i, f in enumerate(files):
+        ex.write_crop(other / "cells" / ("neu" if "/neu_" in f else "lym") /
+                      "/".join(f.split("/")[1:3]) / f"{i}.png")
+    sp = spec(other, "format: folder\nclass_root: cells\nmapping: {neu: neutrophil, "
+                     "lym: lymphocyte}\npatient: '/(?P<diagnosis>APL|AML)/(?P<patient>p\\d+)/'\n")
+    bags = {b.patient_id: b for b in adapter_bags(GenericAdapter(other, spec=sp))}
+    assert sorted(bags) == ["p1", "p2", "p3"]
+    assert bags["p2"].labels == ["acute myeloid leukemia"] and len(bags["p1"].cells) == 2

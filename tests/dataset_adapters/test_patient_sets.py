@@ -70,3 +70,50 @@ def test_missing_column_and_unknown_cell_type(tmp_path):
     with pytest.raises(DataError, match=r"master\.csv:1: no diagnosis column; expected one of "
                                         r"\['Diagnosis'.*columns found: \['Patient', 'Age'\]"):
         AplAml(tmp_path).load("train")
+
+
+def test_aml_hehr_patient_bags(tmp_path):
+    AmlHehr.write_example(tmp_path)
+    bags = {b.patient_id: b for b in AmlHehr(tmp_path).bags()}
+    assert sorted(bags) == ["AAA", "BAB", "CCC", "DDA", "EBE", "FAF", "GCG"]
+    assert {p: len(b.cells) for p, b in bags.items()} == {
+        "AAA": 2, "BAB": 1, "CCC": 1, "DDA": 2, "EBE": 1, "FAF": 1, "GCG": 2}
+    assert bags["AAA"].labels == ["pml::rara"] and bags["AAA"].findings == ["PML::RARA"]
+    assert bags["DDA"].findings_text() == "RUNX1::RUNX1T1"
+    assert bags["EBE"].labels == ["healthy"] and bags["EBE"].findings == []
+    assert bags["EBE"].meta["findings_known"] and bags["EBE"].meta["group"] == "control"
+    assert all(t is None for b in bags.values() for t in b.cell_types)  # weak labels only
+    assert all(c.endswith(".tif") and (tmp_path / c).is_file() for c in bags["AAA"].cells)
+    assert bags["GCG"].meta["split"] in ("train", "val", "test")
+    assert [b.validate() for b in bags.values()] == [[]] * 7
+
+
+def test_aml_hehr_findings_column(tmp_path):
+    AmlHehr.write_example(tmp_path)
+    table = tmp_path / "metadata.csv"
+    lines = table.read_text().splitlines()
+    extra = {"AAA": "FLT3-ITD", "BAB": "NPM1; DNMT3A, FLT3-ITD"}
+    table.write_text("\n".join([lines[0] + ",Mutations"] + [
+        f"{line},\"{extra.get(line.split(',')[0], '')}\"" for line in lines[1:]]) + "\n")
+    bags = {b.patient_id: b for b in AmlHehr(tmp_path).bags()}
+    assert bags["AAA"].findings == ["PML::RARA", "FLT3-ITD"]
+    assert bags["BAB"].findings == ["NPM1", "DNMT3A", "FLT3-ITD"]  # implied one not repeated
+    assert bags["BAB"].meta["findings_source"] == "diagnosis+table"
+
+
+def test_apl_aml_patient_bags(tmp_path):
+    from unihema.data.patients import dataset_bags
+
+    AplAml.write_example(tmp_path)
+    bags = {b.patient_id: b for b in dataset_bags("apl_aml", tmp_path)}
+    assert len(bags) == 7 and all(len(b.cells) == 2 for b in bags.values())
+    apl, aml = bags["APL_1"], bags["AML_2"]
+    assert apl.labels == ["acute promyelocytic leukemia"] and apl.findings == ["PML::RARA"]
+    assert aml.labels == ["acute myeloid leukemia"] and aml.findings == []
+    assert apl.meta["findings_known"] and not aml.meta["findings_known"]  # unknown, not none
+    assert apl.cell_types == ["blast", "promyelocyte"]  # the CellaVision types are kept
+    table = tmp_path / "master.csv"
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join([rows[0] + ",Genetics"] + [r + ",NPM1" for r in rows[1:]]) + "\n")
+    aml = {b.patient_id: b for b in AplAml(tmp_path).bags()}["AML_2"]
+    assert aml.findings == ["NPM1"] and aml.meta["findings_known"]

@@ -44,3 +44,16 @@ def test_bad_shares_are_reported(tmp_path, capsys):
     assert "--red-mix expects NAME=SHARE" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["data", "scan", "--out", str(tmp_path), "--compression", "lzw"])
+
+
+def test_data_cohort_writes_a_loadable_cohort(tmp_path, capsys):
+    from unihema.data.patients import load_cohort
+
+    rc = main(["data", "cohort", "--out", str(tmp_path), "--patients", "3", "--cells", "4:6",
+               "--seed", "2", "--no-progress"])
+    assert rc == 0
+    bags = load_cohort(tmp_path, check_files=True)
+    assert len(bags) == 3 and all(4 <= len(b.cells) <= 6 for b in bags)
+    assert "3 patients" in capsys.readouterr().out
+    assert main(["data", "cohort", "--out", str(tmp_path), "--cells", "9:2"]) != 0
+    assert "need 1 <= LO <= HI" in capsys.readouterr().err

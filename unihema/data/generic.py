@@ -39,7 +39,8 @@ Keys (all paths relative to the root):
     * ``folder``: ``class_root`` a folder of class sub-folders ({split} allowed). Task
       classify.
     * ``csv``: ``table`` a CSV file ({split} allowed) with ``columns: {image: ..., label: ...}``
-      (optional ``split`` and ``patient`` columns); image paths relative to ``image_root``.
+      (optional ``split``, ``patient``, ``diagnosis`` and ``findings`` columns); image paths
+      relative to ``image_root``.
       Task classify.
 
 ``classes`` / ``mapping``
@@ -52,8 +53,14 @@ Keys (all paths relative to the root):
     one a line); a ``{split}`` placeholder in the paths (``images: images/{split}/*.jpg``) with
     ``names: [train, val, test]``; a ``split`` column (csv); or ``seeded: {fractions: {train:
     0.7, val: 0.1, test: 0.2}, seed: 0}`` (the default when nothing else is given; see
-    :mod:`unihema.data.splits`). ``patient`` (a regular expression whose first group, searched in
-    the image's root-relative path, is the patient id) keeps each patient in one split.
+    :mod:`unihema.data.splits`). ``patient`` (a regular expression searched in the image's
+    root-relative path; its group named ``patient``, else its first group, is the patient id)
+    keeps each patient in one split. A group named ``diagnosis`` in the same pattern
+    (``'(?P<diagnosis>[^/]+)/(?P<patient>[^/]+)/'``) is the patient's diagnosis
+    (``meta["patient_label"]``, mapped like a class); the csv format reads both from
+    ``patient`` and ``diagnosis`` columns, and genetic findings from a ``findings`` column
+    (``"NPM1; FLT3-ITD"``). :func:`unihema.data.patients.dataset_bags` groups the records into
+    patient bags.
 
 Every problem (a missing annotation, a bad line, an unknown label, a box outside the image, a
 VOC ``<size>`` unlike the image's, a listed id without an image: :mod:`unihema.data.splitlists`)
@@ -164,12 +171,19 @@ class GenericAdapter(TableLoaders, DatasetAdapter):
     def _rel_id(self, path: Path) -> str:
         return path.relative_to(self.root).with_suffix("").as_posix()
 
-    def _patient(self, rel: str) -> Optional[str]:
+    def _patient_match(self, rel: str) -> Optional["re.Match[str]"]:
         pattern = self.spec.get("patient")
-        if not pattern:
+        return re.search(pattern, rel) if pattern else None
+
+    def _patient(self, rel: str) -> Optional[str]:
+        """The patient of a root-relative path: the pattern's group ``patient`` when named,
+        else its first group, else the whole match."""
+        m = self._patient_match(rel)
+        if m is None:
             return None
-        m = re.search(pattern, rel)
-        return m.group(1) if m and m.groups() else (m.group(0) if m else None)
+        if "patient" in m.groupdict():
+            return m.group("patient")
+        return m.group(1) if m.groups() else m.group(0)
 
     def _select(self, items: List[Tuple[str, Any]], split: str,
                 group=None) -> List[Tuple[str, Any]]:
@@ -208,6 +222,12 @@ class GenericAdapter(TableLoaders, DatasetAdapter):
 
     def _sample(self, split: str, sid: str, image: Path, **fields: Any) -> UnifiedSample:
         meta = {"kind": fields.pop("kind", "field"), "spec": str(self.spec_path or "")}
+        m = self._patient_match(sid)
+        raw = m.groupdict().get("diagnosis") if m is not None else None
+        if raw:  # the patient pattern names the diagnosis too: a patient-level label
+            name = self._canon(raw, self.spec_path or "spec: patient")
+            if name is not None:
+                meta["patient_label"] = name
         return UnifiedSample(dataset=self.name, split=split, sample_id=sid,
                              image_path=str(image), patient_id=self._patient(sid),
                              meta=meta, **fields)

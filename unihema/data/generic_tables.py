@@ -17,6 +17,7 @@ from typing import Dict, Iterable, List, Optional, Tuple
 from unihema.data import formats as fmt
 from unihema.data.catalog import DataError
 from unihema.data.generic_spec import box_csv_spec
+from unihema.data.patients import parse_findings
 from unihema.data.sample import UnifiedSample
 
 
@@ -30,8 +31,8 @@ class TableLoaders:
         if "image" not in cols or "label" not in cols:
             raise DataError("generic: columns needs 'image' and 'label' column names")
         table = self.root / str(self.spec["table"]).replace("{split}", split)
-        required = [cols["image"], cols["label"]] + [cols[k] for k in ("split", "patient")
-                                                     if k in cols]
+        required = [cols["image"], cols["label"]] + [
+            cols[k] for k in ("split", "patient", "diagnosis", "findings") if k in cols]
         rows = fmt.read_csv_table(table, required)
         image_root = self.root / str(self.spec.get("image_root", ""))
         items = []
@@ -49,10 +50,19 @@ class TableLoaders:
         else:
             group = (lambda it: it[1][1][cols["patient"]] or None) if "patient" in cols else None
             chosen = self._select(items, split, group=group)
-        yield from self._classified(
-            split, [(sid, img, row[cols["label"]], table, row["_line"],
-                     row[cols["patient"]] if "patient" in cols else None)
-                    for sid, (img, row) in chosen])
+        rows = {sid: row for sid, (_, row) in chosen}
+        for sample in self._classified(
+                split, [(sid, img, row[cols["label"]], table, row["_line"],
+                         row[cols["patient"]] if "patient" in cols else None)
+                        for sid, (img, row) in chosen]):
+            row = rows[sample.sample_id]  # patient-level columns: diagnosis and findings
+            if row.get(cols.get("diagnosis")):
+                name = self._canon(row[cols["diagnosis"]], table, row["_line"])
+                if name is not None:
+                    sample.meta["patient_label"] = name
+            if "findings" in cols:
+                sample.meta["findings"] = parse_findings(str(row[cols["findings"]]))
+            yield sample
 
     def _load_csv_boxes(self, split: str) -> Iterable[UnifiedSample]:
         """One box a row (:func:`unihema.data.formats.read_box_csv`), grouped by image."""

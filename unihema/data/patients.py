@@ -376,6 +376,26 @@ def fold_of(folds: Sequence[Sequence[str]]) -> Dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- records
+def adapter_bags(adapter: Any) -> List[PatientBag]:
+    """The patient bags of a dataset adapter: its own ``bags()`` when it has one (aml_hehr,
+    apl_aml: findings included), else its records of every split grouped by
+    :func:`bags_from_records` (records need a ``patient_id``)."""
+    if callable(getattr(adapter, "bags", None)):
+        return adapter.bags()
+    records = [s for split in adapter.splits for s in adapter.load(split)]
+    return bags_from_records(records)
+
+
+def dataset_bags(name: str, root: PathLike, *, on_error: str = "raise",
+                 **options: Any) -> List[PatientBag]:
+    """Patient bags of the registered dataset ``name`` at ``root`` (:func:`adapter_bags` of
+    :func:`unihema.data.catalog.get_adapter`; ``options`` go to the adapter, e.g. ``spec=``
+    of the generic adapter)."""
+    from unihema.data.catalog import get_adapter
+
+    return adapter_bags(get_adapter(name, root, on_error=on_error, **options))
+
+
 def bags_from_records(records: Iterable[Any], key: str = "patient_id",
                       label_key: str = "patient_label",
                       findings_key: str = "findings") -> List[PatientBag]:

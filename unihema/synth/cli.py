@@ -1,5 +1,6 @@
 """``unihema data field`` and ``unihema data scan``: full-size synthetic fields and stitched
-scans with exact per-cell truth (see docs/synthetic.md, "Full-size fields and scans")."""
+scans with exact per-cell truth (see docs/synthetic.md, "Full-size fields and scans");
+``unihema data cohort``: a synthetic patient cohort (docs/patient_data.md)."""
 
 from __future__ import annotations
 
@@ -92,8 +93,43 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_cohort(args: argparse.Namespace) -> int:
+    from unihema.synth.cohort import generate_cohort
+
+    s = generate_cohort(args.out, patients=args.patients, cells_per_patient=args.cells,
+                        seed=args.seed, size=args.crop_size, domain=args.domain,
+                        workers=args.workers, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(s, indent=2))
+    per = ", ".join(f"{k} {v}" for k, v in s["diagnoses"].items())
+    print(f"{args.out}/cohort.jsonl: {s['patients']} patients ({per}), {s['cells']} cells of "
+          f"{s['crop_size']} px in {s['seconds']:.1f} s ({args.workers} process(es))")
+    return 0
+
+
+def add_cohort_command(dsub) -> None:
+    """Add ``cohort`` (a synthetic patient cohort, :mod:`unihema.synth.cohort`) to ``dsub``."""
+    d = dsub.add_parser("cohort", help="write a synthetic patient cohort with exact truth",
+                        description="Patients with a diagnosis (healthy or one of four AML "
+                        "subtypes), genetic findings and 100s of single white-cell crops whose "
+                        "types and look follow the diagnosis (see docs/patient_data.md).")
+    d.add_argument("--out", required=True, help="output folder")
+    d.add_argument("--patients", type=int, default=300, help="default 300")
+    d.add_argument("--cells", default="100:200", metavar="LO:HI",
+                   help="cells per patient, drawn uniformly in LO..HI (default 100:200)")
+    d.add_argument("--seed", type=int, default=0, help="default 0")
+    d.add_argument("--crop-size", type=int, default=64,
+                   help="crop side in pixels (default 64, as the demo's classify crops)")
+    d.add_argument("--domain", type=float, default=0.0, help="stain/optics shift 0..1")
+    d.add_argument("--workers", type=int, default=1, help="processes (default 1)")
+    d.add_argument("--no-progress", action="store_true", help="no progress bar")
+    d.add_argument("--json", action="store_true", help="print cohort.json")
+    d.set_defaults(func=cmd_cohort)
+
+
 def add_synth_commands(dsub) -> None:
-    """Add ``field`` and ``scan`` to the ``unihema data`` subparsers ``dsub``."""
+    """Add ``field``, ``scan`` and ``cohort`` to the ``unihema data`` subparsers ``dsub``."""
+    add_cohort_command(dsub)
     d = dsub.add_parser("field", help="write one full-size synthetic field with per-cell truth",
                         description="Render a camera field (default 1920x1440 at 0.12 um/px) "
                         "with exact truth for every cell: box, lineage, type, attributes, "
