@@ -59,7 +59,7 @@ def model_dir(tmp_path_factory, tiny):
     from unihema.config import load_config
     from unihema.modeling.model import UniHema
 
-    torch.manual_seed(0)
+    torch.manual_seed(1)  # not the analysis tests' model (seed 0): fingerprints differ
     cfg = load_config(None, tiny)
     cfg.model.reading.types = {"white blood cell": list(WHITE_TYPES)}
     cfg.model.reading.crop_size = 32

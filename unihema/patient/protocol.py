@@ -193,7 +193,7 @@ def goals(result: Dict[str, Any]) -> List[str]:
             if base in rows and probe in rows[base]:
                 d = enc[probe] - rows[base][probe]
                 need = 0.05 if base == "mean pooling" else 0.0
-                ok = d >= need if base == "mean pooling" else d > 0
+                ok = round(d, 4) >= need if base == "mean pooling" else round(d, 4) > 0
                 out.append(f"{'met' if ok else 'MISSED'}: encoder {probe} {enc[probe]:.3f} vs "
                            f"{base} {rows[base][probe]:.3f} ({d:+.3f}; goal "
                            f"{'>= +0.05' if need else '> 0'})")

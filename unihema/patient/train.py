@@ -12,6 +12,7 @@ augmentation that makes the attention look at more than a few cells.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from typing import List, Optional, Sequence
 
@@ -80,8 +81,11 @@ def fit_encoder(bags: Sequence[torch.Tensor], labels: Sequence[int], diagnoses: 
     counts = torch.bincount(y_all, minlength=len(diagnoses)).float().clamp(min=1)
     weight = (counts.sum() / counts) / len(diagnoses)
     steps_per_epoch = max(1, -(-len(bags) // cfg.batch_size))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, cfg.lr, total_steps=cfg.epochs
-                                                * steps_per_epoch, pct_start=0.1)
+    total_steps = cfg.epochs * steps_per_epoch
+    warm = max(1, total_steps // 10)
+    # linear warm-up over a tenth of the steps, then a cosine decay to zero
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm) * 0.5
+                                              * (1 + math.cos(math.pi * min(1.0, s / total_steps))))
     t0 = time.perf_counter()
     enc.train()
     for epoch in range(cfg.epochs):

@@ -77,7 +77,7 @@ def analysis_crops(analysis, inputs: Any = None, side: int = 64):
         from io import BytesIO
 
         cells = [c for c in cells if c.id in analysis.thumbnails]
-        crops = [np.asarray(Image.open(BytesIO(analysis.thumbnails[c.id])).convert("RGB")
+        crops = [np.array(Image.open(BytesIO(analysis.thumbnails[c.id])).convert("RGB")
                             .resize((side, side), Image.BILINEAR)) for c in cells]
         return crops, [c.id for c in cells], [c.type for c in cells]
     from unihema.analysis.run import resolve_inputs
@@ -110,7 +110,7 @@ def analysis_crops(analysis, inputs: Any = None, side: int = 64):
                 canvas[:] = np.asarray(fill, np.uint8)
                 if patch is not None:
                     canvas[ya - b:yb - b, xa - a:xb - a] = patch
-                out[order[c.id]] = np.asarray(Image.fromarray(canvas).resize(
+                out[order[c.id]] = np.array(Image.fromarray(canvas).resize(
                     (side, side), Image.BOX if w > side else Image.BILINEAR))
         finally:
             src.close()
