@@ -37,6 +37,9 @@ def test_every_feature_set_is_scored_on_every_fold(result):
     mean = next(r for r in result["rows"] if r["features"] == "mean pooling")
     assert "head" not in mean and "findings_r_at_3" not in mean
     assert result["patients"] == 60 and result["cells"] > 60 * 30
+    for name, matrix in result["knn_confusion"].items():  # every patient predicted once
+        assert sum(map(sum, matrix)) == 60
+        assert set(result["knn_recall"][name]) == set(result["diagnoses"])
 
 
 def test_the_encoder_finds_what_mean_pooling_dilutes(result):
@@ -49,8 +52,9 @@ def test_the_encoder_finds_what_mean_pooling_dilutes(result):
 
 def test_table_json_and_goals(result, tmp_path):
     md = markdown(result)
-    assert sum(x.startswith("|") for x in md.splitlines()) == len(result["rows"]) + 2
-    assert "60 patients" in md
+    table = md.split("\n\n")[0].splitlines()
+    assert len(table) == len(result["rows"]) + 2 and table[0].startswith("| features |")
+    assert "60 patients" in md and "recall per diagnosis" in md
     lines = goals(result)
     assert any("precision@5" in x for x in lines)
     assert all(x.startswith(("met", "MISSED")) for x in lines)

@@ -17,7 +17,9 @@ head (encoder only), precision@5 (the share of same-diagnosis patients among the
 training patients). The encoder also ranks findings: ``findings recall@3`` (for each patient
 with findings, the share of them among the 3 findings of the vocabulary nearest its embedding)
 and ``text -> patient precision@5`` (the patient's findings text as a query over the fold's
-patients: the share of the 5 retrieved with the query patient's diagnosis).
+patients: the share of the 5 retrieved with the query patient's diagnosis). Where the errors
+lie: ``knn_confusion`` (per feature set, the kNN predictions of all folds, truth rows,
+predicted columns) and ``knn_recall`` (its recall per diagnosis, also in the markdown).
 """
 
 from __future__ import annotations
@@ -88,10 +90,13 @@ def findings_vocabulary(bags) -> List[str]:
 
 
 def _probe_scores(x: torch.Tensor, y: torch.Tensor, tr: torch.Tensor, te: torch.Tensor,
-                  n_cls: int) -> Dict[str, float]:
+                  n_cls: int, confusion: Optional[torch.Tensor] = None) -> Dict[str, float]:
     xtr, xte = standardise(x[tr], x[te])
     knn = knn_predict(xtr, y[tr].tolist(), xte, K_NEIGHBOURS)
     lr = logistic_regression(xtr, y[tr].tolist(), xte, n_classes=n_cls).argmax(1)
+    if confusion is not None:  # kNN's, summed over folds: truth rows, predicted columns
+        confusion.index_put_((y[te], knn), torch.ones(len(te), dtype=torch.long),
+                             accumulate=True)
     return {"knn": balanced_accuracy(y[te].tolist(), knn.tolist()),
             "lr": balanced_accuracy(y[te].tolist(), lr.tolist()),
             "p_at_5": precision_at_k(xtr, y[tr].tolist(), xte, y[te].tolist(), K_NEIGHBOURS)}
@@ -119,7 +124,7 @@ def evaluate(feats: CellFeatures, bags: Sequence[Any], folds: Sequence[Sequence[
     every bag's ``findings_text()`` and every finding of the vocabulary (without it the
     encoder trains on the diagnosis alone and no findings scores are given).
     Returns ``{"rows": [{"features", <score>, <score>_sd, ...}], "folds": per fold,
-    "diagnoses", "patients", "cells", "seconds"}``.
+    "diagnoses", "knn_confusion", "knn_recall", "patients", "cells", "seconds"}``.
     """
     t0 = time.perf_counter()
     ids = [b.patient_id for b in bags]
@@ -145,11 +150,12 @@ def evaluate(feats: CellFeatures, bags: Sequence[Any], folds: Sequence[Sequence[
         v_emb = torch.stack([text_table[f] for f in vocab]) if vocab else None
     per: Dict[str, List[Dict[str, float]]] = {n: [] for n in names if n == ENCODER or
                                               n in fixed}
+    confusion = {n: torch.zeros(len(diagnoses), len(diagnoses), dtype=torch.long) for n in per}
     for k, fold in enumerate(folds):
         te = torch.as_tensor(sorted(pos[p] for p in fold))
         tr = torch.as_tensor(sorted(set(range(len(ids))) - set(te.tolist())))
         for n, x in fixed.items():
-            per[n].append(_probe_scores(x, y, tr, te, len(diagnoses)))
+            per[n].append(_probe_scores(x, y, tr, te, len(diagnoses), confusion[n]))
         if ENCODER not in per:
             continue
         enc = fit_encoder([feats.embeddings[i] for i in tr.tolist()], y[tr].tolist(),
@@ -157,7 +163,7 @@ def evaluate(feats: CellFeatures, bags: Sequence[Any], folds: Sequence[Sequence[
                           text_embeddings=t_emb if align else None,
                           text_ids=t_ids[tr].tolist() if align else None)
         out = enc.encode(feats.embeddings)
-        s = _probe_scores(out.embedding, y, tr, te, len(diagnoses))
+        s = _probe_scores(out.embedding, y, tr, te, len(diagnoses), confusion[ENCODER])
         s["head"] = balanced_accuracy(y[te].tolist(), out.logits[te].argmax(1).tolist())
         if align:
             with torch.no_grad():
@@ -174,7 +180,11 @@ def evaluate(feats: CellFeatures, bags: Sequence[Any], folds: Sequence[Sequence[
         logger.info("fold %d/%d: %s", k + 1, len(folds), ", ".join(
             f"{n} kNN {v[-1]['knn']:.3f}" for n, v in per.items()))
     rows = [{"features": n, **_summarise(v)} for n, v in per.items()]
+    recall = {n: {d: round(float(c[i, i]) / max(1, int(c[i].sum())), 4)
+                  for i, d in enumerate(diagnoses)} for n, c in confusion.items()}
     return {"rows": rows, "folds": {n: v for n, v in per.items()}, "diagnoses": diagnoses,
+            "knn_confusion": {n: c.tolist() for n, c in confusion.items()},
+            "knn_recall": recall,
             "patients": len(ids), "cells": sum(len(e) for e in feats.embeddings),
             "findings_vocabulary": vocab, "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -214,6 +224,13 @@ def markdown(result: Dict[str, Any]) -> str:
     info = (f"\n{result['patients']} patients, {result['cells']} cells, "
             f"{len(result['diagnoses'])} diagnoses ({', '.join(result['diagnoses'])}), "
             f"{len(next(iter(result['folds'].values())))} patient-level folds")
+    recall = result.get("knn_recall", {})
+    if recall:
+        diags = result["diagnoses"]
+        info += ("\n\nkNN (k=5) recall per diagnosis, all folds:\n\n| features | "
+                 + " | ".join(diags) + " |\n|" + "---|" * (len(diags) + 1) + "\n"
+                 + "".join(f"| {n} | " + " | ".join(f"{r[d]:.2f}" for d in diags) + " |\n"
+                           for n, r in recall.items()))
     g = goals(result)
     return "\n".join(lines) + "\n" + info + "\n" + "".join(f"\n* {x}" for x in g) + "\n"
 
