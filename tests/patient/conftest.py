@@ -43,7 +43,9 @@ def planted(n_patients: int = 60, dim: int = 16, cells=(30, 50), share: float = 
         bags.append(PatientBag(f"P{i:03d}", [d], list(FINDINGS[d]),
                                [f"cells/P{i:03d}/{j}.png" for j in range(n)],
                                [WHITE_TYPES[min(int(k), 2)] for k in kinds],
-                               {"signal": (kinds >= 3).nonzero().flatten().tolist()}))
+                               {"signal": (kinds >= 3).nonzero().flatten().tolist(),
+                                "cell_variants": ["planted" if k >= 3 else None
+                                                  for k in kinds.tolist()]}))
     feats = CellFeatures([b.patient_id for b in bags], embs, probs, list(WHITE_TYPES), "planted")
     return bags, feats
 

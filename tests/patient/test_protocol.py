@@ -48,6 +48,8 @@ def test_the_encoder_finds_what_mean_pooling_dilutes(result):
     assert rows[ENCODER]["knn"] > rows["differential (truth)"]["knn"] + 0.2
     assert rows[ENCODER]["head"] >= 0.85
     assert rows[ENCODER]["findings_r_at_3"] >= 0.9
+    # the evidence: the top-attention cells are the planted ones far above their share
+    assert rows[ENCODER]["evidence_at_8"] > 3 * rows[ENCODER]["abnormal_share"]
 
 
 def test_table_json_and_goals(result, tmp_path):

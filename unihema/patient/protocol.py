@@ -17,7 +17,10 @@ head (encoder only), precision@5 (the share of same-diagnosis patients among the
 training patients). The encoder also ranks findings: ``findings recall@3`` (for each patient
 with findings, the share of them among the 3 findings of the vocabulary nearest its embedding)
 and ``text -> patient precision@5`` (the patient's findings text as a query over the fold's
-patients: the share of the 5 retrieved with the query patient's diagnosis). Where the errors
+patients: the share of the 5 retrieved with the query patient's diagnosis). Evidence (cohorts whose
+``meta["cell_variants"]`` marks the abnormal cells, synthetic truth): ``evidence_at_8``, the
+share of abnormal cells among the 8 cells each test patient's attention weighs most, beside
+``abnormal_share``, their share among all the patient's cells. Where the errors
 lie: ``knn_confusion`` (per feature set, the kNN predictions of all folds, truth rows,
 predicted columns) and ``knn_recall`` (its recall per diagnosis, also in the markdown).
 """
@@ -102,9 +105,28 @@ def _probe_scores(x: torch.Tensor, y: torch.Tensor, tr: torch.Tensor, te: torch.
             "p_at_5": precision_at_k(xtr, y[tr].tolist(), xte, y[te].tolist(), K_NEIGHBOURS)}
 
 
+def _evidence(weights: torch.Tensor, bags: Sequence[Any], rows: torch.Tensor, top: int = 8):
+    """For test patients whose cells are marked abnormal or not (``meta["cell_variants"]``:
+    ``None`` for a normal cell, synthetic truth), ``(share of abnormal cells among each
+    patient's top-``top`` attention cells, share of abnormal cells overall)``, averaged over
+    the patients that have any; ``None`` when none has."""
+    hit, base = [], []
+    for r, b in zip(rows.tolist(), bags):
+        marks = (getattr(b, "meta", None) or {}).get("cell_variants")
+        if not marks or len(marks) != len(b.cells) or all(m is None for m in marks):
+            continue
+        w = weights[r, :len(marks)]
+        idx = w.topk(min(top, len(marks))).indices.tolist()
+        hit.append(sum(marks[i] is not None for i in idx) / len(idx))
+        base.append(sum(m is not None for m in marks) / len(marks))
+    if not hit:
+        return None
+    return sum(hit) / len(hit), sum(base) / len(base)
+
+
 def _summarise(per_fold: List[Dict[str, float]]) -> Dict[str, Any]:
     out: Dict[str, Any] = {}
-    for key, _ in COLUMNS:
+    for key in [k for k, _ in COLUMNS] + ["evidence_at_8", "abnormal_share"]:
         vals = [f[key] for f in per_fold if key in f and not math.isnan(f[key])]
         if vals:
             t = torch.tensor(vals, dtype=torch.double)
@@ -175,6 +197,9 @@ def evaluate(feats: CellFeatures, bags: Sequence[Any], folds: Sequence[Sequence[
                 q = enc.embed_text(t_emb[t_ids[te]])                     # [n_te, E]
                 top = (q @ e_te.t()).topk(min(K_NEIGHBOURS, len(te)), dim=1).indices
                 s["text_p_at_5"] = float((y[te][top] == y[te][:, None]).double().mean())
+        ev = _evidence(out.cell_weights(), [bags[i] for i in te.tolist()], te)
+        if ev is not None:
+            s["evidence_at_8"], s["abnormal_share"] = ev
         s["train_seconds"] = enc.meta.get("train_seconds", 0.0)
         per[ENCODER].append(s)
         logger.info("fold %d/%d: %s", k + 1, len(folds), ", ".join(
@@ -224,6 +249,11 @@ def markdown(result: Dict[str, Any]) -> str:
     info = (f"\n{result['patients']} patients, {result['cells']} cells, "
             f"{len(result['diagnoses'])} diagnoses ({', '.join(result['diagnoses'])}), "
             f"{len(next(iter(result['folds'].values())))} patient-level folds")
+    enc = next((r for r in result["rows"] if r["features"] == ENCODER), {})
+    if "evidence_at_8" in enc:
+        info += (f"\n\nEvidence: of the 8 cells the encoder weighed most in each test patient "
+                 f"with abnormal cells, {enc['evidence_at_8']:.3f} ± {enc['evidence_at_8_sd']:.3f}"
+                 f" are abnormal (truth), against {enc['abnormal_share']:.3f} of all their cells.")
     recall = result.get("knn_recall", {})
     if recall:
         diags = result["diagnoses"]
