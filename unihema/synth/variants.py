@@ -10,7 +10,8 @@ variant                what is drawn (and the subtype it is patterned on)
                        nucleus often bilobed: the abnormal promyelocyte of APL (PML::RARA)
 ``auer bundle``        3-6 thin red-purple rods crossing in the cytoplasm ("faggot cell",
                        APL)
-``auer rod``           one long slender rod in the cytoplasm (t(8;21), RUNX1::RUNX1T1)
+``auer rod``           one long slender rod in a cytoplasm with fine azurophil granules and
+                       a pale perinuclear hof (t(8;21) blasts, RUNX1::RUNX1T1)
 ``cup nucleus``        a deep pale invagination into the nucleus, a third to half of its
                        width ("cup-like" blasts of NPM1-mutated AML)
 ``abnormal granules``  large dark purple granules among the orange ones of an eosinophil
@@ -37,6 +38,7 @@ AUER = np.array([188.0, 62.0, 112.0])  # reddish-purple rod (azurophil material)
 HYPER_GRANULE = np.array([112.0, 28.0, 92.0])
 DARK_GRANULE = np.array([62.0, 20.0, 88.0])
 CUP = np.array([206.0, 200.0, 234.0])  # the pale invagination (Golgi zone) of a cup blast
+HOF = np.array([224.0, 214.0, 230.0])  # the pale perinuclear zone of a t(8;21) blast
 HYPOGRANULAR = CYTO_COLOUR["light blue"]
 
 
@@ -108,7 +110,19 @@ def auer_bundle(rng, patch: Patch) -> None:
 
 
 def auer_rod(rng, patch: Patch) -> None:
-    patch.info["rods"] = _rods(rng, patch, 1, (9.0, 14.0), 1.3, 0.0)
+    nuc = patch.mask & (patch.sem == NUCLEUS)
+    cyto = patch.mask & (patch.sem == CYTOPLASM) & ~_ring(patch)
+    if nuc.any():  # a pale perinuclear hof (Golgi zone) beside the nucleus
+        cy, cx, r = _centre(nuc)
+        yy, xx = _grid(patch)
+        th = rng.uniform(0, 2 * np.pi)
+        hy, hx = cy + 1.05 * r * np.sin(th), cx + 1.05 * r * np.cos(th)
+        hof = cyto & ((yy - hy) ** 2 + (xx - hx) ** 2 < (0.5 * r) ** 2)
+        patch.rgb[hof] = HOF * rng.uniform(0.97, 1.02, 3)
+        patch.info["hof_px"] = int(hof.sum())
+    g = _dots(rng, cyto, int(0.2 * cyto.sum()), (0.6, 0.9))  # azurophil granules
+    patch.rgb[g] = DARK_GRANULE * rng.uniform(0.9, 1.1, size=(int(g.sum()), 1))
+    patch.info["rods"] = _rods(rng, patch, 1, (11.0, 16.0), 1.8, 0.0)
 
 
 def cup_nucleus(rng, patch: Patch) -> None:
@@ -119,7 +133,7 @@ def cup_nucleus(rng, patch: Patch) -> None:
     cy, cx, r = _centre(nuc)
     yy, xx = _grid(patch)
     th = rng.uniform(0, 2 * np.pi)
-    d, rc = r * rng.uniform(0.7, 0.85), r * rng.uniform(0.45, 0.55)
+    d, rc = r * rng.uniform(0.65, 0.8), r * rng.uniform(0.5, 0.62)
     cup = nuc & ((yy - cy - d * np.sin(th)) ** 2 + (xx - cx - d * np.cos(th)) ** 2 < rc * rc)
     patch.rgb[cup] = CUP * rng.uniform(0.97, 1.02, 3)
     patch.sem[cup] = CYTOPLASM
