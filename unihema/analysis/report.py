@@ -38,6 +38,7 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 from PIL import Image
 
+from unihema.analysis import patient_section
 from unihema.analysis.overlay import LINEAGE_COLOURS, colour_of
 from unihema.analysis.records import CellRecord, write_text_atomic
 
@@ -359,6 +360,8 @@ def render_report(analysis, overlays: Dict[str, str], gallery_limit: int = GALLE
         body.append(f'<section id="flags"><h2>Notes</h2><ul class="flags">{flags}</ul>'
                     f'</section>')
     body.append(_summary_html(s))
+    if getattr(analysis, "patient", None):  # unihema analyze --patient-encoder
+        body.append(patient_section.render(analysis.patient))
     legend = "".join(f'<span><i style="background:{c}"></i>{_e(n)}</span>'
                      for n, c in LINEAGE_COLOURS.items())
     fields = "".join(

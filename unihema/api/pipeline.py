@@ -349,6 +349,15 @@ class UniHemaPipeline:
 
         return analyze(self, inputs, **options)
 
+    def patient(self, cells_or_analysis: Any, encoder: Any, **options: Any) -> Dict[str, Any]:
+        """Patient-level verdict of one patient's cells (single-cell images, a folder of them,
+        or a ``SmearAnalysis``) by a patient ``encoder`` (folder or ``PatientEncoder``):
+        diagnosis probabilities, patient embedding, top-attention cells
+        (:func:`unihema.patient.verdict.patient_verdict`, docs/patient.md)."""
+        from unihema.patient.verdict import patient_verdict, public
+
+        return public(patient_verdict(self, cells_or_analysis, encoder, **options))
+
     def read(self, image: ImageLike) -> Dict[str, Any]:
         """What the model sees on the image, as its text tasks are told (``model.reading``):
         ``{"entries": [{"text": "32 red blood cells", "confidence": 0.71}, ...], "report":

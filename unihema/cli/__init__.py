@@ -13,6 +13,7 @@
     unihema data download KEY --to DIR           fetch and safely extract a dataset
     unihema data export KEY --root DIR --to coco|hf --out DIR
     unihema trust fit|eval --model DIR --config CFG   per-cell trust (docs/trust.md)
+    unihema patient eval|train|retrieve          patient level (docs/patient.md)
     unihema config show [FILE] [key=value ...]   the resolved config
     unihema config schema                        every config key, type, default and meaning
 
@@ -77,11 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from unihema.cli.baseline import add_baseline_parser
     from unihema.cli.eval import add_eval_parser
+    from unihema.cli.patient import add_patient_parser
     from unihema.cli.trust import add_trust_parser
 
     add_eval_parser(sub)
     add_baseline_parser(sub)
     add_trust_parser(sub)
+    add_patient_parser(sub)
     return p
 
 

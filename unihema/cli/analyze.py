@@ -55,6 +55,9 @@ def add_analyze_parser(sub) -> None:
                    "threshold)")
     p.add_argument("--gallery-limit", type=int, default=5000,
                    help="most cells shown in report.html (the most uncertain of each type)")
+    p.add_argument("--patient-encoder", default=None, metavar="DIR",
+                   help="a patient encoder (unihema patient train): adds the patient-level "
+                   "prediction and its evidence cells (patient.json, report.html)")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     p.add_argument("--flags", default=None, metavar="FILE",
                    help="smear-level review rules, YAML or JSON (default: the built-in ones; "
@@ -90,6 +93,11 @@ def run_analyze(args: argparse.Namespace) -> int:
     result = analyze(pipe, args.inputs, um_per_px=args.um_per_px, tile=args.tile,
                      batch_size=args.batch_size, min_score=args.min_score, flags=policy,
                      progress=not args.no_progress and not args.json)
+    if args.patient_encoder:
+        from unihema.patient.verdict import attach_verdict
+
+        attach_verdict(pipe, result, args.patient_encoder, args.inputs, args.out,
+                       quiet=args.json)
     paths = write_analysis(result, args.out, args.gallery_limit)
     s = result.summary
     if args.json:
