@@ -146,10 +146,10 @@ def main(argv=None) -> int:
 
     from unihema.benchmark.models import load_model
     from unihema.config import load_config
-    from unihema.trust.collect import fingerprint, known_classes, logit_scale, name_embedder
+    from unihema.benchmark.trust_cells import fingerprint, known_classes, logit_scale, name_embedder
     from unihema.trust.fitting import evaluate_state, fit_state
     from unihema.trust.metrics import open_set_metrics
-    from unihema.trust.run import collect_split, merge, model_folder, write_results
+    from unihema.benchmark.trust import collect_split, merge, model_folder, write_results
     from unihema.trust.unknown import FitData, build_scorer
 
     torch.set_num_threads(1)

@@ -93,7 +93,7 @@ def _fit_trust(model_dir: Path, data_dir: Path) -> Optional[Any]:
     validation white cells and save it beside the model, so that ``unihema analyze`` and
     ``pipe.classify`` give each cell its set and unknown score (docs/trust.md). ``None``
     when the split holds no white cell."""
-    from unihema.trust.run import fit_trust
+    from unihema.benchmark.trust import fit_trust
 
     cfg = load_config(str(PRESETS / "demo_trust.yaml"),
                       [f"data.{s}.0.root={data_dir}" for s in ("train", "val", "test")])

@@ -23,7 +23,7 @@ def _config(args: argparse.Namespace):
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from unihema.trust.run import fit_trust
+    from unihema.benchmark.trust import fit_trust
 
     params = json.loads(args.params) if args.params else None
     state = fit_trust(args.model, _config(args), split=args.split, method=args.method,
@@ -41,7 +41,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from unihema.trust.run import evaluate_trust, tables
+    from unihema.benchmark.trust import evaluate_trust, tables
 
     out = Path(args.out) if args.out else None
     results = evaluate_trust(args.model, _config(args), split=args.split, limit=args.limit,

@@ -469,8 +469,6 @@ def evaluator_plots(task: str, evaluator: Any, metrics: Mapping[str, float], plo
     ``risk_coverage`` (classify), ``roc`` and ``coverage_target`` (the ``open_set`` and
     ``selective`` evaluators, whose ``plots`` attribute replaces the task's) and
     ``gallery`` (when ``best`` holds items and the task has one; see :func:`plot_gallery`)."""
-    from unihema.evaluation import trust_plots  # noqa: F401 - registers roc, coverage_target
-
     plot_dir = Path(plot_dir)
     out: Dict[str, Path] = {}
     spec = get_task(task) if task in TASKS else None

@@ -47,6 +47,7 @@ import numpy as np
 import torch
 
 from unihema.evaluation import EVALUATORS, Evaluator
+from unihema.evaluation import trust_plots  # noqa: F401 - registers the roc, coverage_target plots
 from unihema.evaluation.classify import risk_coverage
 
 logger = logging.getLogger(__name__)

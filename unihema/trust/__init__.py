@@ -4,8 +4,8 @@ a referral threshold, fitted on held-out cells and saved beside the model.
 The core (:mod:`~unihema.trust.state`, :mod:`~unihema.trust.conformal`,
 :mod:`~unihema.trust.unknown`, :mod:`~unihema.trust.metrics`) works on tensors of logits and
 embeddings and imports nothing above :mod:`unihema.registry` and :mod:`unihema.utils`, so any
-layer may use it. :mod:`unihema.trust.collect` and :mod:`unihema.trust.fit` run a loaded model
-over configured data (they sit beside :mod:`unihema.benchmark`); docs/trust.md explains the
+layer may use it. :mod:`unihema.benchmark.trust_cells` and :mod:`unihema.benchmark.trust` run a
+loaded model over configured data (``unihema trust fit|eval``); docs/trust.md explains the
 numbers.
 """
 

@@ -2,7 +2,7 @@
 
 Works on :class:`Cells`: what the model gave for every cell of a split (raw logits over the
 trained classes, unit-norm embeddings) with each cell's true type. Running a model over
-configured data to get them is :mod:`unihema.trust.collect`.
+configured data to get them is :mod:`unihema.benchmark.trust_cells`.
 
 :func:`fit_state`, on the validation (calibration) cells of the trained types:
 

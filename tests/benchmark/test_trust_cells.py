@@ -7,7 +7,7 @@ import pytest
 from unihema.config import load_config
 from unihema.config.schema import DatasetEntry
 from unihema.engine.data import build_task_splits
-from unihema.trust.collect import entry_label, known_classes
+from unihema.benchmark.trust_cells import entry_label, known_classes
 
 
 def _labels(synth_root, tiny, candidates):

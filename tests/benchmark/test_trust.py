@@ -10,8 +10,8 @@ import torch
 from unihema.cli import main
 from unihema.config import load_config
 from unihema.modeling.model import UniHema
-from unihema.trust.collect import collect_cells, known_classes
-from unihema.trust.run import evaluate_trust, fit_trust
+from unihema.benchmark.trust_cells import collect_cells, known_classes
+from unihema.benchmark.trust import evaluate_trust, fit_trust
 from unihema.trust.state import TRUST_JSON, TrustState
 
 KNOWN = ["segmented neutrophil", "band neutrophil", "lymphocyte", "monocyte", "eosinophil",

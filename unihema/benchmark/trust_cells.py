@@ -1,7 +1,7 @@
 """Running a model over configured cells to get :class:`~unihema.trust.fitting.Cells`.
 
-This module and :mod:`unihema.trust.run` sit beside :mod:`unihema.benchmark` (they load
-models and build task splits); the rest of :mod:`unihema.trust` works on tensors alone.
+With :mod:`unihema.benchmark.trust` it is the part of per-cell trust that loads models and
+builds task splits; :mod:`unihema.trust` itself works on tensors alone.
 
 Every cell is prompted with the **trained** classes (the trust state's), whatever its true
 type: in use a cell of an untrained type comes with the same prompt as any other, so its

@@ -6,8 +6,7 @@
 Fitting reads the config's ``data.val`` entries (the calibration cells; their
 ``candidates.classify`` are the trained types) and ``data.train`` (the training cells the
 embedding scorers compare with); evaluation reads ``data.test``, where cells of other types
-are the unknown ones. Like :mod:`unihema.trust.collect`, this module sits beside
-:mod:`unihema.benchmark`.
+are the unknown ones; :mod:`unihema.benchmark.trust_cells` collects the cells.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from unihema.config.schema import Config, DatasetEntry
-from unihema.trust.collect import (collect_cells, entry_label, fingerprint, known_classes,
+from unihema.benchmark.trust_cells import (collect_cells, entry_label, fingerprint, known_classes,
                                    logit_scale, name_embedder)
 from unihema.trust.fitting import Cells, evaluate_state, fit_state
 from unihema.trust.state import TrustState
