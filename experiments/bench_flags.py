@@ -1,7 +1,7 @@
 """Smear-level review flags on synthetic smears: sensitivity and specificity against the number
 of must-not-miss cells a smear holds.
 
-    python experiments/bench_flags.py --model /work/models/demo40/model --smears 12 \\
+    python experiments/bench_flags.py --model runs/demo40/model --smears 12 \\
         --out runs/bench_flags
 
 Each smear is one synthetic camera field (``--size`` pixels square at the model's scale,
