@@ -12,7 +12,6 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-import numpy as np  # noqa: E402
 
 FIELD = (1920, 1440)
 UM_PER_PX = 0.12
@@ -53,22 +52,11 @@ def load_pipeline(model_dir: str = "", image_size: int = 256, preset: str = "dem
 
 
 def truth_detector(cells: Sequence[Dict[str, Any]], min_visible: float = 0.3):
-    """``(name, window) -> Detections``: the truth boxes of ``cells`` clipped to the window."""
-    from unihema.analysis.merge import Detections
+    """The truth boxes of ``cells`` as an injected detector
+    (:func:`unihema.analysis.truth.truth_detector`)."""
+    from unihema.analysis.truth import truth_detector as detector
 
-    boxes = np.array([c["box"] for c in cells], float).reshape(-1, 4)
-    labels = np.array([c["lineage"] for c in cells], object)
-
-    def detect(name, window):
-        x0, y0, x1, y1 = window
-        c = np.stack([np.maximum(boxes[:, 0], x0), np.maximum(boxes[:, 1], y0),
-                      np.minimum(boxes[:, 2], x1), np.minimum(boxes[:, 3], y1)], 1)
-        area = np.clip(c[:, 2] - c[:, 0], 0, None) * np.clip(c[:, 3] - c[:, 1], 0, None)
-        full = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        keep = (area > 0) & (area >= min_visible * full)
-        return Detections(c[keep], labels[keep], np.ones(int(keep.sum())))
-
-    return detect
+    return detector(cells, min_visible)
 
 
 def by_field(detectors: Dict[str, Any]):

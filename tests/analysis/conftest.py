@@ -4,11 +4,10 @@ synthetic field with its truth, and a detector that reports the truth boxes a wi
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
-from unihema.analysis.merge import Detections
+from unihema.analysis.truth import truth_detector as _truth_detector
 
 FIELD_UM_PER_PX = 0.2
 WHITE_TYPES = ["segmented neutrophil", "lymphocyte", "monocyte"]
@@ -46,19 +45,7 @@ def small_field():
 def truth_detector(field, min_visible: float = 0.3):
     """``(name, window) -> Detections``: the truth boxes of ``field`` clipped to the window,
     for cells showing at least ``min_visible`` of their box there (lineage labels)."""
-    boxes = np.array([c["box"] for c in field.cells], float).reshape(-1, 4)
-    labels = np.array([c["lineage"] for c in field.cells], object)
-
-    def detect(name, window):
-        x0, y0, x1, y1 = window
-        c = np.stack([np.maximum(boxes[:, 0], x0), np.maximum(boxes[:, 1], y0),
-                      np.minimum(boxes[:, 2], x1), np.minimum(boxes[:, 3], y1)], 1)
-        area = np.clip(c[:, 2] - c[:, 0], 0, None) * np.clip(c[:, 3] - c[:, 1], 0, None)
-        full = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        keep = (area > 0) & (area >= min_visible * full)
-        return Detections(c[keep], labels[keep], np.ones(int(keep.sum())))
-
-    return detect
+    return _truth_detector(field.cells, min_visible)
 
 
 def white_trust(unknown_threshold: float = float("inf"), referral_threshold: float = 0.5,

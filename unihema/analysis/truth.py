@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import numpy as np
 
-from unihema.analysis.merge import overlaps
+from unihema.analysis.merge import Detections, overlaps
 from unihema.analysis.tiles import TileGrid
 from unihema.synth.layout import LINEAGES
 from unihema.synth.smear import truth_summary
@@ -160,3 +160,24 @@ def score_smear(analysis, truth: Mapping[str, Sequence[Dict[str, Any]]],
         "parasitaemia": {"truth": want["parasitaemia"], "found": round(para_found, 3),
                          "error_pts": round(para_found - want["parasitaemia"], 3)},
     }
+
+
+def truth_detector(cells: Sequence[Mapping[str, Any]], min_visible: float = 0.3):
+    """``(name, window) -> Detections``: the truth boxes of ``cells`` (dicts with ``box`` and
+    ``lineage``, as a synthetic field's truth holds them) clipped to the window, for cells
+    showing at least ``min_visible`` of their box there; an injected detector for
+    :func:`unihema.analysis.run.analyze` that sees exactly the cells that are there."""
+
+    boxes = np.array([c["box"] for c in cells], float).reshape(-1, 4)
+    labels = np.array([c["lineage"] for c in cells], object)
+
+    def detect(name, window):
+        x0, y0, x1, y1 = window
+        c = np.stack([np.maximum(boxes[:, 0], x0), np.maximum(boxes[:, 1], y0),
+                      np.minimum(boxes[:, 2], x1), np.minimum(boxes[:, 3], y1)], 1)
+        area = np.clip(c[:, 2] - c[:, 0], 0, None) * np.clip(c[:, 3] - c[:, 1], 0, None)
+        full = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        keep = (area > 0) & (area >= min_visible * full)
+        return Detections(c[keep], labels[keep], np.ones(int(keep.sum())))
+
+    return detect
